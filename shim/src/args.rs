@@ -1,0 +1,188 @@
+//! The shim's command line: `key=value` words, in any order, so that `ps`
+//! shows what a shim is for.
+//!
+//! ```text
+//! nanoctr-shim id=ID bundle=DIR runtime=PATH startup-fd=N
+//!              [root=DIR] [stdin=PATH] [stdout=PATH] [stderr=PATH]
+//! ```
+//!
+//! Every value is a suffix of a NUL-terminated `argv` string, so it is handed
+//! on to the runtime as a C string without a copy.
+
+use core::ffi::CStr;
+
+/// What the daemon tells a shim about the process it supervises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShimArgs<'a> {
+    /// Container id, passed to the runtime.
+    pub id: &'a CStr,
+    /// Absolute path of the OCI bundle.
+    pub bundle: &'a CStr,
+    /// Absolute path of the runtime binary (`runc`, `crun`, ...).
+    pub runtime: &'a CStr,
+    /// The runtime's state root (`--root`), if not its default.
+    pub root: Option<&'a CStr>,
+    /// Container stdin; `/dev/null` when absent.
+    pub stdin: Option<&'a CStr>,
+    /// Container stdout; `output` in the state dir when absent.
+    pub stdout: Option<&'a CStr>,
+    /// Container stderr; the same file as stdout when absent.
+    pub stderr: Option<&'a CStr>,
+    /// Write end of the pipe on which the create result is reported.
+    pub startup_fd: i32,
+}
+
+/// Why a command line was refused; the text is shown to a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArgError(pub &'static str);
+
+impl<'a> ShimArgs<'a> {
+    /// Parses the words after `argv[0]`.
+    pub fn parse<I: IntoIterator<Item = &'a CStr>>(words: I) -> Result<Self, ArgError> {
+        let mut id = None;
+        let mut bundle = None;
+        let mut runtime = None;
+        let mut startup_fd = None;
+        let mut out = ShimArgs {
+            id: c"",
+            bundle: c"",
+            runtime: c"",
+            root: None,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            startup_fd: -1,
+        };
+        for word in words {
+            let (key, value) = split(word).ok_or(ArgError("expected key=value"))?;
+            if value.is_empty() {
+                return Err(ArgError("empty value"));
+            }
+            let slot = match key {
+                b"id" => &mut id,
+                b"bundle" => &mut bundle,
+                b"runtime" => &mut runtime,
+                b"root" => &mut out.root,
+                b"stdin" => &mut out.stdin,
+                b"stdout" => &mut out.stdout,
+                b"stderr" => &mut out.stderr,
+                b"startup-fd" => &mut startup_fd,
+                _ => return Err(ArgError("unknown key")),
+            };
+            if slot.replace(value).is_some() {
+                return Err(ArgError("key given twice"));
+            }
+        }
+        out.id = id.ok_or(ArgError("missing id="))?;
+        out.bundle = bundle.ok_or(ArgError("missing bundle="))?;
+        out.runtime = runtime.ok_or(ArgError("missing runtime="))?;
+        let fd = startup_fd.ok_or(ArgError("missing startup-fd="))?;
+        out.startup_fd = parse_u32(fd.to_bytes())
+            .and_then(|n| i32::try_from(n).ok())
+            .filter(|&n| n > 2)
+            .ok_or(ArgError("startup-fd must be a number above 2"))?;
+        Ok(out)
+    }
+}
+
+/// Splits `key=value`; the value keeps its NUL terminator.
+fn split(word: &CStr) -> Option<(&[u8], &CStr)> {
+    let bytes = word.to_bytes_with_nul();
+    let eq = bytes.iter().position(|&b| b == b'=')?;
+    let value = CStr::from_bytes_with_nul(&bytes[eq + 1..]).ok()?;
+    Some((&bytes[..eq], value))
+}
+
+/// Parses a decimal number with no sign and no spaces.
+pub fn parse_u32(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 10 {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
+    }
+    Some(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+
+    fn parse(words: &[&str]) -> Result<ShimArgs<'static>, ArgError> {
+        let owned: Vec<&'static CStr> = words
+            .iter()
+            .map(|w| &*Box::leak(CString::new(*w).unwrap().into_boxed_c_str()))
+            .collect();
+        ShimArgs::parse(owned)
+    }
+
+    #[test]
+    fn full_command_line() {
+        let a = parse(&[
+            "id=web",
+            "bundle=/b",
+            "runtime=/usr/bin/runc",
+            "startup-fd=5",
+            "root=/run/runc",
+            "stdout=/tmp/o",
+        ])
+        .unwrap();
+        assert_eq!(a.id, c"web");
+        assert_eq!(a.bundle, c"/b");
+        assert_eq!(a.runtime, c"/usr/bin/runc");
+        assert_eq!(a.root, Some(c"/run/runc"));
+        assert_eq!(a.stdout, Some(c"/tmp/o"));
+        assert_eq!(a.stdin, None);
+        assert_eq!(a.stderr, None);
+        assert_eq!(a.startup_fd, 5);
+    }
+
+    #[test]
+    fn value_may_contain_equals() {
+        let a = parse(&["id=x", "bundle=/a=b", "runtime=/r", "startup-fd=3"]).unwrap();
+        assert_eq!(a.bundle, c"/a=b");
+    }
+
+    #[test]
+    fn refusals() {
+        let base = ["id=x", "bundle=/b", "runtime=/r", "startup-fd=3"];
+        for (i, expect) in [
+            "missing id=",
+            "missing bundle=",
+            "missing runtime=",
+            "missing startup-fd=",
+        ]
+        .iter()
+        .enumerate()
+        {
+            let mut words = base.to_vec();
+            words.remove(i);
+            assert_eq!(parse(&words), Err(ArgError(expect)));
+        }
+        let mut words = base.to_vec();
+        words.push("bogus=1");
+        assert_eq!(parse(&words), Err(ArgError("unknown key")));
+        words.pop();
+        words.push("id=y");
+        assert_eq!(parse(&words), Err(ArgError("key given twice")));
+        assert!(parse(&["id=x", "bundle=/b", "runtime=/r", "startup-fd=2"]).is_err());
+        assert!(parse(&["id=x", "bundle=/b", "runtime=/r", "startup-fd=-4"]).is_err());
+        assert!(parse(&["id=", "bundle=/b", "runtime=/r", "startup-fd=3"]).is_err());
+        assert!(parse(&["plain"]).is_err());
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u32(b"0"), Some(0));
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"12a"), None);
+        assert_eq!(parse_u32(b"+1"), None);
+    }
+}

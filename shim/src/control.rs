@@ -1,0 +1,109 @@
+//! Lines from the `control` fifo (daemon to shim), and the assembly of lines
+//! from a byte stream in a fixed buffer.
+
+/// A request on the control fifo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Run `<runtime> start ID`.
+    Start,
+    /// Anything else; ignored, so an older shim survives a newer daemon.
+    Unknown,
+}
+
+impl Control {
+    pub fn parse(line: &[u8]) -> Control {
+        match trim(line) {
+            b"start" => Control::Start,
+            _ => Control::Unknown,
+        }
+    }
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [rest @ .., b'\r' | b' '] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Collects bytes into lines in a fixed buffer. A line longer than the
+/// buffer is dropped whole (up to its newline) instead of being cut into
+/// pieces that could read as other requests.
+pub struct LineAssembler<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    discarding: bool,
+}
+
+impl<const N: usize> Default for LineAssembler<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> LineAssembler<N> {
+    pub const fn new() -> Self {
+        LineAssembler {
+            buf: [0; N],
+            len: 0,
+            discarding: false,
+        }
+    }
+
+    /// Feeds `input` and calls `each` with every complete line, without its
+    /// newline.
+    pub fn feed(&mut self, input: &[u8], mut each: impl FnMut(&[u8])) {
+        for &b in input {
+            if b == b'\n' {
+                if !self.discarding {
+                    each(&self.buf[..self.len]);
+                }
+                self.len = 0;
+                self.discarding = false;
+            } else if self.discarding {
+            } else if self.len == N {
+                self.discarding = true;
+                self.len = 0;
+            } else {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines<const N: usize>(a: &mut LineAssembler<N>, input: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        a.feed(input, |l| out.push(l.to_vec()));
+        out
+    }
+
+    #[test]
+    fn parses_control_words() {
+        assert_eq!(Control::parse(b"start"), Control::Start);
+        assert_eq!(Control::parse(b"start\r"), Control::Start);
+        assert_eq!(Control::parse(b"start now"), Control::Unknown);
+        assert_eq!(Control::parse(b""), Control::Unknown);
+    }
+
+    #[test]
+    fn assembles_across_reads() {
+        let mut a = LineAssembler::<16>::new();
+        assert!(lines(&mut a, b"sta").is_empty());
+        assert_eq!(
+            lines(&mut a, b"rt\nx\n"),
+            vec![b"start".to_vec(), b"x".to_vec()]
+        );
+    }
+
+    #[test]
+    fn drops_over_long_lines_whole() {
+        let mut a = LineAssembler::<4>::new();
+        assert_eq!(lines(&mut a, b"startstart\nok\n"), vec![b"ok".to_vec()]);
+        assert_eq!(lines(&mut a, b"abcd\n"), vec![b"abcd".to_vec()]);
+    }
+}

@@ -1,0 +1,14 @@
+//! The parts of `nanoctr-shim` that make no system calls: its argument
+//! contract, the lines it writes, the control lines it reads, and the
+//! extraction of a runtime's last error from its JSON log.
+//!
+//! They live in a library so that they are unit-tested on the host; the
+//! binary (`main.rs`) is `no_std`, has no heap, and links only these pieces,
+//! `rustix` and the C library's start-up code.
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_code)]
+
+pub mod args;
+pub mod control;
+pub mod line;
+pub mod runtime_log;

@@ -1,0 +1,418 @@
+//! nanoctr-shim: supervises one container process.
+//!
+//! The daemon starts one shim per process, with the process's state dir
+//! (`<state-dir>/<id>/init/`) as its working directory. The shim
+//!
+//! 1. blocks SIGCHLD (taken through a signalfd in its loop, never in a
+//!    handler), becomes a child subreaper and leaves the daemon's session,
+//! 2. opens the `exit` fifo for writing and holds it for its whole life, so
+//!    that the daemon sees EOF exactly when the shim is gone,
+//! 3. runs `<runtime> create` with the container's stdio and reports
+//!    `created PID` or `error MESSAGE` on the startup fd,
+//! 4. runs `<runtime> start` when `start` arrives on the `control` fifo and
+//!    answers `started` or `error MESSAGE` on the `reply` fifo,
+//! 5. reaps every child, and when the container's init exits writes
+//!    `exitStatus` atomically (the exit code, or 128 + signal) and exits.
+//!
+//! It has no heap: every buffer is fixed and on the stack. Exit codes follow
+//! s6: 100 for a bad command line, 111 when a system call fails, 101 for a
+//! bug; 0 once `exitStatus` is written, 1 when `create` failed.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+mod sys;
+
+use core::ffi::CStr;
+use nanoctr_shim::args::{parse_u32, ShimArgs};
+use nanoctr_shim::control::{Control, LineAssembler};
+use nanoctr_shim::line::Line;
+use nanoctr_shim::runtime_log;
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{self, Mode, OFlags, SeekFrom};
+use rustix::io::{self, Errno};
+use rustix::process::{self, Pid, WaitOptions, WaitStatus};
+use sys::{Command, SignalSet};
+
+const EXIT_USAGE: i32 = 100;
+const EXIT_SYSTEM: i32 = 111;
+const EXIT_CREATE_FAILED: i32 = 1;
+
+/// A message line: `error ` plus a runtime's message fits comfortably.
+type Message = Line<1024>;
+
+fn main(words: sys::Args) -> i32 {
+    let args = match ShimArgs::parse(words) {
+        Ok(args) => args,
+        Err(e) => {
+            let mut l = Message::new();
+            l.push(b"nanoctr-shim: ").push(e.0.as_bytes());
+            let _ = io::write(sys::stderr(), l.finish());
+            return EXIT_USAGE;
+        }
+    };
+    let startup = match sys::adopt_fd(args.startup_fd) {
+        Ok(fd) => fd,
+        Err(_) => return EXIT_USAGE,
+    };
+    let _ = io::fcntl_setfd(&startup, io::FdFlags::CLOEXEC);
+    if let Err(f) = ensure_stdio() {
+        report(&startup, f);
+        return EXIT_SYSTEM;
+    }
+    let mut shim = match Shim::setup(&args) {
+        Ok(shim) => shim,
+        Err(f) => {
+            report(&startup, f);
+            return EXIT_SYSTEM;
+        }
+    };
+    let init = match shim.create() {
+        Ok(pid) => pid,
+        Err(f) => {
+            report(&startup, f);
+            return EXIT_CREATE_FAILED;
+        }
+    };
+    let mut l = Message::new();
+    l.push(b"created ").push_int(i64::from(init.as_raw_pid()));
+    let _ = io::write(&startup, l.finish());
+    drop(startup);
+
+    let code = shim.supervise(init);
+    match write_atomic(
+        c"exitStatus",
+        c".exitStatus.tmp",
+        Message::new().push_int(code.into()),
+    ) {
+        Ok(()) => 0,
+        Err(_) => EXIT_SYSTEM,
+    }
+}
+
+/// Why something failed, to be told to the daemon as `error ...`.
+enum Failure {
+    /// A system call failed while doing `what`.
+    Sys(&'static str, Errno),
+    /// The runtime exited with this status while doing `what`; its own
+    /// message is in `log.json`.
+    Runtime(&'static str, i32),
+}
+
+fn sys(what: &'static str) -> impl FnOnce(Errno) -> Failure {
+    move |e| Failure::Sys(what, e)
+}
+
+/// Writes `error MESSAGE` for `f` to `fd`.
+fn report(fd: impl AsFd, f: Failure) {
+    let mut l = Message::new();
+    l.push(b"error ");
+    match f {
+        Failure::Sys(what, e) => {
+            l.push(what.as_bytes())
+                .push(b": errno ")
+                .push_int(e.raw_os_error().into());
+        }
+        Failure::Runtime(what, code) => {
+            let mut tail = [0u8; runtime_log::TAIL];
+            let mut msg = [0u8; 900];
+            let log = read_tail(c"log.json", &mut tail).unwrap_or(&[]);
+            match runtime_log::last_error(log, &mut msg) {
+                Some(n) => l.push_text(&msg[..n]),
+                None => l
+                    .push(b"runtime ")
+                    .push(what.as_bytes())
+                    .push(b" exited with status ")
+                    .push_int(code.into()),
+            };
+        }
+    }
+    let _ = io::write(fd, l.finish());
+}
+
+/// Makes sure descriptors 0, 1 and 2 are open (on /dev/null if nothing
+/// else), so no descriptor the shim opens can land on them.
+fn ensure_stdio() -> Result<(), Failure> {
+    loop {
+        let fd =
+            fs::open(c"/dev/null", OFlags::RDWR, Mode::empty()).map_err(sys("open /dev/null"))?;
+        if rustix::fd::AsRawFd::as_raw_fd(&fd) > 2 {
+            return Ok(());
+        }
+        core::mem::forget(fd);
+    }
+}
+
+/// What the shim holds for its whole life.
+struct Shim<'a> {
+    args: &'a ShimArgs<'a>,
+    /// The signal mask the shim was started with, restored in children.
+    mask: SignalSet,
+    signals: OwnedFd,
+    control: OwnedFd,
+    reply: OwnedFd,
+    /// Held, never written: EOF on the daemon's end means the shim is gone.
+    _exit: OwnedFd,
+    /// Children reaped before the shim knew who they were.
+    early: Reaped,
+}
+
+impl<'a> Shim<'a> {
+    fn setup(args: &'a ShimArgs<'a>) -> Result<Self, Failure> {
+        let chld = SignalSet::of(&[libc::SIGCHLD, libc::SIGPIPE]);
+        let mask = sys::block_signals(&chld).map_err(sys("block signals"))?;
+        let signals = sys::signalfd(&SignalSet::of(&[libc::SIGCHLD])).map_err(sys("signalfd"))?;
+        // Leave the daemon's session and process group: nothing the daemon
+        // or its terminal does to its group reaches the shim. Fails only if
+        // already a group leader, which is as good.
+        let _ = process::setsid();
+        // Orphaned container processes are reparented to the shim, so it
+        // can reap them and see the container's init exit. qemu-user has no
+        // subreaper; the shim still works there for processes it forks.
+        let _ = process::set_child_subreaper(Some(process::getpid()));
+        let mut pid = Line::<16>::new();
+        pid.push_int(process::getpid().as_raw_pid().into());
+        write_atomic(c"shim.pid", c".shim.pid.tmp", &mut pid).map_err(sys("write shim.pid"))?;
+        let fifo = |name: &CStr, flags: OFlags| {
+            fs::open(
+                name,
+                flags | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+        };
+        // The daemon holds the read end already, so this does not block.
+        let exit = fifo(c"exit", OFlags::WRONLY).map_err(sys("open exit fifo"))?;
+        // Read-write: the fifo never reports EOF between daemon writes, and
+        // `reply` keeps an answer buffered until a (restarted) daemon reads it.
+        let control = fifo(c"control", OFlags::RDWR).map_err(sys("open control fifo"))?;
+        let reply = fifo(c"reply", OFlags::RDWR).map_err(sys("open reply fifo"))?;
+        Ok(Shim {
+            args,
+            mask,
+            signals,
+            control,
+            reply,
+            _exit: exit,
+            early: Reaped::default(),
+        })
+    }
+
+    /// `<runtime> [--root R] --log log.json --log-format json VERB`
+    fn runtime(&self, verb: &'a CStr) -> Command<'a> {
+        let mut cmd = Command::new(self.args.runtime);
+        if let Some(root) = self.args.root {
+            cmd.arg(c"--root").arg(root);
+        }
+        cmd.arg(c"--log")
+            .arg(c"log.json")
+            .arg(c"--log-format")
+            .arg(c"json");
+        cmd.arg(verb);
+        cmd
+    }
+
+    /// Runs `<runtime> create` with the container's stdio and waits for it.
+    /// Returns the container's init pid.
+    fn create(&mut self) -> Result<Pid, Failure> {
+        let a = self.args;
+        let stdin = open_stdio(a.stdin.unwrap_or(c"/dev/null"), OFlags::RDONLY)
+            .map_err(sys("open stdin"))?;
+        let output = OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND;
+        let stdout =
+            open_stdio(a.stdout.unwrap_or(c"output"), output).map_err(sys("open stdout"))?;
+        let stderr = match a.stderr {
+            Some(path) => Some(open_stdio(path, output).map_err(sys("open stderr"))?),
+            None => None,
+        };
+        let mut cmd = self.runtime(c"create");
+        cmd.arg(c"--bundle").arg(a.bundle);
+        cmd.arg(c"--pid-file").arg(c"pid").arg(a.id);
+        let stdio = [
+            stdin.as_fd(),
+            stdout.as_fd(),
+            stderr.as_ref().map_or(stdout.as_fd(), AsFd::as_fd),
+        ];
+        let child = cmd.spawn(stdio, &self.mask).map_err(sys("spawn runtime"))?;
+        drop((stdin, stdout, stderr));
+        let code = self.wait_for(child).map_err(sys("wait for runtime"))?;
+        if code != 0 {
+            return Err(Failure::Runtime("create", code));
+        }
+        let mut buf = [0u8; 16];
+        let text = read_tail(c"pid", &mut buf).map_err(sys("read pid file"))?;
+        parse_u32(text.trim_ascii())
+            .and_then(|n| Pid::from_raw(n as i32))
+            .ok_or(Failure::Sys("read pid file", Errno::INVAL))
+    }
+
+    /// Blocks until `child` exits; keeps any other exit seen meanwhile.
+    fn wait_for(&mut self, child: Pid) -> io::Result<i32> {
+        loop {
+            match process::wait(WaitOptions::empty()) {
+                Ok(Some((pid, status))) if pid == child => return Ok(exit_code(status)),
+                Ok(Some((pid, status))) => self.early.push(pid, exit_code(status)),
+                Ok(None) => return Err(Errno::CHILD),
+                Err(Errno::INTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The loop: signals, control lines, reaping. Returns the init's exit
+    /// code once it has exited and no runtime call of the shim is running.
+    fn supervise(&mut self, init: Pid) -> i32 {
+        let mut init_code = self.early.take(init);
+        let mut start: Option<Pid> = None;
+        let mut started = false;
+        let mut lines = LineAssembler::<128>::new();
+        loop {
+            // Reap every child there is: the init, its orphaned children, a
+            // runtime call. wait4(-1), since the container is in its own
+            // process group and session.
+            while let Ok(Some((pid, status))) = process::wait(WaitOptions::NOHANG) {
+                let code = exit_code(status);
+                if pid == init {
+                    init_code = Some(code);
+                } else if Some(pid) == start {
+                    start = None;
+                    self.answer_start(code);
+                }
+            }
+            if let (Some(code), None) = (init_code, start) {
+                return code;
+            }
+            let mut fds = [
+                PollFd::new(&self.signals, PollFlags::IN),
+                PollFd::new(&self.control, PollFlags::IN),
+            ];
+            match poll(&mut fds, None) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(_) => sys::exit(EXIT_SYSTEM),
+            }
+            let (sig_ready, control_ready) =
+                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
+            if sig_ready {
+                drain(self.signals.as_fd());
+            }
+            if control_ready {
+                let mut buf = [0u8; 128];
+                let n = io::read(&self.control, &mut buf).unwrap_or(0);
+                let mut start_requested = false;
+                lines.feed(&buf[..n], |line| {
+                    start_requested |= Control::parse(line) == Control::Start
+                });
+                if start_requested {
+                    if started {
+                        let _ = io::write(&self.reply, b"error already started\n");
+                    } else {
+                        started = true;
+                        match self.spawn_start() {
+                            Ok(pid) => start = Some(pid),
+                            Err(f) => report(&self.reply, f),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn spawn_start(&self) -> Result<Pid, Failure> {
+        let null = fs::open(c"/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .map_err(sys("open /dev/null"))?;
+        let mut cmd = self.runtime(c"start");
+        cmd.arg(self.args.id);
+        let stdio = [null.as_fd(), null.as_fd(), null.as_fd()];
+        cmd.spawn(stdio, &self.mask).map_err(sys("spawn runtime"))
+    }
+
+    fn answer_start(&self, code: i32) {
+        if code == 0 {
+            let _ = io::write(&self.reply, b"started\n");
+        } else {
+            report(&self.reply, Failure::Runtime("start", code));
+        }
+    }
+}
+
+/// The shell's convention: the exit code, or 128 + the signal that killed it.
+fn exit_code(status: WaitStatus) -> i32 {
+    match (status.exit_status(), status.terminating_signal()) {
+        (Some(code), _) => code,
+        (None, Some(signal)) => 128 + signal,
+        (None, None) => 255,
+    }
+}
+
+/// Exits reaped before their pid was known (the init can die between the
+/// runtime's exit and the shim reading the pid file).
+#[derive(Default)]
+struct Reaped {
+    slots: [(i32, i32); 4],
+    next: usize,
+}
+
+impl Reaped {
+    fn push(&mut self, pid: Pid, code: i32) {
+        self.slots[self.next % self.slots.len()] = (pid.as_raw_pid(), code);
+        self.next += 1;
+    }
+
+    fn take(&mut self, pid: Pid) -> Option<i32> {
+        let slot = self.slots.iter_mut().find(|s| s.0 == pid.as_raw_pid())?;
+        slot.0 = 0;
+        Some(slot.1)
+    }
+}
+
+/// Opens a stdio path for the container. Descriptors 0-2 are taken (see
+/// `ensure_stdio`), so the result is above 2 and its `O_CLOEXEC` is cleared
+/// by the `dup2` in the child. `O_NONBLOCK` keeps a fifo with no
+/// reader from hanging the shim (it fails with ENXIO instead); it is then
+/// cleared, so the container gets an ordinary blocking descriptor.
+fn open_stdio(path: &CStr, flags: OFlags) -> io::Result<OwnedFd> {
+    let fd = fs::open(
+        path,
+        flags | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::from_raw_mode(0o640),
+    )?;
+    fs::fcntl_setfl(&fd, flags & !OFlags::CREATE)?;
+    Ok(fd)
+}
+
+/// Reads the last `buf.len()` bytes of a file.
+fn read_tail<'b>(path: &CStr, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
+    let fd = fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let size = fs::seek(&fd, SeekFrom::End(0))?;
+    fs::seek(&fd, SeekFrom::Start(size.saturating_sub(buf.len() as u64)))?;
+    let mut n = 0;
+    while n < buf.len() {
+        match io::read(&fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(&buf[..n])
+}
+
+/// Writes `tmp`, syncs it and renames it over `path`: readers see the old
+/// file or the whole new one, never a torn write.
+fn write_atomic<const N: usize>(path: &CStr, tmp: &CStr, line: &mut Line<N>) -> io::Result<()> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+    let fd = fs::open(tmp, flags, Mode::from_raw_mode(0o644))?;
+    let bytes = line.finish();
+    if io::write(&fd, bytes)? != bytes.len() {
+        return Err(Errno::IO);
+    }
+    fs::fsync(&fd)?;
+    drop(fd);
+    fs::rename(tmp, path)
+}
+
+/// Empties a non-blocking signalfd.
+fn drain(fd: BorrowedFd<'_>) {
+    let mut info = [0u8; 128];
+    while matches!(io::read(fd, &mut info), Ok(n) if n > 0) {}
+}
