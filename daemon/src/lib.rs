@@ -1,1 +1,23 @@
+//! nanoctr: a small OCI container supervisor for routers and IoT boards.
+//!
+//! This crate holds the daemon (`nanoctrd`) and the client (`nanoctr`),
+//! which share the protocol code. See the project README and
+//! `daemon/README.md` for the architecture.
+#![deny(unsafe_code)]
 
+pub mod client;
+pub mod config;
+pub mod conn;
+pub mod container;
+pub mod lifecycle;
+pub mod proto;
+pub mod record;
+pub mod request;
+pub mod runtime;
+pub mod server;
+pub mod shim;
+pub mod signal;
+pub mod slab;
+pub mod statedir;
+mod sys;
+mod tasks;

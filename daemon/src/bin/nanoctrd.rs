@@ -1,1 +1,25 @@
-fn main() {}
+//! nanoctrd: see `nanoctrd --help` and the crate docs.
+
+use nanoctr::config::{Config, Flags};
+use nanoctr::server::Daemon;
+
+fn main() {
+    let flags: Flags = argh::from_env();
+    if flags.version {
+        println!("nanoctrd {}", env!("CARGO_PKG_VERSION"));
+        return;
+    }
+    let cfg = Config::from_flags(flags).unwrap_or_else(|e| {
+        eprintln!("nanoctrd: {e}");
+        std::process::exit(2)
+    });
+    let socket = cfg.socket.clone();
+    let served = Daemon::new(cfg).and_then(|d| {
+        eprintln!("nanoctrd: serving {}", socket.display());
+        d.run()
+    });
+    if let Err(e) = served {
+        eprintln!("nanoctrd: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,237 @@
+//! The `nanoctr` client: its arguments become one request line; the reply
+//! is printed. Exit status: 0 on `OK`, 1 on `ERR` (message on stderr), 2
+//! on a usage or connection error.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+
+use crate::proto::{quote, ReplyLine, MAX_LINE};
+use crate::request::VERBS;
+
+pub const DEFAULT_SOCKET: &str = "/run/nanoctr/nanoctr.sock";
+
+/// What the command line asks for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Invocation {
+    Help,
+    Version,
+    Request { socket: PathBuf, words: Vec<String> },
+}
+
+/// Parses `nanoctr [--socket PATH] VERB [ARGS...]`. `env_socket` is
+/// `$NANOCTR_SOCKET`.
+pub fn parse_args(args: &[String], env_socket: Option<String>) -> Result<Invocation, String> {
+    let mut socket = env_socket.map(PathBuf::from);
+    let mut i = 0;
+    while let Some(arg) = args.get(i) {
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "-V" | "--version" => return Ok(Invocation::Version),
+            "--socket" => {
+                let path = args.get(i + 1).ok_or("--socket needs a path")?;
+                socket = Some(path.into());
+                i += 2;
+            }
+            s if s.starts_with("--socket=") => {
+                socket = Some(s["--socket=".len()..].into());
+                i += 1;
+            }
+            s if s.starts_with('-') => return Err(format!("unknown option {s}")),
+            _ => break,
+        }
+    }
+    let mut words = args[i..].to_vec();
+    if words.is_empty() {
+        return Err("no request given".into());
+    }
+    absolutize(&mut words);
+    Ok(Invocation::Request {
+        socket: socket.unwrap_or_else(|| DEFAULT_SOCKET.into()),
+        words,
+    })
+}
+
+/// The daemon takes absolute paths only; a person types relative ones.
+fn absolutize(words: &mut [String]) {
+    let abs = |p: &str| -> String {
+        std::path::absolute(p).map_or_else(|_| p.to_string(), |a| a.to_string_lossy().into_owned())
+    };
+    if !matches!(words.first().map(String::as_str), Some("create" | "run")) {
+        return;
+    }
+    if let Some(bundle) = words.get_mut(2) {
+        if !bundle.contains('=') && !bundle.is_empty() {
+            *bundle = abs(bundle);
+        }
+    }
+    for w in words.iter_mut().skip(3) {
+        if let Some((key, value)) = w.split_once('=') {
+            let is_path = matches!(key, "stdin" | "stdout" | "stderr")
+                || (key == "runtime" && value.contains('/'));
+            if is_path && !value.is_empty() && !value.starts_with('/') {
+                *w = format!("{key}={}", abs(value));
+            }
+        }
+    }
+}
+
+/// One request line from words.
+pub fn request_line(words: &[String]) -> Result<String, String> {
+    let mut line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+    line.push('\n');
+    if line.len() > MAX_LINE {
+        return Err(format!("request longer than {MAX_LINE} bytes"));
+    }
+    Ok(line)
+}
+
+pub fn usage() -> String {
+    let mut s = String::from(
+        "usage: nanoctr [--socket PATH] VERB [ARGS...]\n\n\
+         Sends one request to nanoctrd and prints the answer. Exits 0 when the\n\
+         daemon answers OK, 1 when it answers ERR (the message goes to stderr),\n\
+         2 on a usage or connection error.\n\n\
+         options:\n  \
+         --socket PATH   daemon socket (default $NANOCTR_SOCKET, else /run/nanoctr/nanoctr.sock)\n  \
+         -h, --help      this text\n  \
+         -V, --version   the client's version\n\n\
+         verbs:\n",
+    );
+    for (_, usage, what) in VERBS {
+        s.push_str(&format!("  {usage}\n      {what}\n"));
+    }
+    s.push_str("\nRelative paths (BUNDLE, stdin=, stdout=, stderr=) are made absolute.\n");
+    s
+}
+
+/// Sends the request and prints the reply; returns the exit status.
+pub fn run(socket: &Path, words: &[String]) -> i32 {
+    let line = match request_line(words) {
+        Ok(l) => l,
+        Err(e) => return fail(2, &e),
+    };
+    let stream = match UnixStream::connect(socket) {
+        Ok(s) => s,
+        Err(e) => {
+            let msg = format!(
+                "cannot connect to {}: {e} (is nanoctrd running?)",
+                socket.display()
+            );
+            return fail(2, &msg);
+        }
+    };
+    if let Err(e) = (&stream).write_all(line.as_bytes()) {
+        return fail(2, &format!("cannot send the request: {e}"));
+    }
+    let mut out = io::stdout().lock();
+    for line in BufReader::new(&stream).lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return fail(2, &format!("reading the answer: {e}")),
+        };
+        let shown = match ReplyLine::parse(&line) {
+            ReplyLine::Ok(rest) => {
+                if !rest.is_empty() {
+                    let _ = writeln!(out, "{rest}");
+                }
+                return 0;
+            }
+            ReplyLine::Err(code, message) => return fail(1, &format!("{message} ({code})")),
+            ReplyLine::Text(text) => text,
+            ReplyLine::Data(l) | ReplyLine::Event(l) => l,
+        };
+        if writeln!(out, "{shown}").is_err() {
+            return 2;
+        }
+    }
+    fail(2, "nanoctrd closed the connection without an answer")
+}
+
+fn fail(code: i32, message: &str) -> i32 {
+    eprintln!("nanoctr: {message}");
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn socket_sources() {
+        let inv = parse_args(&args(&["list"]), None).unwrap();
+        assert_eq!(
+            inv,
+            Invocation::Request {
+                socket: DEFAULT_SOCKET.into(),
+                words: args(&["list"])
+            }
+        );
+        let inv = parse_args(&args(&["list"]), Some("/e.sock".into())).unwrap();
+        assert!(
+            matches!(inv, Invocation::Request { socket, .. } if socket == Path::new("/e.sock"))
+        );
+        let inv = parse_args(&args(&["--socket", "/a", "list"]), Some("/e".into())).unwrap();
+        assert!(matches!(inv, Invocation::Request { socket, .. } if socket == Path::new("/a")));
+        let inv = parse_args(&args(&["--socket=/b", "list"]), None).unwrap();
+        assert!(matches!(inv, Invocation::Request { socket, .. } if socket == Path::new("/b")));
+    }
+
+    #[test]
+    fn options_and_errors() {
+        assert_eq!(parse_args(&args(&["--help"]), None), Ok(Invocation::Help));
+        assert_eq!(parse_args(&args(&["-V"]), None), Ok(Invocation::Version));
+        assert!(parse_args(&args(&[]), None).is_err());
+        assert!(parse_args(&args(&["--socket"]), None).is_err());
+        assert!(parse_args(&args(&["--bogus", "list"]), None).is_err());
+        // After the verb, everything is the request's.
+        let inv = parse_args(&args(&["kill", "web", "-9"]), None).unwrap();
+        assert!(
+            matches!(inv, Invocation::Request { words, .. } if words == args(&["kill", "web", "-9"]))
+        );
+    }
+
+    #[test]
+    fn relative_paths_become_absolute() {
+        let cwd = std::env::current_dir().unwrap();
+        let inv = parse_args(
+            &args(&[
+                "run",
+                "web",
+                "b",
+                "stdout=o",
+                "stdin=/i",
+                "runtime=./rt",
+                "label.x=y",
+            ]),
+            None,
+        )
+        .unwrap();
+        let Invocation::Request { words, .. } = inv else {
+            panic!()
+        };
+        assert_eq!(words[2], cwd.join("b").to_string_lossy());
+        assert_eq!(words[3], format!("stdout={}", cwd.join("o").display()));
+        assert_eq!(words[4], "stdin=/i");
+        assert_eq!(words[5], format!("runtime={}", cwd.join("rt").display()));
+        assert_eq!(words[6], "label.x=y");
+        let Invocation::Request { words, .. } = parse_args(&args(&["start", "rel"]), None).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(words, args(&["start", "rel"]));
+    }
+
+    #[test]
+    fn lines_are_quoted_and_bounded() {
+        assert_eq!(
+            request_line(&args(&["state", "a b"])).unwrap(),
+            "state \"a b\"\n"
+        );
+        assert!(request_line(&args(&["x", &"y".repeat(MAX_LINE)])).is_err());
+    }
+}

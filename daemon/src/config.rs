@@ -1,0 +1,143 @@
+//! The daemon's flags and what they resolve to.
+
+use argh::FromArgs;
+use std::path::{Path, PathBuf};
+
+/// nanoctrd: the nanoctr daemon. It serves the nanoctr line protocol on a
+/// unix socket, keeps the table of containers, and starts one nanoctr-shim
+/// per container, which survives the daemon. SIGTERM or SIGINT stop the
+/// daemon and leave the containers running.
+#[derive(FromArgs, Debug)]
+pub struct Flags {
+    /// unix socket to serve (default /run/nanoctr/nanoctr.sock); mode 0600
+    #[argh(option, default = "PathBuf::from(\"/run/nanoctr/nanoctr.sock\")")]
+    pub socket: PathBuf,
+
+    /// state directory, one subdirectory per container (default /run/nanoctr)
+    #[argh(option, default = "PathBuf::from(\"/run/nanoctr\")")]
+    pub state_dir: PathBuf,
+
+    /// OCI runtime: a name looked up in PATH or a path (default runc)
+    #[argh(option, default = "String::from(\"runc\")")]
+    pub runtime: String,
+
+    /// state root handed to the runtime as --root (default: its own)
+    #[argh(option)]
+    pub runtime_root: Option<PathBuf>,
+
+    /// nanoctr-shim binary (default: beside nanoctrd, then PATH)
+    #[argh(option)]
+    pub shim: Option<PathBuf>,
+
+    /// most containers held at once (default 64)
+    #[argh(option, default = "64")]
+    pub max_containers: usize,
+
+    /// most client connections at once (default 16)
+    #[argh(option, default = "16")]
+    pub max_clients: usize,
+
+    /// most runtime calls in flight at once; further requests wait their
+    /// turn (default 8)
+    #[argh(option, default = "8")]
+    pub max_calls: usize,
+
+    /// print the version and exit
+    #[argh(switch)]
+    pub version: bool,
+}
+
+/// The flags, checked and resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub socket: PathBuf,
+    pub state_dir: PathBuf,
+    /// Absolute path of the default runtime.
+    pub runtime: PathBuf,
+    pub runtime_root: Option<PathBuf>,
+    /// Absolute path of nanoctr-shim.
+    pub shim: PathBuf,
+    pub max_containers: usize,
+    pub max_clients: usize,
+    pub max_calls: usize,
+}
+
+impl Config {
+    pub fn from_flags(f: Flags) -> Result<Config, String> {
+        for (name, n) in [
+            ("--max-containers", f.max_containers),
+            ("--max-clients", f.max_clients),
+            ("--max-calls", f.max_calls),
+        ] {
+            if !(1..=4096).contains(&n) {
+                return Err(format!("{name} must be between 1 and 4096"));
+            }
+        }
+        let runtime = find_program(&f.runtime)
+            .ok_or_else(|| format!("runtime {} not found (looked in PATH)", f.runtime))?;
+        let shim = match f.shim {
+            Some(p) => find_program(&p.to_string_lossy())
+                .ok_or_else(|| format!("shim {} is not an executable file", p.display()))?,
+            None => beside_self("nanoctr-shim")
+                .or_else(|| find_program("nanoctr-shim"))
+                .ok_or("nanoctr-shim not found beside nanoctrd or in PATH; use --shim")?,
+        };
+        let absolute = |p: PathBuf, what: &str| {
+            if p.is_absolute() {
+                Ok(p)
+            } else {
+                Err(format!("{what} must be an absolute path"))
+            }
+        };
+        Ok(Config {
+            socket: absolute(f.socket, "--socket")?,
+            state_dir: absolute(f.state_dir, "--state-dir")?,
+            runtime,
+            runtime_root: f
+                .runtime_root
+                .map(|p| absolute(p, "--runtime-root"))
+                .transpose()?,
+            shim,
+            max_containers: f.max_containers,
+            max_clients: f.max_clients,
+            max_calls: f.max_calls,
+        })
+    }
+}
+
+/// Resolves a program: an absolute or relative path must be an executable
+/// file; a bare name is looked up in `PATH`, as a shell would.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let path = std::path::absolute(name).ok()?;
+        return is_executable(&path).then_some(path);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/usr/sbin:/usr/bin:/sbin:/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_absolute() && is_executable(p))
+}
+
+fn beside_self(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let path = exe.parent()?.join(name);
+    is_executable(&path).then_some(path)
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_programs() {
+        assert_eq!(find_program("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+        assert!(find_program("sh").is_some_and(|p| p.is_absolute()));
+        assert_eq!(find_program("/etc/passwd"), None);
+        assert_eq!(find_program("no-such-program-here"), None);
+    }
+}

@@ -1,0 +1,211 @@
+//! A client connection: request lines in, reply bytes out, both bounded.
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream;
+
+use rustix::event::epoll::EventFlags;
+
+use crate::proto::MAX_LINE;
+use crate::request::Request;
+use crate::slab::Ref;
+
+/// Most reply bytes held for a client that does not read them; past this
+/// the client is dropped rather than the daemon's memory growing.
+pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
+
+/// Request lines assembled from a byte stream in at most [`MAX_LINE`]
+/// bytes.
+#[derive(Default)]
+pub struct LineBuffer {
+    buf: Vec<u8>,
+    /// Dropping the rest of an over-long line, up to its newline.
+    discarding: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    Complete(Vec<u8>),
+    /// A line reached [`MAX_LINE`] bytes without a newline; the rest of it
+    /// will be dropped.
+    TooLong,
+}
+
+impl LineBuffer {
+    pub fn with_capacity() -> Self {
+        LineBuffer {
+            buf: Vec::with_capacity(MAX_LINE),
+            discarding: false,
+        }
+    }
+
+    /// Reads once from `r` into the free room. `Ok(0)` is EOF (or a full
+    /// buffer, which `next_line` empties first).
+    pub fn fill(&mut self, r: &mut impl Read) -> io::Result<usize> {
+        let len = self.buf.len();
+        let room = MAX_LINE - len;
+        if room == 0 {
+            return Ok(0);
+        }
+        self.buf.resize(MAX_LINE, 0);
+        let got = r.read(&mut self.buf[len..]);
+        self.buf.truncate(len + *got.as_ref().unwrap_or(&0));
+        got
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.buf.len() == MAX_LINE
+    }
+
+    /// The next complete line, without its newline.
+    pub fn next_line(&mut self) -> Option<Line> {
+        loop {
+            match self.buf.iter().position(|&b| b == b'\n') {
+                Some(pos) => {
+                    let mut line: Vec<u8> = self.buf.drain(..=pos).collect();
+                    line.pop();
+                    if std::mem::take(&mut self.discarding) {
+                        continue;
+                    }
+                    return Some(Line::Complete(line));
+                }
+                None if self.discarding => {
+                    self.buf.clear();
+                    return None;
+                }
+                None if self.buf.len() >= MAX_LINE => {
+                    self.buf.clear();
+                    self.discarding = true;
+                    return Some(Line::TooLong);
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+/// What a client waits for after sending a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Busy {
+    /// The answer of a container operation or runtime call.
+    Op,
+    /// The exit of a container (`wait`).
+    Wait(Ref),
+}
+
+pub struct Client {
+    pub stream: UnixStream,
+    pub input: LineBuffer,
+    pub output: Vec<u8>,
+    pub busy: Option<Busy>,
+    /// A request that waits for a free runtime-call slot.
+    pub stalled: Option<Request>,
+    /// The client shut its writing side: answer what it sent, then close.
+    pub eof: bool,
+    /// The epoll interest currently registered.
+    pub interest: EventFlags,
+}
+
+impl Client {
+    pub fn new(stream: UnixStream) -> Self {
+        Client {
+            stream,
+            input: LineBuffer::with_capacity(),
+            output: Vec::new(),
+            busy: None,
+            stalled: None,
+            eof: false,
+            interest: EventFlags::empty(),
+        }
+    }
+
+    /// Ready to take its next request line.
+    pub fn idle(&self) -> bool {
+        self.busy.is_none() && self.stalled.is_none()
+    }
+
+    /// Writes what it can of the pending output.
+    pub fn flush(&mut self) -> io::Result<()> {
+        while !self.output.is_empty() {
+            match self.stream.write(&self.output) {
+                Ok(n) => {
+                    self.output.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The epoll interest this client needs now.
+    pub fn wanted_interest(&self) -> EventFlags {
+        let mut f = EventFlags::empty();
+        if self.idle() && !self.eof && !self.input.is_full() {
+            f |= EventFlags::IN | EventFlags::RDHUP;
+        }
+        if !self.output.is_empty() {
+            f |= EventFlags::OUT;
+        }
+        f
+    }
+
+    /// Done with: it left, and everything it asked is answered and sent.
+    pub fn finished(&self) -> bool {
+        self.eof && self.idle() && self.output.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(lb: &mut LineBuffer, mut bytes: &[u8]) -> Vec<Line> {
+        let mut out = Vec::new();
+        loop {
+            while let Some(l) = lb.next_line() {
+                out.push(l);
+            }
+            if bytes.is_empty() {
+                return out;
+            }
+            let n = lb.fill(&mut bytes).unwrap();
+            assert!(n > 0 || lb.is_full());
+        }
+    }
+
+    fn complete(s: &str) -> Line {
+        Line::Complete(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn splits_lines() {
+        let mut lb = LineBuffer::with_capacity();
+        assert_eq!(
+            feed(&mut lb, b"hello\nlist\r\nsta"),
+            [complete("hello"), complete("list\r")]
+        );
+        assert_eq!(feed(&mut lb, b"te x\n"), [complete("state x")]);
+    }
+
+    #[test]
+    fn longest_line_fits() {
+        let mut lb = LineBuffer::with_capacity();
+        let mut line = vec![b'a'; MAX_LINE - 1];
+        line.push(b'\n');
+        let got = feed(&mut lb, &line);
+        assert_eq!(got.len(), 1);
+        assert!(matches!(&got[0], Line::Complete(l) if l.len() == MAX_LINE - 1));
+    }
+
+    #[test]
+    fn over_long_line_is_refused_once_and_dropped() {
+        let mut lb = LineBuffer::with_capacity();
+        let mut input = vec![b'x'; 3 * MAX_LINE];
+        input.extend_from_slice(b"tail\nlist\n");
+        assert_eq!(feed(&mut lb, &input), [Line::TooLong, complete("list")]);
+        let mut input = vec![b'y'; MAX_LINE];
+        input.extend_from_slice(b"\nhello\n");
+        assert_eq!(feed(&mut lb, &input), [Line::TooLong, complete("hello")]);
+    }
+}

@@ -1,0 +1,199 @@
+//! A container's lifecycle: one enum of states, one of events, one `match`
+//! of transitions, and the table of which requests each state admits.
+
+use crate::proto::{Code, Error};
+
+/// Where a container is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The shim is running `<runtime> create`. Not shown by `list`, and
+    /// `state` answers `ERR busy`, until the create has succeeded.
+    Creating,
+    /// Created by the runtime; its init waits for `start`.
+    Created,
+    Running,
+    Paused,
+    /// The init has exited; its exit code is known.
+    Stopped,
+    /// The shim went away without recording an exit status.
+    Unknown,
+}
+
+impl Status {
+    /// The word `list` and `state` show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Creating => "creating",
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Stopped => "stopped",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// True while the container's init may be alive.
+    pub fn is_live(self) -> bool {
+        matches!(self, Status::Created | Status::Running | Status::Paused)
+    }
+}
+
+/// What happens to a container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// The shim reported `created PID`.
+    Created,
+    /// The shim reported `started`.
+    Started,
+    /// The shim exited after writing `exitStatus`.
+    Exited,
+    /// The shim exited without an `exitStatus`.
+    ShimLost,
+}
+
+/// The state after `event` in `status`, or `None` when the event cannot
+/// happen there (the caller keeps the old state and says so).
+pub fn transition(status: Status, event: Event) -> Option<Status> {
+    use Event as E;
+    use Status as S;
+    match (status, event) {
+        (S::Creating, E::Created) => Some(S::Created),
+        (S::Created, E::Started) => Some(S::Running),
+        // The init can exit before the shim's `started` is read.
+        (S::Stopped, E::Started) => Some(S::Stopped),
+        (S::Creating | S::Created | S::Running | S::Paused, E::Exited) => Some(S::Stopped),
+        (S::Creating | S::Created | S::Running | S::Paused, E::ShimLost) => Some(S::Unknown),
+        _ => None,
+    }
+}
+
+/// A request that acts on an existing container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Start,
+    Kill,
+    Delete { force: bool },
+    Wait,
+    State,
+}
+
+/// Whether `status` admits `verb`; the refusal says why.
+pub fn admits(status: Status, verb: Verb) -> Result<(), Error> {
+    use Status as S;
+    use Verb as V;
+    let refuse = |code, why: &str| Err(Error::new(code, format!("container {why}")));
+    match (status, verb) {
+        (S::Creating, V::Wait) => Ok(()),
+        (S::Creating, _) => refuse(Code::Busy, "is being created"),
+        (S::Created, V::Start) => Ok(()),
+        (_, V::Start) => refuse(Code::State, &format!("is {}, not created", status.as_str())),
+        (S::Created | S::Running | S::Paused, V::Kill) => Ok(()),
+        (_, V::Kill) => refuse(Code::State, &format!("is {}", status.as_str())),
+        (S::Running | S::Paused, V::Delete { force: false }) => refuse(
+            Code::State,
+            &format!(
+                "is {}; stop it first or use delete ID force",
+                status.as_str()
+            ),
+        ),
+        (_, V::Delete { .. }) => Ok(()),
+        (S::Unknown, V::Wait) => refuse(Code::State, "status is unknown: its shim was lost"),
+        (_, V::Wait | V::State) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Event as E;
+    use Status as S;
+
+    const ALL: [Status; 6] = [
+        S::Creating,
+        S::Created,
+        S::Running,
+        S::Paused,
+        S::Stopped,
+        S::Unknown,
+    ];
+
+    #[test]
+    fn normal_life() {
+        let mut s = S::Creating;
+        for (e, expect) in [
+            (E::Created, S::Created),
+            (E::Started, S::Running),
+            (E::Exited, S::Stopped),
+        ] {
+            s = transition(s, e).unwrap();
+            assert_eq!(s, expect);
+        }
+    }
+
+    #[test]
+    fn exits_from_every_live_state() {
+        for s in [S::Creating, S::Created, S::Running, S::Paused] {
+            assert_eq!(transition(s, E::Exited), Some(S::Stopped));
+            assert_eq!(transition(s, E::ShimLost), Some(S::Unknown));
+        }
+        for s in [S::Stopped, S::Unknown] {
+            assert_eq!(transition(s, E::Exited), None);
+            assert_eq!(transition(s, E::Created), None);
+        }
+    }
+
+    #[test]
+    fn late_started_keeps_stopped() {
+        assert_eq!(transition(S::Stopped, E::Started), Some(S::Stopped));
+        assert_eq!(transition(S::Running, E::Started), None);
+        assert_eq!(transition(S::Unknown, E::Started), None);
+    }
+
+    #[test]
+    fn start_only_when_created() {
+        for s in ALL {
+            let r = admits(s, Verb::Start);
+            match s {
+                S::Created => assert!(r.is_ok()),
+                S::Creating => assert_eq!(r.unwrap_err().code, Code::Busy),
+                _ => assert_eq!(r.unwrap_err().code, Code::State),
+            }
+        }
+    }
+
+    #[test]
+    fn delete_running_needs_force() {
+        for s in [S::Running, S::Paused] {
+            assert_eq!(
+                admits(s, Verb::Delete { force: false }).unwrap_err().code,
+                Code::State
+            );
+            assert!(admits(s, Verb::Delete { force: true }).is_ok());
+        }
+        for s in [S::Created, S::Stopped, S::Unknown] {
+            assert!(admits(s, Verb::Delete { force: false }).is_ok());
+        }
+        assert_eq!(
+            admits(S::Creating, Verb::Delete { force: true })
+                .unwrap_err()
+                .code,
+            Code::Busy
+        );
+    }
+
+    #[test]
+    fn kill_and_wait() {
+        for s in ALL {
+            assert_eq!(admits(s, Verb::Kill).is_ok(), s.is_live(), "{s:?}");
+        }
+        assert!(admits(S::Stopped, Verb::Wait).is_ok());
+        assert_eq!(
+            admits(S::Unknown, Verb::Wait).unwrap_err().code,
+            Code::State
+        );
+        for s in ALL {
+            assert_eq!(admits(s, Verb::State).is_ok(), s != S::Creating);
+        }
+        assert!(admits(S::Creating, Verb::Wait).is_ok());
+    }
+}

@@ -1,0 +1,113 @@
+//! The `container` file: the daemon's record of a container, written
+//! atomically at create. It is one line of protocol words, so the same
+//! parser reads it:
+//!
+//! ```text
+//! id=web bundle=/srv/web runtime=/usr/bin/runc created=1700000000 stdout=/var/log/web label.app=web
+//! ```
+
+use std::path::PathBuf;
+
+use crate::proto::{quote, refuse, split_words, Code, Error};
+use crate::request::Spec;
+
+/// What the record holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub spec: Spec,
+    /// The resolved runtime binary.
+    pub runtime: PathBuf,
+    /// Seconds since the epoch (the device's clock, right or not).
+    pub created: u64,
+}
+
+impl Record {
+    pub fn encode(&self) -> String {
+        let s = &self.spec;
+        let mut words = vec![
+            format!("id={}", quote(&s.id)),
+            format!("bundle={}", quote(&s.bundle)),
+            format!("runtime={}", quote(&self.runtime.to_string_lossy())),
+            format!("created={}", self.created),
+        ];
+        for (key, value) in [
+            ("stdin", &s.stdin),
+            ("stdout", &s.stdout),
+            ("stderr", &s.stderr),
+        ] {
+            if let Some(v) = value {
+                words.push(format!("{key}={}", quote(v)));
+            }
+        }
+        for (k, v) in &s.labels {
+            words.push(format!("label.{k}={}", quote(v)));
+        }
+        let mut line = words.join(" ");
+        line.push('\n');
+        line
+    }
+
+    /// Reads a record back; anything malformed is an error, never a guess.
+    pub fn decode(text: &str) -> Result<Record, Error> {
+        let words = split_words(text.trim_end_matches('\n').as_bytes())?;
+        let (mut id, mut bundle, mut runtime, mut created) = (None, None, None, None);
+        let mut opts = Vec::new();
+        for w in &words {
+            match w.split_once('=') {
+                Some(("id", v)) => id = Some(v),
+                Some(("bundle", v)) => bundle = Some(v),
+                Some(("runtime", v)) => runtime = Some(v),
+                Some(("created", v)) => created = v.parse().ok(),
+                _ => opts.push(w.as_str()),
+            }
+        }
+        let (Some(id), Some(bundle), Some(runtime), Some(created)) = (id, bundle, runtime, created)
+        else {
+            return refuse(Code::Invalid, "record lacks id, bundle, runtime or created");
+        };
+        let spec = Spec::parse(id, bundle, &opts)?;
+        if spec.runtime.is_some() {
+            return refuse(Code::Invalid, "record has runtime twice");
+        }
+        Ok(Record {
+            spec,
+            runtime: runtime.into(),
+            created,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip() {
+        let r = Record {
+            spec: Spec {
+                id: "web".into(),
+                bundle: "/srv/my bundle".into(),
+                stdin: None,
+                stdout: Some("/var/log/web".into()),
+                stderr: None,
+                runtime: None,
+                labels: vec![("app".into(), "a \"quoted\" value".into())],
+            },
+            runtime: "/usr/bin/runc".into(),
+            created: 1_700_000_000,
+        };
+        let text = r.encode();
+        assert!(text.ends_with('\n') && text.lines().count() == 1);
+        assert_eq!(Record::decode(&text).unwrap(), r);
+    }
+
+    #[test]
+    fn refuses_torn_or_bad_records() {
+        assert!(Record::decode("").is_err());
+        assert!(Record::decode("id=web bundle=/b runtime=/r").is_err());
+        assert!(Record::decode("id=web bundle=/b runtime=/r created=x").is_err());
+        assert!(Record::decode("id=../x bundle=/b runtime=/r created=1").is_err());
+        assert!(Record::decode("id=web bundle=/b runtime=/r created=1 bogus=1").is_err());
+        assert!(Record::decode("id=web bundle=/b runtime=/r created=1 stdout=\"/o").is_err());
+    }
+}

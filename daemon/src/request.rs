@@ -1,0 +1,319 @@
+//! Requests: the verbs of protocol v1 and their arguments, checked before
+//! anything touches the filesystem or a runtime.
+
+use crate::proto::{refuse, Code, Error};
+use crate::signal;
+
+/// Every verb with its usage and what it does; `help` prints this table.
+pub const VERBS: &[(&str, &str, &str)] = &[
+    ("hello", "hello", "protocol and daemon version"),
+    ("version", "version", "daemon version"),
+    ("help", "help", "this list"),
+    (
+        "create",
+        "create ID BUNDLE [stdin=PATH] [stdout=PATH] [stderr=PATH] [runtime=NAME] [label.KEY=VALUE ...]",
+        "create a container from an OCI bundle, not yet started",
+    ),
+    ("start", "start ID", "start a created container"),
+    ("run", "run ID BUNDLE [options as for create]", "create and start"),
+    ("wait", "wait ID", "wait for the container's init to exit; answers exit=N"),
+    ("kill", "kill ID [SIGNAL]", "signal the init (TERM, SIGKILL, 9, ...; default TERM)"),
+    ("delete", "delete ID [force]", "remove a stopped container; force kills it first"),
+    ("list", "list", "one line per container"),
+    ("state", "state ID", "one container in detail"),
+];
+
+/// The usage line of a verb.
+pub fn usage(verb: &str) -> &'static str {
+    VERBS.iter().find(|v| v.0 == verb).map_or("help", |v| v.1)
+}
+
+/// A checked request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Request {
+    Hello,
+    Version,
+    Help,
+    Create(Spec),
+    Run(Spec),
+    Start(String),
+    Wait(String),
+    Kill { id: String, signal: i32 },
+    Delete { id: String, force: bool },
+    List,
+    State(String),
+}
+
+/// What `create` and `run` say about a new container.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Spec {
+    pub id: String,
+    /// Absolute path of the bundle.
+    pub bundle: String,
+    pub stdin: Option<String>,
+    pub stdout: Option<String>,
+    pub stderr: Option<String>,
+    /// Runtime name (looked up in `PATH`) or absolute path; the daemon's
+    /// default when absent.
+    pub runtime: Option<String>,
+    pub labels: Vec<(String, String)>,
+}
+
+impl Request {
+    /// Parses the words of a request line.
+    pub fn parse(words: &[String]) -> Result<Request, Error> {
+        let Some((verb, args)) = words.split_first() else {
+            return refuse(Code::Invalid, "empty request; try help");
+        };
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let bad = || Error::new(Code::Invalid, format!("usage: {}", usage(verb)));
+        let req = match (verb.as_str(), args.as_slice()) {
+            ("hello", []) => Request::Hello,
+            ("version", []) => Request::Version,
+            ("help", []) => Request::Help,
+            ("list", []) => Request::List,
+            ("create", [id, bundle, opts @ ..]) => Request::Create(Spec::parse(id, bundle, opts)?),
+            ("run", [id, bundle, opts @ ..]) => Request::Run(Spec::parse(id, bundle, opts)?),
+            ("start", [id]) => Request::Start(check_id(id)?),
+            ("wait", [id]) => Request::Wait(check_id(id)?),
+            ("state", [id]) => Request::State(check_id(id)?),
+            ("kill", [id]) => Request::Kill {
+                id: check_id(id)?,
+                signal: libc::SIGTERM,
+            },
+            ("kill", [id, sig]) => Request::Kill {
+                id: check_id(id)?,
+                signal: signal::parse(sig)
+                    .ok_or_else(|| Error::new(Code::Invalid, format!("unknown signal {sig}")))?,
+            },
+            ("delete", [id]) => Request::Delete {
+                id: check_id(id)?,
+                force: false,
+            },
+            ("delete", [id, "force"]) => Request::Delete {
+                id: check_id(id)?,
+                force: true,
+            },
+            (v, _) if VERBS.iter().any(|known| known.0 == v) => return Err(bad()),
+            (v, _) => return refuse(Code::Invalid, format!("unknown verb {v}; try help")),
+        };
+        Ok(req)
+    }
+}
+
+impl Spec {
+    pub(crate) fn parse(id: &str, bundle: &str, opts: &[&str]) -> Result<Spec, Error> {
+        let mut spec = Spec {
+            id: check_id(id)?,
+            bundle: check_path("bundle", bundle)?,
+            ..Spec::default()
+        };
+        for opt in opts {
+            let Some((key, value)) = opt.split_once('=') else {
+                return refuse(Code::Invalid, format!("expected key=value, got {opt}"));
+            };
+            let slot = match key {
+                "stdin" => &mut spec.stdin,
+                "stdout" => &mut spec.stdout,
+                "stderr" => &mut spec.stderr,
+                "runtime" => &mut spec.runtime,
+                _ => {
+                    let Some(name) = key.strip_prefix("label.") else {
+                        return refuse(Code::Invalid, format!("unknown option {key}"));
+                    };
+                    spec.labels
+                        .push((check_label(name, value)?, value.to_string()));
+                    continue;
+                }
+            };
+            let value = if key == "runtime" {
+                check_runtime(value)?
+            } else {
+                check_path(key, value)?
+            };
+            if slot.replace(value).is_some() {
+                return refuse(Code::Invalid, format!("{key} given twice"));
+            }
+        }
+        Ok(spec)
+    }
+}
+
+/// Longest container id.
+pub const MAX_ID: usize = 64;
+
+/// Checks a container id: `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}` and no `..`,
+/// so that it is always one safe path component.
+pub fn check_id(id: &str) -> Result<String, Error> {
+    let bad = |why: &str| refuse(Code::Invalid, format!("bad id: {why}"));
+    let Some(first) = id.bytes().next() else {
+        return bad("empty");
+    };
+    if id.len() > MAX_ID {
+        return bad("longer than 64 bytes");
+    }
+    if !first.is_ascii_alphanumeric() {
+        return bad("must start with a letter or digit");
+    }
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
+    {
+        return bad("only letters, digits, '_', '.' and '-' are allowed");
+    }
+    if id.contains("..") {
+        return bad("must not contain '..'");
+    }
+    Ok(id.to_string())
+}
+
+/// Checks a path given in a request: absolute, with no control characters.
+fn check_path(what: &str, path: &str) -> Result<String, Error> {
+    if !path.starts_with('/') {
+        return refuse(Code::Invalid, format!("{what} must be an absolute path"));
+    }
+    if path.chars().any(char::is_control) {
+        return refuse(Code::Invalid, format!("{what} contains control characters"));
+    }
+    Ok(path.to_string())
+}
+
+/// A runtime is a plain program name (looked up in `PATH`) or an absolute
+/// path.
+fn check_runtime(name: &str) -> Result<String, Error> {
+    let plain = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
+    if plain && !name.starts_with('.') {
+        Ok(name.to_string())
+    } else {
+        check_path("runtime", name)
+    }
+}
+
+fn check_label(key: &str, value: &str) -> Result<String, Error> {
+    let ok_key = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b));
+    if !ok_key {
+        return refuse(Code::Invalid, format!("bad label name {key:?}"));
+    }
+    if value.chars().any(char::is_control) {
+        return refuse(
+            Code::Invalid,
+            format!("label {key} contains control characters"),
+        );
+    }
+    Ok(key.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::split_words;
+
+    fn parse(line: &str) -> Result<Request, Error> {
+        Request::parse(&split_words(line.as_bytes())?)
+    }
+
+    fn code(line: &str) -> Code {
+        parse(line).unwrap_err().code
+    }
+
+    #[test]
+    fn simple_verbs() {
+        assert_eq!(parse("hello").unwrap(), Request::Hello);
+        assert_eq!(parse("list").unwrap(), Request::List);
+        assert_eq!(parse("start web").unwrap(), Request::Start("web".into()));
+        assert_eq!(
+            parse("wait a.b-c_9").unwrap(),
+            Request::Wait("a.b-c_9".into())
+        );
+        assert_eq!(
+            parse("delete web force").unwrap(),
+            Request::Delete {
+                id: "web".into(),
+                force: true
+            }
+        );
+    }
+
+    #[test]
+    fn kill_signals() {
+        let sig = |line| match parse(line).unwrap() {
+            Request::Kill { signal, .. } => signal,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(sig("kill web"), libc::SIGTERM);
+        assert_eq!(sig("kill web KILL"), libc::SIGKILL);
+        assert_eq!(sig("kill web SIGKILL"), libc::SIGKILL);
+        assert_eq!(sig("kill web 9"), 9);
+        assert_eq!(sig("kill web hup"), libc::SIGHUP);
+        assert_eq!(code("kill web NOPE"), Code::Invalid);
+        assert_eq!(code("kill web 0"), Code::Invalid);
+        assert_eq!(code("kill web 65"), Code::Invalid);
+    }
+
+    #[test]
+    fn create_with_options() {
+        let r = parse(
+            r#"create web /b stdout=/o stderr="/e f" runtime=crun label.app=x label.note="a b""#,
+        )
+        .unwrap();
+        let Request::Create(s) = r else { panic!() };
+        assert_eq!(s.id, "web");
+        assert_eq!(s.bundle, "/b");
+        assert_eq!(s.stdout.as_deref(), Some("/o"));
+        assert_eq!(s.stderr.as_deref(), Some("/e f"));
+        assert_eq!(s.stdin, None);
+        assert_eq!(s.runtime.as_deref(), Some("crun"));
+        assert_eq!(
+            s.labels,
+            [("app".into(), "x".into()), ("note".into(), "a b".into())]
+        );
+        assert!(matches!(
+            parse("run x /b runtime=/usr/bin/runc").unwrap(),
+            Request::Run(_)
+        ));
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(code(""), Code::Invalid);
+        assert_eq!(code("frobnicate"), Code::Invalid);
+        assert!(parse("frobnicate")
+            .unwrap_err()
+            .message
+            .contains("unknown verb"));
+        assert!(parse("start")
+            .unwrap_err()
+            .message
+            .contains("usage: start ID"));
+        assert_eq!(code("start a b"), Code::Invalid);
+        assert_eq!(code("delete web now"), Code::Invalid);
+        assert_eq!(code("create web relative/bundle"), Code::Invalid);
+        assert_eq!(code("create web /b stdout=rel"), Code::Invalid);
+        assert_eq!(code("create web /b bogus=1"), Code::Invalid);
+        assert_eq!(code("create web /b stdout=/a stdout=/b"), Code::Invalid);
+        assert_eq!(code("create web /b plain"), Code::Invalid);
+        assert_eq!(code("create web /b runtime=../runc"), Code::Invalid);
+        assert_eq!(code("create web /b runtime=.hidden"), Code::Invalid);
+        assert_eq!(code("create web /b label.=x"), Code::Invalid);
+        assert_eq!(code("create web \"/b\tc\""), Code::Invalid);
+    }
+
+    #[test]
+    fn hostile_ids() {
+        let long = "a".repeat(65);
+        for id in [
+            "../x", "..", "a/b", "", " a", "-a", ".a", "a..b", "a\u{1}b", "é", &long,
+        ] {
+            let line = format!("start {}", crate::proto::quote(id));
+            assert_eq!(code(&line), Code::Invalid, "{id:?}");
+        }
+        assert!(check_id(&"a".repeat(64)).is_ok());
+        assert!(check_id("0").is_ok());
+    }
+}

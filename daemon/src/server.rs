@@ -1,0 +1,574 @@
+//! The daemon's event loop: one thread, one epoll set, no async runtime.
+//!
+//! The roles of the seed's goroutines map onto events in one loop:
+//! - the API server: the listening socket and a fixed table of clients with
+//!   bounded line buffers;
+//! - the supervisor's task queue: requests, each handled by one `tasks`
+//!   module, dispatched from one `match` in [`Daemon::execute`];
+//! - the start workers: at most `--max-calls` runtime calls in flight (shim
+//!   creates and starts, `kill`, `delete`); a request that needs one while
+//!   all are busy waits its turn in a bounded queue;
+//! - the exit handler: EOF on a shim's `exit` fifo;
+//! - the signal loop: a signalfd (SIGCHLD to reap the runtime calls the
+//!   daemon made, SIGTERM/SIGINT to stop).
+//!
+//! Tables are sized at start-up and never grow; a request that finds one
+//! full gets `ERR full`.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+
+use rustix::fd::OwnedFd as RawOwnedFd;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::Path;
+
+use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::io::Errno;
+use rustix::process::WaitOptions;
+
+use crate::config::Config;
+use crate::conn::{Busy, Client, Line, MAX_PENDING_OUTPUT};
+use crate::container::Container;
+use crate::proto::{split_words, Code, Error, Reply};
+use crate::request::Request;
+use crate::slab::{Ref, Slab};
+use crate::statedir::StateDir;
+use crate::sys;
+
+/// Where an epoll event comes from; packed into the event's 64 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    Listener,
+    Signals,
+    Client(Ref),
+    Startup(Ref),
+    Reply(Ref),
+    Exit(Ref),
+}
+
+impl Source {
+    fn token(self) -> u64 {
+        let (kind, r) = match self {
+            Source::Listener => (1, None),
+            Source::Signals => (2, None),
+            Source::Client(r) => (3, Some(r)),
+            Source::Startup(r) => (4, Some(r)),
+            Source::Reply(r) => (5, Some(r)),
+            Source::Exit(r) => (6, Some(r)),
+        };
+        let r = r.map_or(0, |r| u64::from(r.index) << 32 | u64::from(r.generation));
+        kind << 56 | r
+    }
+
+    fn from_token(t: u64) -> Option<Source> {
+        let r = Ref {
+            index: ((t >> 32) & 0x00ff_ffff) as u32,
+            generation: t as u32,
+        };
+        Some(match t >> 56 {
+            1 => Source::Listener,
+            2 => Source::Signals,
+            3 => Source::Client(r),
+            4 => Source::Startup(r),
+            5 => Source::Reply(r),
+            6 => Source::Exit(r),
+            _ => return None,
+        })
+    }
+}
+
+/// A runtime process the daemon started and waits for.
+pub(crate) struct Call {
+    pub pid: u32,
+    pub container: Ref,
+    pub kind: CallKind,
+    /// The runtime's log, for its message if the call fails.
+    pub log: std::path::PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallKind {
+    /// `kill ID SIGNAL`; the client gets the answer.
+    Kill { client: Ref },
+    /// `delete --force ID`, for `delete` and to clean up after a failed
+    /// create; the container's `op` says which.
+    Delete,
+}
+
+/// What a request handler did.
+pub(crate) enum Outcome {
+    /// Answer now.
+    Reply(Reply),
+    /// The answer comes later, from a shim or a runtime call.
+    Pending,
+    /// Every runtime-call slot is taken; run the request again later.
+    Stall,
+}
+
+impl Outcome {
+    pub fn ok(pairs: &[(&str, &str)]) -> Outcome {
+        let mut r = Reply::new();
+        r.ok(pairs);
+        Outcome::Reply(r)
+    }
+
+    pub fn err(e: Error) -> Outcome {
+        let mut r = Reply::new();
+        r.err(&e);
+        Outcome::Reply(r)
+    }
+}
+
+impl From<Result<Reply, Error>> for Outcome {
+    fn from(r: Result<Reply, Error>) -> Outcome {
+        r.map_or_else(Outcome::err, Outcome::Reply)
+    }
+}
+
+pub struct Daemon {
+    pub(crate) cfg: Config,
+    pub(crate) state: StateDir,
+    epoll: RawOwnedFd,
+    signals: OwnedFd,
+    listener: UnixListener,
+    pub(crate) clients: Slab<Client>,
+    pub(crate) containers: Slab<Container>,
+    pub(crate) calls: Slab<Call>,
+    /// Clients whose request waits for a runtime-call slot, oldest first.
+    stalled: VecDeque<Ref>,
+    /// Clients that got an answer and may have more lines to run.
+    ready: Vec<Ref>,
+    stopping: bool,
+    own_uid: u32,
+}
+
+impl Daemon {
+    /// Sets up everything the loop needs. Signals are blocked first, so no
+    /// child is ever started with them unblocked in the daemon.
+    pub fn new(cfg: Config) -> Result<Daemon, String> {
+        let signals = sys::signalfd(&[
+            libc::SIGCHLD,
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGHUP,
+            libc::SIGPIPE,
+        ])
+        .map_err(|e| format!("signalfd: {e}"))?;
+        let state = StateDir::open(&cfg.state_dir)
+            .map_err(|e| format!("state dir {}: {e}", cfg.state_dir.display()))?;
+        let listener = bind(&cfg.socket)?;
+        let epoll =
+            epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
+        let d = Daemon {
+            state,
+            epoll,
+            signals,
+            listener,
+            clients: Slab::with_capacity(cfg.max_clients),
+            containers: Slab::with_capacity(cfg.max_containers),
+            calls: Slab::with_capacity(cfg.max_calls),
+            stalled: VecDeque::with_capacity(cfg.max_clients),
+            ready: Vec::with_capacity(cfg.max_clients),
+            stopping: false,
+            own_uid: rustix::process::geteuid().as_raw(),
+            cfg,
+        };
+        d.watch(&d.listener, Source::Listener, EventFlags::IN)
+            .and_then(|()| d.watch(&d.signals, Source::Signals, EventFlags::IN))
+            .map_err(|e| format!("epoll: {e}"))?;
+        Ok(d)
+    }
+
+    /// Serves until SIGTERM or SIGINT; then removes the socket. Containers
+    /// and their shims keep running.
+    pub fn run(mut self) -> Result<(), String> {
+        let mut events = [epoll::Event {
+            flags: EventFlags::empty(),
+            data: EventData::new_u64(0),
+        }; 64];
+        while !self.stopping {
+            let n = match epoll::wait(&self.epoll, &mut events, None) {
+                Ok(n) => n,
+                Err(Errno::INTR) => continue,
+                Err(e) => return Err(format!("epoll_wait: {e}")),
+            };
+            for ev in &events[..n] {
+                let (flags, data) = (ev.flags, ev.data);
+                if let Some(source) = Source::from_token(data.u64()) {
+                    self.on_event(source, flags);
+                }
+                self.run_ready();
+            }
+        }
+        self.shut_down();
+        Ok(())
+    }
+
+    fn shut_down(&mut self) {
+        let waiting: Vec<Ref> = self.clients.refs_where(|c| !c.idle());
+        for r in waiting {
+            if let Some(c) = self.clients.get_mut(r) {
+                c.busy = None;
+                c.stalled = None;
+            }
+            let e = Error::new(Code::Busy, "daemon is stopping; containers keep running");
+            self.send(r, Outcome::err(e));
+        }
+        let _ = std::fs::remove_file(&self.cfg.socket);
+    }
+
+    pub(crate) fn watch(&self, fd: impl AsFd, source: Source, flags: EventFlags) -> io::Result<()> {
+        epoll::add(
+            &self.epoll,
+            sys::fd(&fd),
+            EventData::new_u64(source.token()),
+            flags,
+        )
+        .map_err(sys::io_error)
+    }
+
+    fn on_event(&mut self, source: Source, flags: EventFlags) {
+        match source {
+            Source::Listener => self.accept_clients(),
+            Source::Signals => self.on_signals(),
+            Source::Client(r) => self.on_client(r, flags),
+            Source::Startup(r) => self.on_startup(r),
+            Source::Reply(r) => self.on_reply(r),
+            Source::Exit(r) => self.on_exit_fifo(r),
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let mut info = [0u8; 128];
+        while let Ok(n @ 1..) = rustix::io::read(sys::fd(&self.signals), &mut info) {
+            if n < 4 {
+                break;
+            }
+            match i32::from_ne_bytes([info[0], info[1], info[2], info[3]]) {
+                libc::SIGCHLD => self.reap(),
+                libc::SIGTERM | libc::SIGINT => self.stopping = true,
+                _ => {}
+            }
+        }
+    }
+
+    /// Reaps every exited child (wait4(-1)): runtime calls are finished
+    /// here; shims' exits are seen on their `exit` fifos instead.
+    fn reap(&mut self) {
+        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
+            let code = status
+                .exit_status()
+                .or(status.terminating_signal().map(|s| 128 + s))
+                .unwrap_or(255);
+            let pid = pid.as_raw_nonzero().get() as u32;
+            if let Some(call) = self.calls.refs_where(|c| c.pid == pid).first() {
+                if let Some(call) = self.calls.remove(*call) {
+                    self.call_done(call, code);
+                }
+            }
+        }
+    }
+
+    // ---- clients ----
+
+    fn accept_clients(&mut self) {
+        loop {
+            let stream = match self.listener.accept() {
+                Ok((s, _)) => s,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return,
+            };
+            if let Some(refusal) = self.refusal(&stream) {
+                let mut r = Reply::new();
+                r.err(&refusal);
+                // Best effort, without blocking: the connection is dropped.
+                let _ = stream
+                    .set_nonblocking(true)
+                    .and_then(|()| io::Write::write_all(&mut &stream, r.as_bytes()));
+                continue;
+            }
+            if stream.set_nonblocking(true).is_err() {
+                continue;
+            }
+            let Ok(r) = self.clients.insert(Client::new(stream)) else {
+                continue;
+            };
+            let Some(c) = self.clients.get_mut(r) else {
+                continue;
+            };
+            c.interest = c.wanted_interest();
+            let token = EventData::new_u64(Source::Client(r).token());
+            if epoll::add(&self.epoll, sys::fd(&c.stream), token, c.interest).is_err() {
+                self.clients.remove(r);
+            }
+        }
+    }
+
+    /// Why a new connection is turned away, if it is.
+    fn refusal(&self, stream: &UnixStream) -> Option<Error> {
+        let uid = match rustix::net::sockopt::socket_peercred(sys::fd(stream)) {
+            Ok(cred) => cred.uid.as_raw(),
+            Err(_) => return Some(Error::new(Code::Denied, "cannot read peer credentials")),
+        };
+        if uid != 0 && uid != self.own_uid {
+            return Some(Error::new(
+                Code::Denied,
+                format!("uid {uid} may not use nanoctrd"),
+            ));
+        }
+        if self.clients.is_full() {
+            let n = self.cfg.max_clients;
+            return Some(Error::new(
+                Code::Full,
+                format!("{n} clients connected already"),
+            ));
+        }
+        None
+    }
+
+    fn on_client(&mut self, r: Ref, flags: EventFlags) {
+        let Some(c) = self.clients.get_mut(r) else {
+            return;
+        };
+        if flags.intersects(EventFlags::ERR | EventFlags::HUP) {
+            return self.close_client(r);
+        }
+        if flags.contains(EventFlags::IN) && c.idle() && !c.eof {
+            match c.input.fill(&mut c.stream) {
+                Ok(0) if !c.input.is_full() => c.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return self.close_client(r),
+            }
+        }
+        if flags.contains(EventFlags::OUT) && c.flush().is_err() {
+            return self.close_client(r);
+        }
+        self.run_lines(r);
+    }
+
+    /// Runs the client's complete request lines until one has to wait.
+    fn run_lines(&mut self, r: Ref) {
+        loop {
+            let Some(c) = self.clients.get_mut(r) else {
+                return;
+            };
+            if !c.idle() {
+                break;
+            }
+            let Some(line) = c.input.next_line() else {
+                break;
+            };
+            let outcome = match line {
+                Line::TooLong => Outcome::err(Error::new(
+                    Code::TooLong,
+                    format!("request longer than {} bytes", crate::proto::MAX_LINE),
+                )),
+                Line::Complete(line) => match split_words(&line) {
+                    Ok(words) if words.is_empty() => continue,
+                    Ok(words) => match Request::parse(&words) {
+                        Ok(req) => self.execute(r, req),
+                        Err(e) => Outcome::err(e),
+                    },
+                    Err(e) => Outcome::err(e),
+                },
+            };
+            self.send(r, outcome);
+        }
+        self.settle(r);
+    }
+
+    /// Runs a request, or queues it when it needs a runtime-call slot and
+    /// none is free.
+    fn execute(&mut self, client: Ref, req: Request) -> Outcome {
+        let outcome = match &req {
+            Request::Hello => self.hello(),
+            Request::Version => self.version(),
+            Request::Help => self.help(),
+            Request::List => self.list(),
+            Request::State(id) => self.state(id),
+            Request::Create(spec) => self.create(client, spec, false),
+            Request::Run(spec) => self.create(client, spec, true),
+            Request::Start(id) => self.start(client, id),
+            Request::Wait(id) => self.wait(client, id),
+            Request::Kill { id, signal } => self.kill(client, id, *signal),
+            Request::Delete { id, force } => self.delete(client, id, *force),
+        };
+        if let Outcome::Stall = outcome {
+            if let Some(c) = self.clients.get_mut(client) {
+                c.stalled = Some(req);
+                self.stalled.push_back(client);
+            }
+        }
+        outcome
+    }
+
+    /// Queues an answer; `Pending` marks the client busy instead.
+    fn send(&mut self, r: Ref, outcome: Outcome) {
+        let Some(c) = self.clients.get_mut(r) else {
+            return;
+        };
+        match outcome {
+            Outcome::Reply(reply) => {
+                c.output.extend_from_slice(reply.as_bytes());
+                if c.flush().is_err() || c.output.len() > MAX_PENDING_OUTPUT {
+                    self.close_client(r);
+                }
+            }
+            Outcome::Pending => {
+                if c.busy.is_none() {
+                    c.busy = Some(Busy::Op);
+                }
+            }
+            Outcome::Stall => {}
+        }
+    }
+
+    /// Answers a client that was waiting; its next lines run after the
+    /// current event is handled.
+    pub(crate) fn answer(&mut self, client: Option<Ref>, outcome: Outcome) {
+        let Some(r) = client else {
+            return;
+        };
+        let Some(c) = self.clients.get_mut(r) else {
+            return;
+        };
+        c.busy = None;
+        self.send(r, outcome);
+        self.ready.push(r);
+    }
+
+    /// Marks a client as waiting for a container's exit.
+    pub(crate) fn await_exit(&mut self, client: Ref, container: Ref) {
+        if let Some(c) = self.clients.get_mut(client) {
+            c.busy = Some(Busy::Wait(container));
+        }
+    }
+
+    /// Clients waiting for `container` to exit.
+    pub(crate) fn waiters(&self, container: Ref) -> Vec<Ref> {
+        self.clients
+            .refs_where(|c| c.busy == Some(Busy::Wait(container)))
+    }
+
+    /// Runs answered clients' further lines, then stalled requests while
+    /// slots are free.
+    fn run_ready(&mut self) {
+        while let Some(r) = self.ready.pop() {
+            self.run_lines(r);
+        }
+        while self.slot_free() {
+            let Some(r) = self.stalled.pop_front() else {
+                break;
+            };
+            let Some(req) = self.clients.get_mut(r).and_then(|c| c.stalled.take()) else {
+                continue;
+            };
+            let outcome = self.execute(r, req);
+            self.send(r, outcome);
+            self.run_lines(r);
+        }
+    }
+
+    /// Brings the client's epoll interest up to date, or closes it when it
+    /// is finished.
+    fn settle(&mut self, r: Ref) {
+        let Some(c) = self.clients.get_mut(r) else {
+            return;
+        };
+        if c.finished() {
+            return self.close_client(r);
+        }
+        let want = c.wanted_interest();
+        if want == c.interest {
+            return;
+        }
+        let token = EventData::new_u64(Source::Client(r).token());
+        match epoll::modify(&self.epoll, sys::fd(&c.stream), token, want) {
+            Ok(()) => c.interest = want,
+            Err(_) => self.close_client(r),
+        }
+    }
+
+    fn close_client(&mut self, r: Ref) {
+        if let Some(c) = self.clients.remove(r) {
+            let _ = epoll::delete(&self.epoll, sys::fd(&c.stream));
+            self.stalled.retain(|&s| s != r);
+        }
+    }
+
+    /// A runtime call may start now. Calls in flight are the daemon's own
+    /// runtime processes and the shims' creates and starts; the count is
+    /// derived from the tables, so it cannot drift from them.
+    pub(crate) fn slot_free(&self) -> bool {
+        let shim_calls = self
+            .containers
+            .iter()
+            .filter(|(_, c)| c.op.as_ref().is_some_and(|op| op.kind.uses_slot()))
+            .count();
+        self.calls.len() + shim_calls < self.cfg.max_calls
+    }
+
+    /// The container with this id, if any.
+    pub(crate) fn find(&self, id: &str) -> Option<Ref> {
+        self.containers
+            .iter()
+            .find(|(_, c)| c.id() == id)
+            .map(|(r, _)| r)
+    }
+}
+
+/// Binds the socket with mode 0600. A stale socket (nobody accepting) is
+/// replaced; a live one or any other file is left alone.
+fn bind(path: &Path) -> Result<UnixListener, String> {
+    let shown = path.display();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            if UnixStream::connect(path).is_ok() {
+                return Err(format!("{shown}: another nanoctrd is serving it"));
+            }
+            std::fs::remove_file(path).map_err(|e| format!("{shown}: {e}"))?;
+        }
+        Ok(_) => return Err(format!("{shown} exists and is not a socket")),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("{shown}: {e}")),
+    }
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o177));
+    let bound = UnixListener::bind(path);
+    rustix::process::umask(old);
+    let listener = bound.map_err(|e| format!("bind {shown}: {e}"))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    Ok(listener)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip() {
+        let r = Ref {
+            index: 0x00ab_cdef,
+            generation: 0xdead_beef,
+        };
+        for s in [
+            Source::Listener,
+            Source::Signals,
+            Source::Client(r),
+            Source::Startup(r),
+            Source::Reply(r),
+            Source::Exit(r),
+        ] {
+            assert_eq!(Source::from_token(s.token()), Some(s));
+        }
+        assert_eq!(Source::from_token(0), None);
+    }
+}

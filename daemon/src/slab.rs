@@ -1,0 +1,148 @@
+//! A table of fixed capacity, set at start-up, with generation-checked
+//! handles: a handle to a freed slot never reaches the slot's next tenant.
+
+/// A handle to a table entry. It is also the payload of an epoll token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Ref {
+    pub index: u32,
+    pub generation: u32,
+}
+
+struct Slot<T> {
+    generation: u32,
+    value: Option<T>,
+}
+
+pub struct Slab<T> {
+    slots: Vec<Slot<T>>,
+    len: usize,
+}
+
+impl<T> Slab<T> {
+    /// A table that will never hold more than `capacity` entries; the
+    /// slots are allocated here, once.
+    pub fn with_capacity(capacity: usize) -> Self {
+        let mut slots = Vec::with_capacity(capacity);
+        slots.resize_with(capacity, || Slot {
+            generation: 0,
+            value: None,
+        });
+        Slab { slots, len: 0 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.len == self.slots.len()
+    }
+
+    /// Stores `value`; when the table is full it is handed back.
+    pub fn insert(&mut self, value: T) -> Result<Ref, T> {
+        let Some((index, slot)) = self
+            .slots
+            .iter_mut()
+            .enumerate()
+            .find(|(_, s)| s.value.is_none())
+        else {
+            return Err(value);
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        slot.value = Some(value);
+        self.len += 1;
+        Ok(Ref {
+            index: index as u32,
+            generation: slot.generation,
+        })
+    }
+
+    pub fn get(&self, r: Ref) -> Option<&T> {
+        let slot = self.slots.get(r.index as usize)?;
+        (slot.generation == r.generation).then_some(slot.value.as_ref()?)
+    }
+
+    pub fn get_mut(&mut self, r: Ref) -> Option<&mut T> {
+        let slot = self.slots.get_mut(r.index as usize)?;
+        if slot.generation != r.generation {
+            return None;
+        }
+        slot.value.as_mut()
+    }
+
+    pub fn remove(&mut self, r: Ref) -> Option<T> {
+        let slot = self.slots.get_mut(r.index as usize)?;
+        if slot.generation != r.generation {
+            return None;
+        }
+        let value = slot.value.take()?;
+        self.len -= 1;
+        Some(value)
+    }
+
+    /// Live entries with their handles, in slot order.
+    pub fn iter(&self) -> impl Iterator<Item = (Ref, &T)> {
+        self.slots.iter().enumerate().filter_map(|(i, s)| {
+            let r = Ref {
+                index: i as u32,
+                generation: s.generation,
+            };
+            Some((r, s.value.as_ref()?))
+        })
+    }
+
+    /// Handles of the live entries for which `pred` holds.
+    pub fn refs_where(&self, mut pred: impl FnMut(&T) -> bool) -> Vec<Ref> {
+        self.iter()
+            .filter(|(_, v)| pred(v))
+            .map(|(r, _)| r)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacity_is_fixed() {
+        let mut s = Slab::with_capacity(2);
+        let a = s.insert("a").unwrap();
+        let _b = s.insert("b").unwrap();
+        assert!(s.is_full());
+        assert_eq!(s.insert("c"), Err("c"));
+        assert_eq!(s.remove(a), Some("a"));
+        assert!(s.insert("c").is_ok());
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn stale_handles_miss() {
+        let mut s = Slab::with_capacity(1);
+        let old = s.insert(1).unwrap();
+        s.remove(old);
+        let new = s.insert(2).unwrap();
+        assert_eq!(old.index, new.index);
+        assert_eq!(s.get(old), None);
+        assert_eq!(s.get_mut(old), None);
+        assert_eq!(s.remove(old), None);
+        assert_eq!(s.get(new), Some(&2));
+    }
+
+    #[test]
+    fn iterates_live_entries() {
+        let mut s = Slab::with_capacity(3);
+        let a = s.insert(10).unwrap();
+        let b = s.insert(20).unwrap();
+        s.insert(30).unwrap();
+        s.remove(b);
+        let seen: Vec<_> = s.iter().map(|(_, v)| *v).collect();
+        assert_eq!(seen, [10, 30]);
+        assert_eq!(s.refs_where(|v| *v > 15).len(), 1);
+        assert_eq!(s.iter().next().unwrap().0, a);
+    }
+}

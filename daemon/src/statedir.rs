@@ -1,0 +1,186 @@
+//! The state directory: the contract between the daemon and the shims.
+//!
+//! ```text
+//! <state-dir>/<id>/container      the daemon's record (record.rs)
+//! <state-dir>/<id>/init/          the init process's shim works here:
+//!     shim.pid pid exit control reply exitStatus log.json output
+//! ```
+//!
+//! Everything the daemon knows about a container is in these files, so a
+//! daemon started later needs nothing from the one before.
+
+use rustix::fs::Mode;
+use std::ffi::CString;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The process dir of a container's init.
+pub const INIT: &str = "init";
+
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    /// Creates the state dir if it is missing (mode 0711: shims and
+    /// runtimes need to traverse it, nobody else to list it).
+    pub fn open(root: &Path) -> io::Result<StateDir> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o711)
+            .create(root)?;
+        Ok(StateDir {
+            root: root.to_path_buf(),
+        })
+    }
+
+    pub fn container(&self, id: &str) -> PathBuf {
+        self.root.join(id)
+    }
+
+    pub fn process(&self, id: &str) -> PathBuf {
+        self.container(id).join(INIT)
+    }
+
+    /// Makes `<id>/` and `<id>/init/` with the `exit`, `control` and `reply`
+    /// fifos. Fails with `AlreadyExists` if `<id>/` is there already.
+    pub fn prepare(&self, id: &str) -> io::Result<PathBuf> {
+        let dir = self.container(id);
+        fs::DirBuilder::new().mode(0o711).create(&dir)?;
+        let made = (|| {
+            let proc = self.process(id);
+            fs::DirBuilder::new().mode(0o711).create(&proc)?;
+            for fifo in ["exit", "control", "reply"] {
+                let path = c_path(&proc.join(fifo))?;
+                rustix::fs::mkfifoat(rustix::fs::CWD, &*path, Mode::RUSR | Mode::WUSR)
+                    .map_err(crate::sys::io_error)?;
+            }
+            Ok(proc)
+        })();
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        made
+    }
+
+    /// Removes a container's directory and everything in it.
+    pub fn remove(&self, id: &str) -> io::Result<()> {
+        match fs::remove_dir_all(self.container(id)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// A path as a C string, for rustix calls.
+pub fn c_path(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+}
+
+/// Opens a fifo's read end without blocking, whether or not a writer is
+/// there yet (`O_NONBLOCK`, close-on-exec).
+pub fn open_fifo_reader(path: &Path) -> io::Result<File> {
+    fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// Writes one line to a fifo whose reader (a shim) is there; fails at
+/// once (ENXIO) rather than blocking when it is not.
+pub fn write_fifo(path: &Path, line: &[u8]) -> io::Result<()> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    f.write_all(line)
+}
+
+/// Writes a file atomically: a temporary beside it, fsync, rename. A reader
+/// sees the old file or the whole new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o644)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, path)
+}
+
+/// The exit code in a process dir's `exitStatus`, if the shim wrote one.
+pub fn read_exit_status(proc: &Path) -> Option<i32> {
+    fs::read_to_string(proc.join("exitStatus"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("nanoctr-statedir-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn prepare_and_remove() {
+        let root = scratch("prepare");
+        let sd = StateDir::open(&root).unwrap();
+        let proc = sd.prepare("web").unwrap();
+        assert_eq!(proc, root.join("web/init"));
+        for fifo in ["exit", "control", "reply"] {
+            use std::os::unix::fs::FileTypeExt;
+            assert!(fs::metadata(proc.join(fifo)).unwrap().file_type().is_fifo());
+        }
+        assert_eq!(
+            sd.prepare("web").unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        sd.remove("web").unwrap();
+        assert!(!root.join("web").exists());
+        sd.remove("web").unwrap();
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn atomic_write_and_exit_status() {
+        let root = scratch("atomic");
+        fs::create_dir_all(&root).unwrap();
+        assert_eq!(read_exit_status(&root), None);
+        write_atomic(&root.join("exitStatus"), b"137\n").unwrap();
+        assert_eq!(read_exit_status(&root), Some(137));
+        assert!(!root.join("exitStatus.tmp").exists());
+        write_atomic(&root.join("exitStatus"), b"garbage").unwrap();
+        assert_eq!(read_exit_status(&root), None);
+        fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn fifo_write_without_reader_fails_fast() {
+        let root = scratch("fifo");
+        let sd = StateDir::open(&root).unwrap();
+        let proc = sd.prepare("x").unwrap();
+        let err = write_fifo(&proc.join("control"), b"start\n").unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENXIO));
+        let _reader = open_fifo_reader(&proc.join("control")).unwrap();
+        write_fifo(&proc.join("control"), b"start\n").unwrap();
+        fs::remove_dir_all(root).unwrap();
+    }
+}

@@ -1,0 +1,232 @@
+//! `create` and `run`: prepare the state dir, start a shim, and wait for its
+//! `created PID` (and, for `run`, go on to `start`).
+//!
+//! A failed create leaves nothing behind: the runtime is told to
+//! `delete --force` whatever it may have made, the state dir is removed,
+//! and only then does the client get `ERR runtime` with the runtime's own
+//! message.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::find_program;
+use crate::container::{Container, Op, OpKind};
+use crate::lifecycle::{Event, Status};
+use crate::proto::{refuse, Code, Error};
+use crate::record::Record;
+use crate::request::Spec;
+use crate::runtime::Runtime;
+use crate::server::{CallKind, Daemon, Outcome, Source};
+use crate::shim::{self, LineReader, ShimLine};
+use crate::slab::Ref;
+use crate::statedir::write_atomic;
+
+use super::internal;
+
+impl Daemon {
+    pub(crate) fn create(&mut self, client: Ref, spec: &Spec, then_start: bool) -> Outcome {
+        self.try_create(client, spec, then_start)
+            .unwrap_or_else(Outcome::err)
+    }
+
+    fn try_create(&mut self, client: Ref, spec: &Spec, then_start: bool) -> Result<Outcome, Error> {
+        if self.find(&spec.id).is_some() {
+            return refuse(Code::Exists, format!("container {} exists", spec.id));
+        }
+        if self.containers.is_full() {
+            let n = self.cfg.max_containers;
+            return refuse(
+                Code::Full,
+                format!("{n} containers exist already (--max-containers)"),
+            );
+        }
+        check_bundle(&spec.bundle)?;
+        let runtime = Runtime {
+            path: match &spec.runtime {
+                Some(name) => find_program(name).ok_or_else(|| {
+                    Error::new(Code::Invalid, format!("runtime {name} not found"))
+                })?,
+                None => self.cfg.runtime.clone(),
+            },
+            root: self.cfg.runtime_root.clone(),
+        };
+        if !self.slot_free() {
+            return Ok(Outcome::Stall);
+        }
+        let proc = self.state.prepare(&spec.id).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => {
+                Error::new(Code::Exists, format!("{} exists in the state dir", spec.id))
+            }
+            _ => internal(format!("state dir: {e}")),
+        })?;
+        let record = Record {
+            spec: spec.clone(),
+            runtime: runtime.path.clone(),
+            created: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        let spawned = write_atomic(
+            &self.state.container(&spec.id).join("container"),
+            record.encode().as_bytes(),
+        )
+        .and_then(|()| shim::spawn(&self.cfg.shim, &proc, spec, &runtime));
+        let spawned = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = self.state.remove(&spec.id);
+                return Err(internal(format!("cannot start the shim: {e}")));
+            }
+        };
+        let container = Container {
+            spec: spec.clone(),
+            runtime,
+            created: record.created,
+            status: Status::Creating,
+            pid: 0,
+            exit_code: None,
+            shim_pid: spawned.pid,
+            proc_dir: proc,
+            exit: Some(spawned.exit),
+            startup: Some(LineReader::new(spawned.startup)),
+            reply: Some(LineReader::new(spawned.reply)),
+            op: Some(Op {
+                kind: OpKind::Create { then_start },
+                client: Some(client),
+            }),
+        };
+        let Ok(r) = self.containers.insert(container) else {
+            return Err(internal("container table full"));
+        };
+        if let Err(e) = self.watch_shim(r) {
+            self.create_failed(r, internal(format!("epoll: {e}")), true);
+        }
+        Ok(Outcome::Pending)
+    }
+
+    fn watch_shim(&self, r: Ref) -> io::Result<()> {
+        let c = self.containers.get(r).ok_or(io::ErrorKind::NotFound)?;
+        let flags = rustix::event::epoll::EventFlags::IN;
+        if let Some(s) = &c.startup {
+            self.watch(&s.file, Source::Startup(r), flags)?;
+        }
+        if let Some(s) = &c.reply {
+            self.watch(&s.file, Source::Reply(r), flags)?;
+        }
+        if let Some(f) = &c.exit {
+            self.watch(f, Source::Exit(r), flags)?;
+        }
+        Ok(())
+    }
+
+    /// The startup pipe has something: the create result, or EOF.
+    pub(crate) fn on_startup(&mut self, r: Ref) {
+        let Some(reader) = self.containers.get_mut(r).and_then(|c| c.startup.as_mut()) else {
+            return;
+        };
+        let (lines, eof) = reader.read_lines();
+        for line in lines {
+            match ShimLine::parse(&line) {
+                ShimLine::Created(pid) => return self.created(r, pid),
+                ShimLine::Error(msg) => {
+                    return self.create_failed(r, Error::new(Code::Runtime, msg), false)
+                }
+                _ => {}
+            }
+        }
+        if eof {
+            let e = Error::new(Code::Runtime, "the shim exited before reporting the create");
+            self.create_failed(r, e, false);
+        }
+    }
+
+    fn created(&mut self, r: Ref, pid: u32) {
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        c.startup = None;
+        c.pid = pid;
+        let op = c.op.take();
+        self.apply(r, Event::Created);
+        let Some(Op {
+            kind: OpKind::Create { then_start },
+            client,
+        }) = op
+        else {
+            return;
+        };
+        if !then_start {
+            return self.answer(client, Outcome::ok(&[("pid", &pid.to_string())]));
+        }
+        if let Err(e) = self.begin_start(r, client) {
+            self.answer(client, Outcome::err(e));
+        }
+    }
+
+    /// Ends a create that did not succeed: stop watching the shim (killing
+    /// it first if it may still be working), let the runtime delete what
+    /// it made, then [`Daemon::discard`].
+    pub(crate) fn create_failed(&mut self, r: Ref, error: Error, kill_shim: bool) {
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        c.startup = None;
+        c.reply = None;
+        c.exit = None;
+        if kill_shim {
+            if let Some(pgid) = rustix::process::Pid::from_raw(c.shim_pid as i32) {
+                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+            }
+        }
+        let client = c.op.take().and_then(|op| op.client);
+        c.op = Some(Op {
+            kind: OpKind::Discard(error),
+            client,
+        });
+        let id = c.id().to_string();
+        if self
+            .spawn_call(r, CallKind::Delete, &["delete", "--force", &id])
+            .is_err()
+        {
+            self.discard(r);
+        }
+    }
+
+    /// Removes a container that failed to be created, and answers.
+    pub(crate) fn discard(&mut self, r: Ref) {
+        let Some(c) = self.containers.remove(r) else {
+            return;
+        };
+        let _ = self.state.remove(c.id());
+        let not_created = Error::new(
+            Code::NotFound,
+            format!("container {} was not created", c.id()),
+        );
+        for w in self.waiters(r) {
+            self.answer(Some(w), Outcome::err(not_created.clone()));
+        }
+        if let Some(Op {
+            kind: OpKind::Discard(error),
+            client,
+        }) = c.op
+        {
+            self.answer(client, Outcome::err(error));
+        }
+    }
+}
+
+/// A bundle is a directory with a `config.json`.
+fn check_bundle(bundle: &str) -> Result<(), Error> {
+    let dir = Path::new(bundle);
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return refuse(Code::Invalid, format!("bundle {bundle} is not a directory")),
+        Err(e) => return refuse(Code::Invalid, format!("bundle {bundle}: {e}")),
+    }
+    if !dir.join("config.json").is_file() {
+        return refuse(Code::Invalid, format!("bundle {bundle} has no config.json"));
+    }
+    Ok(())
+}

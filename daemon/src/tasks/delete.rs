@@ -1,0 +1,78 @@
+//! `delete`: `<runtime> delete --force ID` (which kills a live container),
+//! then, once the shim is gone too, the state dir goes and the container
+//! leaves the table.
+
+use crate::container::{Op, OpKind};
+use crate::lifecycle::{admits, Verb};
+use crate::proto::{Code, Error};
+use crate::runtime;
+use crate::server::{Call, CallKind, Daemon, Outcome};
+use crate::slab::Ref;
+
+impl Daemon {
+    pub(crate) fn delete(&mut self, client: Ref, id: &str, force: bool) -> Outcome {
+        let checked = self.lookup(id).and_then(|r| {
+            self.not_busy(r)?;
+            admits(self.status(r)?, Verb::Delete { force })?;
+            Ok(r)
+        });
+        let r = match checked {
+            Ok(r) => r,
+            Err(e) => return Outcome::err(e),
+        };
+        if !self.slot_free() {
+            return Outcome::Stall;
+        }
+        if let Err(e) = self.spawn_call(r, CallKind::Delete, &["delete", "--force", id]) {
+            return Outcome::err(e);
+        }
+        if let Some(c) = self.containers.get_mut(r) {
+            c.op = Some(Op {
+                kind: OpKind::Delete {
+                    awaiting_shim: false,
+                },
+                client: Some(client),
+            });
+        }
+        Outcome::Pending
+    }
+
+    /// `delete --force` has exited, for a `delete` or after a failed create.
+    pub(crate) fn delete_done(&mut self, r: Ref, call: &Call, code: i32) {
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        match c.op.as_ref().map(|op| &op.kind) {
+            Some(OpKind::Discard(_)) => self.discard(r),
+            Some(OpKind::Delete { .. }) if code != 0 => {
+                let client = c.op.take().and_then(|op| op.client);
+                let msg = runtime::failure(&call.log, "delete", code);
+                self.answer(client, Outcome::err(Error::new(Code::Runtime, msg)));
+            }
+            Some(OpKind::Delete { .. }) if c.shim_alive() => {
+                c.op = Some(Op {
+                    kind: OpKind::Delete {
+                        awaiting_shim: true,
+                    },
+                    client: c.op.take().and_then(|op| op.client),
+                });
+            }
+            Some(OpKind::Delete { .. }) => self.finish_delete(r),
+            _ => {}
+        }
+    }
+
+    /// The runtime has deleted the container and its shim is gone.
+    pub(crate) fn finish_delete(&mut self, r: Ref) {
+        let Some(c) = self.containers.remove(r) else {
+            return;
+        };
+        let outcome = match self.state.remove(c.id()) {
+            Ok(()) => Outcome::ok(&[]),
+            Err(e) => Outcome::err(super::internal(format!(
+                "container deleted, but its state dir remains: {e}"
+            ))),
+        };
+        self.answer(c.op.and_then(|op| op.client), outcome);
+    }
+}

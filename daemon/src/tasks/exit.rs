@@ -1,0 +1,89 @@
+//! A shim is gone: EOF on its `exit` fifo. The container's init has exited
+//! (the shim wrote `exitStatus` first) or the shim was lost.
+
+use std::io::{self, Read};
+
+use crate::container::OpKind;
+use crate::lifecycle::Event;
+use crate::proto::{Code, Error};
+use crate::server::{Daemon, Outcome};
+use crate::slab::Ref;
+use crate::statedir::read_exit_status;
+
+impl Daemon {
+    pub(crate) fn on_exit_fifo(&mut self, r: Ref) {
+        if !self.exit_fifo_at_eof(r) {
+            return;
+        }
+        // Take in what the shim said before it went: a create result or a
+        // start answer written just before the exit.
+        self.on_startup(r);
+        self.on_reply(r);
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        if c.exit.take().is_none() {
+            // A failed create already stopped watching this shim.
+            return;
+        }
+        c.reply = None;
+        c.exit_code = read_exit_status(&c.proc_dir);
+        let code = c.exit_code;
+        self.apply(
+            r,
+            if code.is_some() {
+                Event::Exited
+            } else {
+                Event::ShimLost
+            },
+        );
+
+        if let Some(client) = self.take_op(r, &OpKind::Start) {
+            let e = Error::new(Code::Runtime, "the shim exited before answering start");
+            self.answer(client, Outcome::err(e));
+        }
+        for w in self.waiters(r) {
+            self.answer(Some(w), exit_outcome(code));
+        }
+        let awaiting = OpKind::Delete {
+            awaiting_shim: true,
+        };
+        if self
+            .containers
+            .get(r)
+            .and_then(|c| c.op.as_ref())
+            .map(|op| &op.kind)
+            == Some(&awaiting)
+        {
+            self.finish_delete(r);
+        }
+    }
+
+    /// Reads the `exit` fifo dry; true at EOF (no writer left: the shim is
+    /// gone).
+    fn exit_fifo_at_eof(&mut self, r: Ref) -> bool {
+        let Some(fifo) = self.containers.get_mut(r).and_then(|c| c.exit.as_mut()) else {
+            return false;
+        };
+        let mut buf = [0u8; 64];
+        loop {
+            match fifo.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
+/// What `wait` answers once the shim is gone.
+pub(crate) fn exit_outcome(code: Option<i32>) -> Outcome {
+    match code {
+        Some(code) => Outcome::ok(&[("exit", &code.to_string())]),
+        None => Outcome::err(Error::new(
+            Code::State,
+            "the shim was lost: exit status unknown",
+        )),
+    }
+}

@@ -1,0 +1,94 @@
+//! Requests answered from memory: `hello`, `version`, `help`, `list`,
+//! `state`.
+
+use crate::container::Container;
+use crate::lifecycle::{admits, Status, Verb};
+use crate::proto::{Reply, PROTOCOL};
+use crate::request::VERBS;
+use crate::server::{Daemon, Outcome};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+impl Daemon {
+    pub(crate) fn hello(&self) -> Outcome {
+        let mut r = Reply::new();
+        r.ok_words(&format!("nanoctr protocol={PROTOCOL} version={VERSION}"));
+        Outcome::Reply(r)
+    }
+
+    pub(crate) fn version(&self) -> Outcome {
+        Outcome::ok(&[("version", VERSION)])
+    }
+
+    pub(crate) fn help(&self) -> Outcome {
+        let mut r = Reply::new();
+        let width = VERBS.iter().map(|v| v.1.len()).max().unwrap_or(0).min(40);
+        for (_, usage, what) in VERBS {
+            if usage.len() > width {
+                r.text(usage).text(&format!("{:width$}  {what}", ""));
+            } else {
+                r.text(&format!("{usage:width$}  {what}"));
+            }
+        }
+        r.ok(&[]);
+        Outcome::Reply(r)
+    }
+
+    /// One line per container; containers still being created are not
+    /// shown until their create has succeeded.
+    pub(crate) fn list(&self) -> Outcome {
+        let mut r = Reply::new();
+        let mut n = 0;
+        for (_, c) in self.containers.iter() {
+            if c.status != Status::Creating {
+                r.data(&summary(c, &c.pid.to_string()));
+                n += 1;
+            }
+        }
+        r.ok(&[("count", &n.to_string())]);
+        Outcome::Reply(r)
+    }
+
+    pub(crate) fn state(&self, id: &str) -> Outcome {
+        let found = self.lookup(id).and_then(|r| {
+            let status = self.status(r)?;
+            admits(status, Verb::State)?;
+            Ok(r)
+        });
+        let c = match found.map(|r| self.containers.get(r)) {
+            Ok(Some(c)) => c,
+            Ok(None) => return Outcome::err(super::internal("container vanished")),
+            Err(e) => return Outcome::err(e),
+        };
+        let pid = c.pid.to_string();
+        let created = c.created.to_string();
+        let exit = c.exit_code.map(|e| e.to_string());
+        let runtime = c.runtime.path.to_string_lossy();
+        let labels: Vec<(String, &str)> = c
+            .spec
+            .labels
+            .iter()
+            .map(|(k, v)| (format!("label.{k}"), v.as_str()))
+            .collect();
+        let mut pairs = summary(c, &pid);
+        pairs.push(("created", &created));
+        if let Some(exit) = &exit {
+            pairs.push(("exit", exit));
+        }
+        pairs.push(("runtime", &runtime));
+        pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
+        let mut r = Reply::new();
+        r.data(&pairs).ok(&[]);
+        Outcome::Reply(r)
+    }
+}
+
+/// `id= status= pid= bundle=`, as `list` shows a container.
+fn summary<'a>(c: &'a Container, pid: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("id", c.id()),
+        ("status", c.status.as_str()),
+        ("pid", pid),
+        ("bundle", &c.spec.bundle),
+    ]
+}
