@@ -121,9 +121,9 @@ pub fn run(socket: &Path, words: &[String]) -> i32 {
             return fail(2, &msg);
         }
     };
-    if let Err(e) = (&stream).write_all(line.as_bytes()) {
-        return fail(2, &format!("cannot send the request: {e}"));
-    }
+    // A daemon that turns the connection away answers and closes before
+    // reading: a failed write still leaves its answer to read.
+    let sent = (&stream).write_all(line.as_bytes());
     let mut out = io::stdout().lock();
     for line in BufReader::new(&stream).lines() {
         let line = match line {
@@ -145,7 +145,10 @@ pub fn run(socket: &Path, words: &[String]) -> i32 {
             return 2;
         }
     }
-    fail(2, "nanoctrd closed the connection without an answer")
+    match sent {
+        Err(e) => fail(2, &format!("cannot send the request: {e}")),
+        Ok(()) => fail(2, "nanoctrd closed the connection without an answer"),
+    }
 }
 
 fn fail(code: i32, message: &str) -> i32 {

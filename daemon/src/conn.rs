@@ -101,6 +101,9 @@ pub struct Client {
     pub stalled: Option<Request>,
     /// The client shut its writing side: answer what it sent, then close.
     pub eof: bool,
+    /// The peer is gone altogether (HUP): what it sent still runs, but
+    /// answers are dropped, and the socket is no longer watched.
+    pub hung_up: bool,
     /// The epoll interest currently registered.
     pub interest: EventFlags,
 }
@@ -114,6 +117,7 @@ impl Client {
             busy: None,
             stalled: None,
             eof: false,
+            hung_up: false,
             interest: EventFlags::empty(),
         }
     }
@@ -150,9 +154,10 @@ impl Client {
         f
     }
 
-    /// Done with: it left, and everything it asked is answered and sent.
+    /// Done with: it left, and everything it asked is answered and sent
+    /// (or dropped, if it hung up).
     pub fn finished(&self) -> bool {
-        self.eof && self.idle() && self.output.is_empty()
+        self.eof && self.idle() && (self.output.is_empty() || self.hung_up)
     }
 }
 

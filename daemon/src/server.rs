@@ -333,21 +333,41 @@ impl Daemon {
             return;
         };
         if flags.intersects(EventFlags::ERR | EventFlags::HUP) {
+            // Gone for good. Requests it sent before leaving still run (a
+            // request that arrived is never lost); waiting on its behalf
+            // is pointless, and the socket, which would report HUP
+            // forever, is no longer watched.
+            c.hung_up = true;
+            if matches!(c.busy, Some(Busy::Wait(_))) {
+                c.busy = None;
+            }
+            let _ = epoll::delete(&self.epoll, sys::fd(&c.stream));
+        } else if flags.contains(EventFlags::OUT) && c.flush().is_err() {
             return self.close_client(r);
         }
-        if flags.contains(EventFlags::IN) && c.idle() && !c.eof {
-            match c.input.fill(&mut c.stream) {
-                Ok(0) if !c.input.is_full() => c.eof = true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return self.close_client(r),
-            }
-        }
-        if flags.contains(EventFlags::OUT) && c.flush().is_err() {
+        if flags.contains(EventFlags::IN) && !self.read_client(r) {
             return self.close_client(r);
         }
         self.run_lines(r);
+    }
+
+    /// Reads once into the client's line buffer. False on a read error;
+    /// EOF marks the client as having left.
+    fn read_client(&mut self, r: Ref) -> bool {
+        let Some(c) = self.clients.get_mut(r) else {
+            return false;
+        };
+        if !c.idle() || c.eof {
+            return true;
+        }
+        match c.input.fill(&mut c.stream) {
+            Ok(0) if !c.input.is_full() => c.eof = true,
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.eof |= c.hung_up,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+        true
     }
 
     /// Runs the client's complete request lines until one has to wait.
@@ -360,6 +380,11 @@ impl Daemon {
                 break;
             }
             let Some(line) = c.input.next_line() else {
+                // A client that hung up is no longer watched: read on here
+                // until what it sent is used up.
+                if c.hung_up && !c.eof && self.read_client(r) {
+                    continue;
+                }
                 break;
             };
             let outcome = match line {
@@ -412,6 +437,7 @@ impl Daemon {
             return;
         };
         match outcome {
+            Outcome::Reply(_) if c.hung_up => {}
             Outcome::Reply(reply) => {
                 c.output.extend_from_slice(reply.as_bytes());
                 if c.flush().is_err() || c.output.len() > MAX_PENDING_OUTPUT {
@@ -483,7 +509,7 @@ impl Daemon {
             return self.close_client(r);
         }
         let want = c.wanted_interest();
-        if want == c.interest {
+        if want == c.interest || c.hung_up {
             return;
         }
         let token = EventData::new_u64(Source::Client(r).token());

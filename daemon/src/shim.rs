@@ -48,6 +48,8 @@ pub fn spawn(shim: &Path, proc: &Path, spec: &Spec, runtime: &Runtime) -> io::Re
     cmd.arg(kv("id", &spec.id))
         .arg(kv("bundle", &spec.bundle))
         .arg(kv("runtime", &runtime.path.to_string_lossy()))
+        .arg(kv("log", &proc.join("log.json").to_string_lossy()))
+        .arg(kv("pid-file", &proc.join("pid").to_string_lossy()))
         .arg(format!(
             "startup-fd={}",
             std::os::fd::AsRawFd::as_raw_fd(&write)

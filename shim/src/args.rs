@@ -2,9 +2,12 @@
 //! shows what a shim is for.
 //!
 //! ```text
-//! nanoctr-shim id=ID bundle=DIR runtime=PATH startup-fd=N
-//!              [root=DIR] [stdin=PATH] [stdout=PATH] [stderr=PATH]
+//! nanoctr-shim id=ID bundle=DIR runtime=PATH log=PATH pid-file=PATH
+//!              startup-fd=N [root=DIR] [stdin=PATH] [stdout=PATH] [stderr=PATH]
 //! ```
+//!
+//! `log` and `pid-file` are absolute: a runtime may resolve relative paths
+//! against the bundle rather than its working directory (crun does).
 //!
 //! Every value is a suffix of a NUL-terminated `argv` string, so it is handed
 //! on to the runtime as a C string without a copy.
@@ -20,6 +23,10 @@ pub struct ShimArgs<'a> {
     pub bundle: &'a CStr,
     /// Absolute path of the runtime binary (`runc`, `crun`, ...).
     pub runtime: &'a CStr,
+    /// The runtime's JSON log (`--log`), absolute.
+    pub log: &'a CStr,
+    /// Where the runtime writes the init's pid (`--pid-file`), absolute.
+    pub pid_file: &'a CStr,
     /// The runtime's state root (`--root`), if not its default.
     pub root: Option<&'a CStr>,
     /// Container stdin; `/dev/null` when absent.
@@ -42,11 +49,15 @@ impl<'a> ShimArgs<'a> {
         let mut id = None;
         let mut bundle = None;
         let mut runtime = None;
+        let mut log = None;
+        let mut pid_file = None;
         let mut startup_fd = None;
         let mut out = ShimArgs {
             id: c"",
             bundle: c"",
             runtime: c"",
+            log: c"",
+            pid_file: c"",
             root: None,
             stdin: None,
             stdout: None,
@@ -62,6 +73,8 @@ impl<'a> ShimArgs<'a> {
                 b"id" => &mut id,
                 b"bundle" => &mut bundle,
                 b"runtime" => &mut runtime,
+                b"log" => &mut log,
+                b"pid-file" => &mut pid_file,
                 b"root" => &mut out.root,
                 b"stdin" => &mut out.stdin,
                 b"stdout" => &mut out.stdout,
@@ -76,6 +89,8 @@ impl<'a> ShimArgs<'a> {
         out.id = id.ok_or(ArgError("missing id="))?;
         out.bundle = bundle.ok_or(ArgError("missing bundle="))?;
         out.runtime = runtime.ok_or(ArgError("missing runtime="))?;
+        out.log = log.ok_or(ArgError("missing log="))?;
+        out.pid_file = pid_file.ok_or(ArgError("missing pid-file="))?;
         let fd = startup_fd.ok_or(ArgError("missing startup-fd="))?;
         out.startup_fd = parse_u32(fd.to_bytes())
             .and_then(|n| i32::try_from(n).ok())
@@ -127,6 +142,8 @@ mod tests {
             "id=web",
             "bundle=/b",
             "runtime=/usr/bin/runc",
+            "log=/s/log.json",
+            "pid-file=/s/pid",
             "startup-fd=5",
             "root=/run/runc",
             "stdout=/tmp/o",
@@ -135,6 +152,8 @@ mod tests {
         assert_eq!(a.id, c"web");
         assert_eq!(a.bundle, c"/b");
         assert_eq!(a.runtime, c"/usr/bin/runc");
+        assert_eq!(a.log, c"/s/log.json");
+        assert_eq!(a.pid_file, c"/s/pid");
         assert_eq!(a.root, Some(c"/run/runc"));
         assert_eq!(a.stdout, Some(c"/tmp/o"));
         assert_eq!(a.stdin, None);
@@ -144,17 +163,34 @@ mod tests {
 
     #[test]
     fn value_may_contain_equals() {
-        let a = parse(&["id=x", "bundle=/a=b", "runtime=/r", "startup-fd=3"]).unwrap();
+        let a = parse(&[
+            "id=x",
+            "bundle=/a=b",
+            "runtime=/r",
+            "log=/l",
+            "pid-file=/p",
+            "startup-fd=3",
+        ])
+        .unwrap();
         assert_eq!(a.bundle, c"/a=b");
     }
 
     #[test]
     fn refusals() {
-        let base = ["id=x", "bundle=/b", "runtime=/r", "startup-fd=3"];
+        let base = [
+            "id=x",
+            "bundle=/b",
+            "runtime=/r",
+            "log=/l",
+            "pid-file=/p",
+            "startup-fd=3",
+        ];
         for (i, expect) in [
             "missing id=",
             "missing bundle=",
             "missing runtime=",
+            "missing log=",
+            "missing pid-file=",
             "missing startup-fd=",
         ]
         .iter()
@@ -170,9 +206,15 @@ mod tests {
         words.pop();
         words.push("id=y");
         assert_eq!(parse(&words), Err(ArgError("key given twice")));
-        assert!(parse(&["id=x", "bundle=/b", "runtime=/r", "startup-fd=2"]).is_err());
-        assert!(parse(&["id=x", "bundle=/b", "runtime=/r", "startup-fd=-4"]).is_err());
-        assert!(parse(&["id=", "bundle=/b", "runtime=/r", "startup-fd=3"]).is_err());
+        let with_fd = |fd: &'static str| {
+            let mut words = base.to_vec();
+            words[5] = fd;
+            parse(&words)
+        };
+        assert!(with_fd("startup-fd=3").is_ok());
+        assert!(with_fd("startup-fd=2").is_err());
+        assert!(with_fd("startup-fd=-4").is_err());
+        assert!(with_fd("startup-fd=").is_err());
         assert!(parse(&["plain"]).is_err());
     }
 

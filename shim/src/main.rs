@@ -58,20 +58,20 @@ fn main(words: sys::Args) -> i32 {
     };
     let _ = io::fcntl_setfd(&startup, io::FdFlags::CLOEXEC);
     if let Err(f) = ensure_stdio() {
-        report(&startup, f);
+        report(&startup, args.log, f);
         return EXIT_SYSTEM;
     }
     let mut shim = match Shim::setup(&args) {
         Ok(shim) => shim,
         Err(f) => {
-            report(&startup, f);
+            report(&startup, args.log, f);
             return EXIT_SYSTEM;
         }
     };
     let init = match shim.create() {
         Ok(pid) => pid,
         Err(f) => {
-            report(&startup, f);
+            report(&startup, args.log, f);
             return EXIT_CREATE_FAILED;
         }
     };
@@ -104,8 +104,9 @@ fn sys(what: &'static str) -> impl FnOnce(Errno) -> Failure {
     move |e| Failure::Sys(what, e)
 }
 
-/// Writes `error MESSAGE` for `f` to `fd`.
-fn report(fd: impl AsFd, f: Failure) {
+/// Writes `error MESSAGE` for `f` to `fd`; a runtime's message is read from
+/// its `log`.
+fn report(fd: impl AsFd, log: &CStr, f: Failure) {
     let mut l = Message::new();
     l.push(b"error ");
     match f {
@@ -117,7 +118,7 @@ fn report(fd: impl AsFd, f: Failure) {
         Failure::Runtime(what, code) => {
             let mut tail = [0u8; runtime_log::TAIL];
             let mut msg = [0u8; 900];
-            let log = read_tail(c"log.json", &mut tail).unwrap_or(&[]);
+            let log = read_tail(log, &mut tail).unwrap_or(&[]);
             match runtime_log::last_error(log, &mut msg) {
                 Some(n) => l.push_text(&msg[..n]),
                 None => l
@@ -198,14 +199,14 @@ impl<'a> Shim<'a> {
         })
     }
 
-    /// `<runtime> [--root R] --log log.json --log-format json VERB`
+    /// `<runtime> [--root R] --log LOG --log-format json VERB`
     fn runtime(&self, verb: &'a CStr) -> Command<'a> {
         let mut cmd = Command::new(self.args.runtime);
         if let Some(root) = self.args.root {
             cmd.arg(c"--root").arg(root);
         }
         cmd.arg(c"--log")
-            .arg(c"log.json")
+            .arg(self.args.log)
             .arg(c"--log-format")
             .arg(c"json");
         cmd.arg(verb);
@@ -227,7 +228,7 @@ impl<'a> Shim<'a> {
         };
         let mut cmd = self.runtime(c"create");
         cmd.arg(c"--bundle").arg(a.bundle);
-        cmd.arg(c"--pid-file").arg(c"pid").arg(a.id);
+        cmd.arg(c"--pid-file").arg(a.pid_file).arg(a.id);
         let stdio = [
             stdin.as_fd(),
             stdout.as_fd(),
@@ -240,7 +241,7 @@ impl<'a> Shim<'a> {
             return Err(Failure::Runtime("create", code));
         }
         let mut buf = [0u8; 16];
-        let text = read_tail(c"pid", &mut buf).map_err(sys("read pid file"))?;
+        let text = read_tail(a.pid_file, &mut buf).map_err(sys("read pid file"))?;
         parse_u32(text.trim_ascii())
             .and_then(|n| Pid::from_raw(n as i32))
             .ok_or(Failure::Sys("read pid file", Errno::INVAL))
@@ -309,7 +310,7 @@ impl<'a> Shim<'a> {
                         started = true;
                         match self.spawn_start() {
                             Ok(pid) => start = Some(pid),
-                            Err(f) => report(&self.reply, f),
+                            Err(f) => report(&self.reply, self.args.log, f),
                         }
                     }
                 }
@@ -330,7 +331,7 @@ impl<'a> Shim<'a> {
         if code == 0 {
             let _ = io::write(&self.reply, b"started\n");
         } else {
-            report(&self.reply, Failure::Runtime("start", code));
+            report(&self.reply, self.args.log, Failure::Runtime("start", code));
         }
     }
 }

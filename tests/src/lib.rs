@@ -1,1 +1,509 @@
+//! The harness for nanoctr's integration tests.
+//!
+//! Tests run the real, statically linked release binaries against real
+//! runtimes (runc, crun) on a busybox bundle built here from busybox-static
+//! with `configs/bundles/busybox/mkrootfs.sh`. Each test gets a daemon of
+//! its own, with its own state dir, socket and runtime root, so tests run
+//! in parallel and `runc list` shows only their containers.
+//!
+//! Binaries come from `$NANOCTR_BIN_DIR`, or are built once by
+//! `cargo build --release --target x86_64-unknown-linux-musl`.
 
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use nanoctr::proto::{split_words, ReplyLine};
+
+/// How long any single answer may take before a test fails instead of
+/// hanging. Generous: this is a guard, not a measurement.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub fn workspace() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+}
+
+/// The directory holding nanoctrd, nanoctr and nanoctr-shim.
+pub fn bin_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Some(dir) = std::env::var_os("NANOCTR_BIN_DIR") {
+            return PathBuf::from(dir);
+        }
+        let target = "x86_64-unknown-linux-musl";
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                target,
+                "-p",
+                "nanoctr",
+                "-p",
+                "nanoctr-shim",
+            ])
+            .current_dir(workspace())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the release binaries failed");
+        workspace().join("target").join(target).join("release")
+    })
+}
+
+pub fn bin(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(path.is_file(), "{} is missing", path.display());
+    path
+}
+
+/// A busybox root filesystem shared (read-only) by every test bundle.
+pub fn rootfs() -> &'static Path {
+    static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
+    ROOTFS.get_or_init(|| {
+        let dir = workspace().join("target/test-rootfs");
+        if dir.join("bin/busybox").is_file() {
+            return dir;
+        }
+        let tmp = workspace().join(format!("target/test-rootfs.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let script = workspace().join("configs/bundles/busybox/mkrootfs.sh");
+        let status = Command::new("sh")
+            .arg(&script)
+            .arg(&tmp)
+            .status()
+            .expect("run mkrootfs.sh");
+        assert!(
+            status.success(),
+            "mkrootfs.sh failed (is busybox-static installed?)"
+        );
+        // Another test binary may have won the race; either copy is whole.
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        dir
+    })
+}
+
+/// The example bundle's config.json with `args` and an absolute rootfs.
+pub fn bundle_config(args: &[&str]) -> String {
+    let template = std::fs::read_to_string(workspace().join("configs/bundles/busybox/config.json"))
+        .expect("read the example bundle's config.json");
+    let args_json: Vec<String> = args.iter().map(|a| json_string(a)).collect();
+    let mut replaced = (0, 0);
+    let out: Vec<String> = template
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            let indent = &line[..line.len() - trimmed.len()];
+            if trimmed.starts_with("\"args\":") {
+                replaced.0 += 1;
+                format!("{indent}\"args\": [{}],", args_json.join(", "))
+            } else if trimmed == "\"path\": \"rootfs\"," {
+                replaced.1 += 1;
+                format!(
+                    "{indent}\"path\": {},",
+                    json_string(&rootfs().to_string_lossy())
+                )
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    assert_eq!(
+        replaced,
+        (1, 1),
+        "the template's args and root.path lines moved"
+    );
+    out.join("\n")
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Parses `key=value` words of a data line.
+pub fn fields(line: &str) -> HashMap<String, String> {
+    split_words(line.as_bytes())
+        .expect("a data line splits into words")
+        .into_iter()
+        .filter_map(|w| {
+            w.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
+/// A whole answer: data lines, then the final line.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub data: Vec<String>,
+    pub last: String,
+}
+
+impl Answer {
+    /// Asserts `OK` and returns what follows it.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        match ReplyLine::parse(&self.last) {
+            ReplyLine::Ok(rest) => rest,
+            _ => panic!("expected OK, got {self:?}"),
+        }
+    }
+
+    /// Asserts `ERR` and returns its code and message.
+    #[track_caller]
+    pub fn err(&self) -> (&str, &str) {
+        match ReplyLine::parse(&self.last) {
+            ReplyLine::Err(code, message) => (code, message),
+            _ => panic!("expected ERR, got {self:?}"),
+        }
+    }
+
+    /// Asserts `ERR CODE` and returns the message.
+    #[track_caller]
+    pub fn err_code(&self, code: &str) -> &str {
+        let (got, message) = self.err();
+        assert_eq!(got, code, "{self:?}");
+        message
+    }
+
+    /// The value of `key` in the `OK` line.
+    #[track_caller]
+    pub fn ok_field(&self, key: &str) -> String {
+        fields(self.ok())
+            .remove(key)
+            .unwrap_or_else(|| panic!("no {key}= in {self:?}"))
+    }
+}
+
+/// A connection to a daemon.
+pub struct Conn {
+    writer: UnixStream,
+    reader: BufReader<UnixStream>,
+}
+
+impl Conn {
+    pub fn connect(socket: &Path) -> std::io::Result<Conn> {
+        let writer = UnixStream::connect(socket)?;
+        writer.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+        let reader = BufReader::new(writer.try_clone()?);
+        Ok(Conn { writer, reader })
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send to the daemon");
+    }
+
+    pub fn send(&mut self, line: &str) {
+        self.send_raw(format!("{line}\n").as_bytes());
+    }
+
+    /// Reads one whole answer.
+    #[track_caller]
+    pub fn answer(&mut self) -> Answer {
+        let mut data = Vec::new();
+        loop {
+            let mut line = String::new();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .expect("read an answer (timed out?)");
+            assert!(
+                n > 0,
+                "the daemon closed the connection; data so far: {data:?}"
+            );
+            let line = line.trim_end_matches('\n').to_string();
+            if ReplyLine::parse(&line).is_final() {
+                return Answer { data, last: line };
+            }
+            data.push(line);
+        }
+    }
+
+    #[track_caller]
+    pub fn ask(&mut self, line: &str) -> Answer {
+        self.send(line);
+        self.answer()
+    }
+
+    /// True if an answer (or anything) is waiting to be read, without
+    /// blocking.
+    pub fn has_input(&mut self) -> bool {
+        if !self.reader.buffer().is_empty() {
+            return true;
+        }
+        // The reader shares the socket (and so O_NONBLOCK); what it reads
+        // here stays buffered for the next answer.
+        self.writer.set_nonblocking(true).expect("nonblocking");
+        let got = self.reader.fill_buf().map(|b| !b.is_empty());
+        self.writer.set_nonblocking(false).expect("blocking");
+        matches!(got, Ok(true))
+    }
+
+    pub fn into_stream(self) -> UnixStream {
+        self.writer
+    }
+}
+
+/// The runtime a test daemon uses by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    Runc,
+    /// crun 1.8 refuses hybrid cgroups; the daemon (and so its shims and
+    /// crun) runs in a private mount namespace with cgroup v2's controller
+    /// list hidden. On a pure cgroup v2 host this is not needed.
+    Crun,
+}
+
+impl Runtime {
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Runc => "runc",
+            Runtime::Crun => "crun",
+        }
+    }
+
+    /// A command that runs `argv` where this runtime works.
+    fn wrap(self, dir: &Path, argv: &[&str]) -> Command {
+        match self {
+            Runtime::Runc => {
+                let mut cmd = Command::new(argv[0]);
+                cmd.args(&argv[1..]);
+                cmd
+            }
+            Runtime::Crun => {
+                let empty = dir.join("empty-controllers");
+                std::fs::write(&empty, "").expect("write an empty file");
+                let mut cmd = Command::new("unshare");
+                cmd.args(["-m", "--propagation", "private", "sh", "-c"])
+                    .arg(
+                        "mount --bind \"$0\" /sys/fs/cgroup/unified/cgroup.controllers 2>/dev/null; exec \"$@\"",
+                    )
+                    .arg(&empty)
+                    .args(argv);
+                cmd
+            }
+        }
+    }
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// A daemon of a test's own.
+pub struct Daemon {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub socket: PathBuf,
+    pub state: PathBuf,
+    pub runtime_root: PathBuf,
+    pub runtime: Runtime,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(Runtime::Runc, &[])
+    }
+
+    /// Starts `nanoctrd` with the test's dirs plus `extra` flags, and waits
+    /// until it accepts connections.
+    pub fn start_with(runtime: Runtime, extra: &[&str]) -> Daemon {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("nct-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("make the test dir");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let mut d = Daemon {
+            child: None,
+            socket: dir.join("s.sock"),
+            state: dir.join("state"),
+            runtime_root: dir.join("rt"),
+            dir,
+            runtime,
+        };
+        rootfs();
+        d.spawn(extra);
+        d
+    }
+
+    fn spawn(&mut self, extra: &[&str]) {
+        let daemon = bin("nanoctrd");
+        let shim = bin("nanoctr-shim");
+        let mut argv: Vec<&str> = vec![
+            daemon.to_str().unwrap(),
+            "--socket",
+            self.socket.to_str().unwrap(),
+            "--state-dir",
+            self.state.to_str().unwrap(),
+            "--runtime",
+            self.runtime.name(),
+            "--runtime-root",
+            self.runtime_root.to_str().unwrap(),
+            "--shim",
+            shim.to_str().unwrap(),
+        ];
+        argv.extend_from_slice(extra);
+        let log = std::fs::File::create(self.dir.join("daemon.log")).expect("daemon log");
+        let child = self
+            .runtime
+            .wrap(&self.dir, &argv)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start nanoctrd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Conn::connect(&self.socket).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("nanoctrd exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "nanoctrd did not come up: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn conn(&self) -> Conn {
+        Conn::connect(&self.socket).expect("connect to nanoctrd")
+    }
+
+    /// One request on a fresh connection.
+    #[track_caller]
+    pub fn ask(&self, line: &str) -> Answer {
+        self.conn().ask(line)
+    }
+
+    /// A bundle named `name` that runs `args`.
+    pub fn bundle(&self, name: &str, args: &[&str]) -> PathBuf {
+        let dir = self.dir.join("bundles").join(name);
+        std::fs::create_dir_all(&dir).expect("make bundle dir");
+        std::fs::write(dir.join("config.json"), bundle_config(args)).expect("write config.json");
+        dir
+    }
+
+    /// Runs the `nanoctr` client against this daemon.
+    pub fn nanoctr(&self, args: &[&str]) -> Output {
+        Command::new(bin("nanoctr"))
+            .args(args)
+            .env("NANOCTR_SOCKET", &self.socket)
+            .output()
+            .expect("run nanoctr")
+    }
+
+    /// Runs the runtime itself on this daemon's root.
+    pub fn runtime_cmd(&self, args: &[&str]) -> Output {
+        let root = self.runtime_root.to_str().unwrap();
+        let mut argv = vec![self.runtime.name(), "--root", root];
+        argv.extend_from_slice(args);
+        self.runtime
+            .wrap(&self.dir, &argv)
+            .output()
+            .expect("run the runtime")
+    }
+
+    /// The ids the runtime knows on this daemon's root.
+    pub fn runtime_ids(&self) -> Vec<String> {
+        if !self.runtime_root.exists() {
+            return Vec::new();
+        }
+        let out = self.runtime_cmd(&["list", "-q"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The runtime's view of a container's status (`runc state`).
+    pub fn runtime_status(&self, id: &str) -> Option<String> {
+        let out = self.runtime_cmd(&["state", id]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let at = text.find("\"status\":")?;
+        let rest = text[at + 9..].trim_start().strip_prefix('"')?;
+        Some(rest[..rest.find('"')?].to_string())
+    }
+
+    /// SIGTERM to the daemon; waits for it and returns how it ended.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("the daemon is running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().expect("wait for nanoctrd")
+    }
+
+    /// Starts the daemon again on the same dirs.
+    pub fn restart(&mut self, extra: &[&str]) {
+        assert!(self.child.is_none(), "stop it first");
+        self.spawn(extra);
+    }
+
+    /// Waits until `cond` holds, polling; panics after the answer timeout.
+    #[track_caller]
+    pub fn eventually(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        while !cond() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for id in self.runtime_ids() {
+            let _ = self.runtime_cmd(&["delete", "--force", &id]);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Is a process alive (and not a zombie)?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// The pid in a file (`shim.pid`, `pid`).
+pub fn read_pid(path: &Path) -> u32 {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .trim()
+        .parse()
+        .expect("a pid")
+}
