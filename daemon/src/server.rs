@@ -121,12 +121,6 @@ impl Outcome {
     }
 }
 
-impl From<Result<Reply, Error>> for Outcome {
-    fn from(r: Result<Reply, Error>) -> Outcome {
-        r.map_or_else(Outcome::err, Outcome::Reply)
-    }
-}
-
 pub struct Daemon {
     pub(crate) cfg: Config,
     pub(crate) state: StateDir,
@@ -410,10 +404,10 @@ impl Daemon {
     /// none is free.
     fn execute(&mut self, client: Ref, req: Request) -> Outcome {
         let outcome = match &req {
-            Request::Hello => self.hello(),
-            Request::Version => self.version(),
-            Request::Help => self.help(),
-            Request::List => self.list(),
+            Request::Hello => Ok(self.hello()),
+            Request::Version => Ok(self.version()),
+            Request::Help => Ok(self.help()),
+            Request::List => Ok(self.list()),
             Request::State(id) => self.state(id),
             Request::Create(spec) => self.create(client, spec, false),
             Request::Run(spec) => self.create(client, spec, true),
@@ -421,7 +415,8 @@ impl Daemon {
             Request::Wait(id) => self.wait(client, id),
             Request::Kill { id, signal } => self.kill(client, id, *signal),
             Request::Delete { id, force } => self.delete(client, id, *force),
-        };
+        }
+        .unwrap_or_else(Outcome::err);
         if let Outcome::Stall = outcome {
             if let Some(c) = self.clients.get_mut(client) {
                 c.stalled = Some(req);

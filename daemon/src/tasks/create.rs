@@ -26,12 +26,12 @@ use crate::statedir::write_atomic;
 use super::internal;
 
 impl Daemon {
-    pub(crate) fn create(&mut self, client: Ref, spec: &Spec, then_start: bool) -> Outcome {
-        self.try_create(client, spec, then_start)
-            .unwrap_or_else(Outcome::err)
-    }
-
-    fn try_create(&mut self, client: Ref, spec: &Spec, then_start: bool) -> Result<Outcome, Error> {
+    pub(crate) fn create(
+        &mut self,
+        client: Ref,
+        spec: &Spec,
+        then_start: bool,
+    ) -> Result<Outcome, Error> {
         if self.find(&spec.id).is_some() {
             return refuse(Code::Exists, format!("container {} exists", spec.id));
         }

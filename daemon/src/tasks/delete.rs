@@ -3,29 +3,19 @@
 //! leaves the table.
 
 use crate::container::{Op, OpKind};
-use crate::lifecycle::{admits, Verb};
+use crate::lifecycle::Verb;
 use crate::proto::{Code, Error};
 use crate::runtime;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 
 impl Daemon {
-    pub(crate) fn delete(&mut self, client: Ref, id: &str, force: bool) -> Outcome {
-        let checked = self.lookup(id).and_then(|r| {
-            self.not_busy(r)?;
-            admits(self.status(r)?, Verb::Delete { force })?;
-            Ok(r)
-        });
-        let r = match checked {
-            Ok(r) => r,
-            Err(e) => return Outcome::err(e),
-        };
+    pub(crate) fn delete(&mut self, client: Ref, id: &str, force: bool) -> Result<Outcome, Error> {
+        let r = self.admit(id, Verb::Delete { force })?;
         if !self.slot_free() {
-            return Outcome::Stall;
+            return Ok(Outcome::Stall);
         }
-        if let Err(e) = self.spawn_call(r, CallKind::Delete, &["delete", "--force", id]) {
-            return Outcome::err(e);
-        }
+        self.spawn_call(r, CallKind::Delete, &["delete", "--force", id])?;
         if let Some(c) = self.containers.get_mut(r) {
             c.op = Some(Op {
                 kind: OpKind::Delete {
@@ -34,7 +24,7 @@ impl Daemon {
                 client: Some(client),
             });
         }
-        Outcome::Pending
+        Ok(Outcome::Pending)
     }
 
     /// `delete --force` has exited, for a `delete` or after a failed create.

@@ -2,8 +2,8 @@
 //! `state`.
 
 use crate::container::Container;
-use crate::lifecycle::{admits, Status, Verb};
-use crate::proto::{Reply, PROTOCOL};
+use crate::lifecycle::{Status, Verb};
+use crate::proto::{Error, Reply, PROTOCOL};
 use crate::request::VERBS;
 use crate::server::{Daemon, Outcome};
 
@@ -49,17 +49,12 @@ impl Daemon {
         Outcome::Reply(r)
     }
 
-    pub(crate) fn state(&self, id: &str) -> Outcome {
-        let found = self.lookup(id).and_then(|r| {
-            let status = self.status(r)?;
-            admits(status, Verb::State)?;
-            Ok(r)
-        });
-        let c = match found.map(|r| self.containers.get(r)) {
-            Ok(Some(c)) => c,
-            Ok(None) => return Outcome::err(super::internal("container vanished")),
-            Err(e) => return Outcome::err(e),
-        };
+    pub(crate) fn state(&self, id: &str) -> Result<Outcome, Error> {
+        let r = self.admit(id, Verb::State)?;
+        let c = self
+            .containers
+            .get(r)
+            .ok_or_else(|| super::internal("container vanished"))?;
         let pid = c.pid.to_string();
         let created = c.created.to_string();
         let exit = c.exit_code.map(|e| e.to_string());
@@ -79,7 +74,7 @@ impl Daemon {
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
         let mut r = Reply::new();
         r.data(&pairs).ok(&[]);
-        Outcome::Reply(r)
+        Ok(Outcome::Reply(r))
     }
 }
 

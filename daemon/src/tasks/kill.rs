@@ -1,40 +1,20 @@
 //! `kill`: `<runtime> kill ID SIGNAL`.
 
-use crate::container::OpKind;
-use crate::lifecycle::{admits, Verb};
+use crate::lifecycle::Verb;
 use crate::proto::{Code, Error};
 use crate::runtime;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 
 impl Daemon {
-    pub(crate) fn kill(&mut self, client: Ref, id: &str, signal: i32) -> Outcome {
-        let r = match self.lookup(id) {
-            Ok(r) => r,
-            Err(e) => return Outcome::err(e),
-        };
-        let Some(c) = self.containers.get(r) else {
-            return Outcome::err(super::internal("container vanished"));
-        };
-        // A kill may overlap a start, but not the making or removing.
-        if let Some(op) = c.op.as_ref().filter(|op| op.kind != OpKind::Start) {
-            let e = Error::new(
-                Code::Busy,
-                format!("container is busy ({})", op.kind.describe()),
-            );
-            return Outcome::err(e);
-        }
-        if let Err(e) = admits(c.status, Verb::Kill) {
-            return Outcome::err(e);
-        }
+    pub(crate) fn kill(&mut self, client: Ref, id: &str, signal: i32) -> Result<Outcome, Error> {
+        let r = self.admit(id, Verb::Kill)?;
         if !self.slot_free() {
-            return Outcome::Stall;
+            return Ok(Outcome::Stall);
         }
         let signal = signal.to_string();
-        match self.spawn_call(r, CallKind::Kill { client }, &["kill", id, &signal]) {
-            Ok(()) => Outcome::Pending,
-            Err(e) => Outcome::err(e),
-        }
+        self.spawn_call(r, CallKind::Kill { client }, &["kill", id, &signal])?;
+        Ok(Outcome::Pending)
     }
 
     pub(crate) fn kill_done(&mut self, client: Ref, call: &Call, code: i32) {

@@ -9,7 +9,8 @@ mod kill;
 mod start;
 mod wait;
 
-use crate::lifecycle::{Event, Status};
+use crate::container::OpKind;
+use crate::lifecycle::{admits, Event, Verb};
 use crate::proto::{Code, Error};
 use crate::server::{Call, CallKind, Daemon};
 use crate::slab::Ref;
@@ -25,28 +26,31 @@ impl Daemon {
         }
     }
 
-    /// The container `id`, or `ERR not-found`.
-    pub(crate) fn lookup(&self, id: &str) -> Result<Ref, Error> {
-        self.find(id)
-            .ok_or_else(|| Error::new(Code::NotFound, format!("no container {id}")))
-    }
-
-    pub(crate) fn status(&self, r: Ref) -> Result<Status, Error> {
-        self.containers
+    /// The container `id`, if it admits `verb` now: it exists, no
+    /// operation in progress on it excludes the verb (a kill may overlap a
+    /// start; `wait` and `state` overlap anything), and its status admits
+    /// the verb ([`admits`]).
+    pub(crate) fn admit(&self, id: &str, verb: Verb) -> Result<Ref, Error> {
+        let r = self
+            .find(id)
+            .ok_or_else(|| Error::new(Code::NotFound, format!("no container {id}")))?;
+        let c = self
+            .containers
             .get(r)
-            .map(|c| c.status)
-            .ok_or_else(|| internal("container vanished"))
-    }
-
-    /// Refuses a request while another operation runs on the container.
-    pub(crate) fn not_busy(&self, r: Ref) -> Result<(), Error> {
-        match self.containers.get(r).and_then(|c| c.op.as_ref()) {
-            None => Ok(()),
-            Some(op) => Err(Error::new(
-                Code::Busy,
-                format!("container is busy ({})", op.kind.describe()),
-            )),
+            .ok_or_else(|| internal("container vanished"))?;
+        if let Some(op) = &c.op {
+            let overlaps = match verb {
+                Verb::Wait | Verb::State => true,
+                Verb::Kill => op.kind == OpKind::Start,
+                Verb::Start | Verb::Delete { .. } => false,
+            };
+            if !overlaps {
+                let why = format!("container is busy ({})", op.kind.describe());
+                return Err(Error::new(Code::Busy, why));
+            }
         }
+        admits(c.status, verb)?;
+        Ok(r)
     }
 
     /// Starts `<runtime> ARGS` for a container; the call's end comes to

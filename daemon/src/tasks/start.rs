@@ -2,7 +2,7 @@
 //! `<runtime> start` and answers `started` or `error MESSAGE` on `reply`.
 
 use crate::container::{Op, OpKind};
-use crate::lifecycle::{admits, Event, Verb};
+use crate::lifecycle::{Event, Verb};
 use crate::proto::{Code, Error};
 use crate::server::{Daemon, Outcome};
 use crate::shim::ShimLine;
@@ -12,23 +12,13 @@ use crate::statedir::write_fifo;
 use super::internal;
 
 impl Daemon {
-    pub(crate) fn start(&mut self, client: Ref, id: &str) -> Outcome {
-        let checked = self.lookup(id).and_then(|r| {
-            self.not_busy(r)?;
-            admits(self.status(r)?, Verb::Start)?;
-            Ok(r)
-        });
-        let r = match checked {
-            Ok(r) => r,
-            Err(e) => return Outcome::err(e),
-        };
+    pub(crate) fn start(&mut self, client: Ref, id: &str) -> Result<Outcome, Error> {
+        let r = self.admit(id, Verb::Start)?;
         if !self.slot_free() {
-            return Outcome::Stall;
+            return Ok(Outcome::Stall);
         }
-        match self.begin_start(r, Some(client)) {
-            Ok(()) => Outcome::Pending,
-            Err(e) => Outcome::err(e),
-        }
+        self.begin_start(r, Some(client))?;
+        Ok(Outcome::Pending)
     }
 
     /// Sends `start` to the shim; the answer comes to [`Daemon::on_reply`].

@@ -1,28 +1,22 @@
 //! `wait`: answers `OK exit=N` once the container's init has exited, at
 //! once if it has already.
 
-use crate::lifecycle::{admits, Status, Verb};
+use crate::lifecycle::{Status, Verb};
+use crate::proto::Error;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
 
 use super::exit::exit_outcome;
 
 impl Daemon {
-    pub(crate) fn wait(&mut self, client: Ref, id: &str) -> Outcome {
-        let r = match self.lookup(id) {
-            Ok(r) => r,
-            Err(e) => return Outcome::err(e),
-        };
-        let Some(c) = self.containers.get(r) else {
-            return Outcome::err(super::internal("container vanished"));
-        };
-        if let Err(e) = admits(c.status, Verb::Wait) {
-            return Outcome::err(e);
+    pub(crate) fn wait(&mut self, client: Ref, id: &str) -> Result<Outcome, Error> {
+        let r = self.admit(id, Verb::Wait)?;
+        match self.containers.get(r) {
+            Some(c) if c.status == Status::Stopped => Ok(exit_outcome(c.exit_code)),
+            _ => {
+                self.await_exit(client, r);
+                Ok(Outcome::Pending)
+            }
         }
-        if c.status == Status::Stopped {
-            return exit_outcome(c.exit_code);
-        }
-        self.await_exit(client, r);
-        Outcome::Pending
     }
 }
