@@ -86,7 +86,7 @@ fn hostile_ids() {
         d.ask(&format!("state {id}")).err_code("invalid");
     }
     // Nothing was made anywhere near the state dir.
-    assert_eq!(std::fs::read_dir(&d.state).unwrap().count(), 0);
+    assert_eq!(d.container_dirs().len(), 0);
     assert!(!d.dir.join("x").exists());
     still_serving(&d);
 }
@@ -111,7 +111,7 @@ fn missing_bundles() {
     d.ask(&format!("run m {}", file.display()))
         .err_code("invalid");
     assert_eq!(d.ask("list").ok(), "count=0");
-    assert_eq!(std::fs::read_dir(&d.state).unwrap().count(), 0);
+    assert_eq!(d.container_dirs().len(), 0);
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn an_unknown_runtime_is_refused() {
     assert!(msg.contains("no-such-runtime"), "{msg}");
     d.ask(&format!("run r {} runtime=/no/such/runtime", b.display()))
         .err_code("invalid");
-    assert_eq!(std::fs::read_dir(&d.state).unwrap().count(), 0);
+    assert_eq!(d.container_dirs().len(), 0);
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn crun_kill_and_forced_delete() {
     d.ask("delete s").ok();
     assert!(d.runtime_ids().is_empty());
     assert!(!alive(shim));
-    assert_eq!(std::fs::read_dir(&d.state).unwrap().count(), 0);
+    assert_eq!(d.container_dirs().len(), 0);
 }
 
 #[test]

@@ -107,23 +107,13 @@ pub fn usage() -> String {
 
 /// Sends the request and prints the reply; returns the exit status.
 pub fn run(socket: &Path, words: &[String]) -> i32 {
-    let line = match request_line(words) {
-        Ok(l) => l,
-        Err(e) => return fail(2, &e),
-    };
-    let stream = match UnixStream::connect(socket) {
+    if words.first().map(String::as_str) == Some("events") {
+        return follow_events(socket, words.to_vec());
+    }
+    let (stream, sent) = match send(socket, words) {
         Ok(s) => s,
-        Err(e) => {
-            let msg = format!(
-                "cannot connect to {}: {e} (is nanoctrd running?)",
-                socket.display()
-            );
-            return fail(2, &msg);
-        }
+        Err(code) => return code,
     };
-    // A daemon that turns the connection away answers and closes before
-    // reading: a failed write still leaves its answer to read.
-    let sent = (&stream).write_all(line.as_bytes());
     let mut out = io::stdout().lock();
     for line in BufReader::new(&stream).lines() {
         let line = match line {
@@ -148,6 +138,58 @@ pub fn run(socket: &Path, words: &[String]) -> i32 {
     match sent {
         Err(e) => fail(2, &format!("cannot send the request: {e}")),
         Ok(()) => fail(2, "nanoctrd closed the connection without an answer"),
+    }
+}
+
+/// Connects and sends one request line. A daemon that turns the connection
+/// away answers and closes before reading: a failed write still leaves its
+/// answer to read, so the write's result is handed back rather than fatal.
+fn send(socket: &Path, words: &[String]) -> Result<(UnixStream, io::Result<()>), i32> {
+    let line = request_line(words).map_err(|e| fail(2, &e))?;
+    let stream = UnixStream::connect(socket).map_err(|e| {
+        let msg = format!(
+            "cannot connect to {}: {e} (is nanoctrd running?)",
+            socket.display()
+        );
+        fail(2, &msg)
+    })?;
+    let sent = (&stream).write_all(line.as_bytes());
+    Ok((stream, sent))
+}
+
+/// `events`: prints the stream as it comes. When the daemon cuts the
+/// stream off because this client fell behind (`EVENT type=overflow
+/// next=SEQ`), it connects again from SEQ, so nothing still retained is
+/// missed.
+fn follow_events(socket: &Path, mut words: Vec<String>) -> i32 {
+    let mut out = io::stdout().lock();
+    'connect: loop {
+        let (stream, _) = match send(socket, &words) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        for line in BufReader::new(&stream).lines() {
+            let Ok(line) = line else { break };
+            match ReplyLine::parse(&line) {
+                ReplyLine::Err(code, message) => return fail(1, &format!("{message} ({code})")),
+                ReplyLine::Event(l) if l.starts_with("EVENT type=overflow ") => {
+                    let next = l
+                        .rsplit_once("next=")
+                        .and_then(|(_, n)| n.parse::<u64>().ok());
+                    let Some(next) = next else { break };
+                    eprintln!("nanoctr: fell behind the event stream; going on from seq {next}");
+                    words.retain(|w| !w.starts_with("since="));
+                    words.push(format!("since={}", next.saturating_sub(1)));
+                    continue 'connect;
+                }
+                _ => {
+                    if writeln!(out, "{line}").is_err() {
+                        return 2;
+                    }
+                }
+            }
+        }
+        return fail(2, "nanoctrd closed the event stream");
     }
 }
 

@@ -42,6 +42,11 @@ pub struct Flags {
     #[argh(option, default = "8")]
     pub max_calls: usize,
 
+    /// events kept for replay, in memory and in the state dir; a subscriber
+    /// that falls this far behind is cut off (default 512)
+    #[argh(option, default = "512")]
+    pub retain: usize,
+
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
@@ -60,6 +65,7 @@ pub struct Config {
     pub max_containers: usize,
     pub max_clients: usize,
     pub max_calls: usize,
+    pub retain: usize,
 }
 
 impl Config {
@@ -68,9 +74,10 @@ impl Config {
             ("--max-containers", f.max_containers),
             ("--max-clients", f.max_clients),
             ("--max-calls", f.max_calls),
+            ("--retain", f.retain),
         ] {
-            if !(1..=4096).contains(&n) {
-                return Err(format!("{name} must be between 1 and 4096"));
+            if !(1..=65536).contains(&n) {
+                return Err(format!("{name} must be between 1 and 65536"));
             }
         }
         let runtime = find_program(&f.runtime)
@@ -101,6 +108,7 @@ impl Config {
             max_containers: f.max_containers,
             max_clients: f.max_clients,
             max_calls: f.max_calls,
+            retain: f.retain,
         })
     }
 }

@@ -5,6 +5,7 @@ use std::os::unix::net::UnixStream;
 
 use rustix::event::epoll::EventFlags;
 
+use crate::events::Filter;
 use crate::proto::MAX_LINE;
 use crate::request::Request;
 use crate::slab::Ref;
@@ -90,6 +91,18 @@ pub enum Busy {
     Op,
     /// The exit of a container (`wait`).
     Wait(Ref),
+    /// Following the event stream until it leaves.
+    Events,
+}
+
+/// A client following the event stream. It holds no copies of events, only
+/// its place in the daemon's retained log: a subscriber costs no memory,
+/// and one that falls out of the retained window is cut off.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub filter: Filter,
+    /// The sequence number to deliver next (if it matches).
+    pub next: u64,
 }
 
 pub struct Client {
@@ -106,6 +119,7 @@ pub struct Client {
     pub hung_up: bool,
     /// The epoll interest currently registered.
     pub interest: EventFlags,
+    pub subscription: Option<Subscription>,
 }
 
 impl Client {
@@ -119,6 +133,7 @@ impl Client {
             eof: false,
             hung_up: false,
             interest: EventFlags::empty(),
+            subscription: None,
         }
     }
 

@@ -2,6 +2,9 @@
 
 use std::fs::File;
 use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::cgroup::OomWatch;
 
 use crate::lifecycle::Status;
 use crate::proto::Error;
@@ -30,6 +33,8 @@ pub struct Container {
     pub reply: Option<LineReader>,
     /// The request being carried out, if any.
     pub op: Option<Op>,
+    /// The watch on its memory cgroup's OOM kills, while it runs.
+    pub oom: Option<OomWatch>,
 }
 
 /// A request on a container that waits for a shim or a runtime call. At
@@ -38,6 +43,18 @@ pub struct Container {
 pub struct Op {
     pub kind: OpKind,
     pub client: Option<Ref>,
+    /// When the request came (for `run`, the create request).
+    pub since: Instant,
+}
+
+impl Op {
+    pub fn new(kind: OpKind, client: Option<Ref>) -> Op {
+        Op {
+            kind,
+            client,
+            since: Instant::now(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

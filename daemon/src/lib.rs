@@ -5,11 +5,14 @@
 //! `daemon/README.md` for the architecture.
 #![deny(unsafe_code)]
 
+pub mod cgroup;
 pub mod client;
 pub mod config;
 pub mod conn;
 pub mod container;
+pub mod events;
 pub mod lifecycle;
+pub mod metrics;
 pub mod proto;
 pub mod record;
 pub mod request;

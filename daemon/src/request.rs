@@ -1,6 +1,7 @@
 //! Requests: the verbs of protocol v1 and their arguments, checked before
 //! anything touches the filesystem or a runtime.
 
+use crate::events::{Filter, Kind};
 use crate::proto::{refuse, Code, Error};
 use crate::signal;
 
@@ -21,6 +22,12 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ("delete", "delete ID [force]", "remove a stopped container; force kills it first"),
     ("list", "list", "one line per container"),
     ("state", "state ID", "one container in detail"),
+    (
+        "events",
+        "events [since=SEQ] [id=ID] [type=TYPE]",
+        "replay retained events after SEQ, then follow new ones",
+    ),
+    ("metrics", "metrics", "counters and gauges in Prometheus text format"),
 ];
 
 /// The usage line of a verb.
@@ -42,6 +49,8 @@ pub enum Request {
     Delete { id: String, force: bool },
     List,
     State(String),
+    Events(Filter),
+    Metrics,
 }
 
 /// What `create` and `run` say about a new container.
@@ -72,6 +81,8 @@ impl Request {
             ("version", []) => Request::Version,
             ("help", []) => Request::Help,
             ("list", []) => Request::List,
+            ("metrics", []) => Request::Metrics,
+            ("events", opts) => Request::Events(parse_filter(opts)?),
             ("create", [id, bundle, opts @ ..]) => Request::Create(Spec::parse(id, bundle, opts)?),
             ("run", [id, bundle, opts @ ..]) => Request::Run(Spec::parse(id, bundle, opts)?),
             ("start", [id]) => Request::Start(check_id(id)?),
@@ -137,6 +148,29 @@ impl Spec {
         }
         Ok(spec)
     }
+}
+
+fn parse_filter(opts: &[&str]) -> Result<Filter, Error> {
+    let mut f = Filter::default();
+    for opt in opts {
+        match opt.split_once('=') {
+            Some(("since", n)) if f.since.is_none() => {
+                f.since = Some(
+                    n.parse()
+                        .map_err(|_| Error::new(Code::Invalid, format!("bad since={n}")))?,
+                )
+            }
+            Some(("id", id)) if f.id.is_none() => f.id = Some(check_id(id)?),
+            Some(("type", t)) if f.kind.is_none() => {
+                f.kind =
+                    Some(Kind::parse(t).ok_or_else(|| {
+                        Error::new(Code::Invalid, format!("unknown event type {t}"))
+                    })?)
+            }
+            _ => return refuse(Code::Invalid, format!("usage: {}", usage("events"))),
+        }
+    }
+    Ok(f)
 }
 
 /// Longest container id.

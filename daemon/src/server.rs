@@ -25,12 +25,15 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
 
 use rustix::event::epoll::{self, EventData, EventFlags};
+use rustix::fs::inotify;
 use rustix::io::Errno;
 use rustix::process::WaitOptions;
 
 use crate::config::Config;
 use crate::conn::{Busy, Client, Line, MAX_PENDING_OUTPUT};
 use crate::container::Container;
+use crate::events::EventLog;
+use crate::metrics::Metrics;
 use crate::proto::{split_words, Code, Error, Reply};
 use crate::request::Request;
 use crate::slab::{Ref, Slab};
@@ -46,6 +49,10 @@ pub(crate) enum Source {
     Startup(Ref),
     Reply(Ref),
     Exit(Ref),
+    /// A cgroup v1 OOM eventfd.
+    Oom(Ref),
+    /// The daemon's inotify descriptor (cgroup v2 `memory.events`).
+    Inotify,
 }
 
 impl Source {
@@ -57,6 +64,8 @@ impl Source {
             Source::Startup(r) => (4, Some(r)),
             Source::Reply(r) => (5, Some(r)),
             Source::Exit(r) => (6, Some(r)),
+            Source::Oom(r) => (7, Some(r)),
+            Source::Inotify => (8, None),
         };
         let r = r.map_or(0, |r| u64::from(r.index) << 32 | u64::from(r.generation));
         kind << 56 | r
@@ -74,6 +83,8 @@ impl Source {
             4 => Source::Startup(r),
             5 => Source::Reply(r),
             6 => Source::Exit(r),
+            7 => Source::Oom(r),
+            8 => Source::Inotify,
             _ => return None,
         })
     }
@@ -130,6 +141,10 @@ pub struct Daemon {
     pub(crate) clients: Slab<Client>,
     pub(crate) containers: Slab<Container>,
     pub(crate) calls: Slab<Call>,
+    pub(crate) events: EventLog,
+    pub(crate) metrics: Metrics,
+    /// Watches cgroup v2 `memory.events` files for OOM kills.
+    pub(crate) inotify: OwnedFd,
     /// Clients whose request waits for a runtime-call slot, oldest first.
     stalled: VecDeque<Ref>,
     /// Clients that got an answer and may have more lines to run.
@@ -152,6 +167,11 @@ impl Daemon {
         .map_err(|e| format!("signalfd: {e}"))?;
         let state = StateDir::open(&cfg.state_dir)
             .map_err(|e| format!("state dir {}: {e}", cfg.state_dir.display()))?;
+        let events = EventLog::open(&cfg.state_dir, cfg.retain)
+            .map_err(|e| format!("event log in {}: {e}", cfg.state_dir.display()))?;
+        let inotify = inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK)
+            .map(sys::own)
+            .map_err(|e| format!("inotify: {e}"))?;
         let listener = bind(&cfg.socket)?;
         let epoll =
             epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
@@ -163,6 +183,9 @@ impl Daemon {
             clients: Slab::with_capacity(cfg.max_clients),
             containers: Slab::with_capacity(cfg.max_containers),
             calls: Slab::with_capacity(cfg.max_calls),
+            events,
+            metrics: Metrics::default(),
+            inotify,
             stalled: VecDeque::with_capacity(cfg.max_clients),
             ready: Vec::with_capacity(cfg.max_clients),
             stopping: false,
@@ -171,6 +194,7 @@ impl Daemon {
         };
         d.watch(&d.listener, Source::Listener, EventFlags::IN)
             .and_then(|()| d.watch(&d.signals, Source::Signals, EventFlags::IN))
+            .and_then(|()| d.watch(&d.inotify, Source::Inotify, EventFlags::IN))
             .map_err(|e| format!("epoll: {e}"))?;
         Ok(d)
     }
@@ -231,6 +255,8 @@ impl Daemon {
             Source::Startup(r) => self.on_startup(r),
             Source::Reply(r) => self.on_reply(r),
             Source::Exit(r) => self.on_exit_fifo(r),
+            Source::Oom(r) => self.check_oom(r),
+            Source::Inotify => self.on_inotify(),
         }
     }
 
@@ -332,12 +358,18 @@ impl Daemon {
             // is pointless, and the socket, which would report HUP
             // forever, is no longer watched.
             c.hung_up = true;
-            if matches!(c.busy, Some(Busy::Wait(_))) {
+            if matches!(c.busy, Some(Busy::Wait(_) | Busy::Events)) {
                 c.busy = None;
+                c.subscription = None;
             }
             let _ = epoll::delete(&self.epoll, sys::fd(&c.stream));
-        } else if flags.contains(EventFlags::OUT) && c.flush().is_err() {
-            return self.close_client(r);
+        } else if flags.contains(EventFlags::OUT) {
+            if c.subscription.is_some() {
+                return self.pump(r);
+            }
+            if c.flush().is_err() {
+                return self.close_client(r);
+            }
         }
         if flags.contains(EventFlags::IN) && !self.read_client(r) {
             return self.close_client(r);
@@ -415,6 +447,8 @@ impl Daemon {
             Request::Wait(id) => self.wait(client, id),
             Request::Kill { id, signal } => self.kill(client, id, *signal),
             Request::Delete { id, force } => self.delete(client, id, *force),
+            Request::Events(filter) => self.subscribe(client, filter),
+            Request::Metrics => Ok(self.metrics_text()),
         }
         .unwrap_or_else(Outcome::err);
         if let Outcome::Stall = outcome {
@@ -496,7 +530,7 @@ impl Daemon {
 
     /// Brings the client's epoll interest up to date, or closes it when it
     /// is finished.
-    fn settle(&mut self, r: Ref) {
+    pub(crate) fn settle(&mut self, r: Ref) {
         let Some(c) = self.clients.get_mut(r) else {
             return;
         };
@@ -514,7 +548,7 @@ impl Daemon {
         }
     }
 
-    fn close_client(&mut self, r: Ref) {
+    pub(crate) fn close_client(&mut self, r: Ref) {
         if let Some(c) = self.clients.remove(r) {
             let _ = epoll::delete(&self.epoll, sys::fd(&c.stream));
             self.stalled.retain(|&s| s != r);
@@ -587,6 +621,8 @@ mod tests {
             Source::Startup(r),
             Source::Reply(r),
             Source::Exit(r),
+            Source::Oom(r),
+            Source::Inotify,
         ] {
             assert_eq!(Source::from_token(s.token()), Some(s));
         }

@@ -239,6 +239,18 @@ impl Conn {
         }
     }
 
+    /// Reads one line (an event, on a subscription).
+    #[track_caller]
+    pub fn line(&mut self) -> String {
+        let mut line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut line)
+            .expect("read a line (timed out?)");
+        assert!(n > 0, "the daemon closed the connection");
+        line.trim_end_matches('\n').to_string()
+    }
+
     #[track_caller]
     pub fn ask(&mut self, line: &str) -> Answer {
         self.send(line);
@@ -405,6 +417,16 @@ impl Daemon {
         std::fs::create_dir_all(&dir).expect("make bundle dir");
         std::fs::write(dir.join("config.json"), bundle_config(args)).expect("write config.json");
         dir
+    }
+
+    /// The container directories in the state dir (the daemon's own files
+    /// start with a dot, which no container id can).
+    pub fn container_dirs(&self) -> Vec<String> {
+        std::fs::read_dir(&self.state)
+            .expect("read the state dir")
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| !name.starts_with('.'))
+            .collect()
     }
 
     /// Runs the `nanoctr` client against this daemon.

@@ -13,7 +13,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::find_program;
 use crate::container::{Container, Op, OpKind};
+use crate::events::Kind;
 use crate::lifecycle::{Event, Status};
+use crate::metrics::CallVerb;
 use crate::proto::{refuse, Code, Error};
 use crate::record::Record;
 use crate::request::Spec;
@@ -92,10 +94,8 @@ impl Daemon {
             exit: Some(spawned.exit),
             startup: Some(LineReader::new(spawned.startup)),
             reply: Some(LineReader::new(spawned.reply)),
-            op: Some(Op {
-                kind: OpKind::Create { then_start },
-                client: Some(client),
-            }),
+            op: Some(Op::new(OpKind::Create { then_start }, Some(client))),
+            oom: None,
         };
         let Ok(r) = self.containers.insert(container) else {
             return Err(internal("container table full"));
@@ -149,10 +149,15 @@ impl Daemon {
         c.startup = None;
         c.pid = pid;
         let op = c.op.take();
+        let id = c.id().to_string();
         self.apply(r, Event::Created);
+        self.metrics.call(CallVerb::Create, true);
+        self.emit(&id, Kind::Create, &[("pid", &pid.to_string())]);
+        self.watch_oom(r, pid);
         let Some(Op {
             kind: OpKind::Create { then_start },
             client,
+            since,
         }) = op
         else {
             return;
@@ -160,7 +165,7 @@ impl Daemon {
         if !then_start {
             return self.answer(client, Outcome::ok(&[("pid", &pid.to_string())]));
         }
-        if let Err(e) = self.begin_start(r, client) {
+        if let Err(e) = self.begin_start(r, client, since) {
             self.answer(client, Outcome::err(e));
         }
     }
@@ -181,11 +186,9 @@ impl Daemon {
             }
         }
         let client = c.op.take().and_then(|op| op.client);
-        c.op = Some(Op {
-            kind: OpKind::Discard(error),
-            client,
-        });
+        c.op = Some(Op::new(OpKind::Discard(error), client));
         let id = c.id().to_string();
+        self.metrics.call(CallVerb::Create, false);
         if self
             .spawn_call(r, CallKind::Delete, &["delete", "--force", &id])
             .is_err()
@@ -210,6 +213,7 @@ impl Daemon {
         if let Some(Op {
             kind: OpKind::Discard(error),
             client,
+            ..
         }) = c.op
         {
             self.answer(client, Outcome::err(error));

@@ -3,7 +3,9 @@
 //! leaves the table.
 
 use crate::container::{Op, OpKind};
+use crate::events::Kind;
 use crate::lifecycle::Verb;
+use crate::metrics::CallVerb;
 use crate::proto::{Code, Error};
 use crate::runtime;
 use crate::server::{Call, CallKind, Daemon, Outcome};
@@ -17,18 +19,19 @@ impl Daemon {
         }
         self.spawn_call(r, CallKind::Delete, &["delete", "--force", id])?;
         if let Some(c) = self.containers.get_mut(r) {
-            c.op = Some(Op {
-                kind: OpKind::Delete {
+            c.op = Some(Op::new(
+                OpKind::Delete {
                     awaiting_shim: false,
                 },
-                client: Some(client),
-            });
+                Some(client),
+            ));
         }
         Ok(Outcome::Pending)
     }
 
     /// `delete --force` has exited, for a `delete` or after a failed create.
     pub(crate) fn delete_done(&mut self, r: Ref, call: &Call, code: i32) {
+        self.metrics.call(CallVerb::Delete, code == 0);
         let Some(c) = self.containers.get_mut(r) else {
             return;
         };
@@ -40,12 +43,11 @@ impl Daemon {
                 self.answer(client, Outcome::err(Error::new(Code::Runtime, msg)));
             }
             Some(OpKind::Delete { .. }) if c.shim_alive() => {
-                c.op = Some(Op {
-                    kind: OpKind::Delete {
+                if let Some(op) = &mut c.op {
+                    op.kind = OpKind::Delete {
                         awaiting_shim: true,
-                    },
-                    client: c.op.take().and_then(|op| op.client),
-                });
+                    };
+                }
             }
             Some(OpKind::Delete { .. }) => self.finish_delete(r),
             _ => {}
@@ -57,6 +59,7 @@ impl Daemon {
         let Some(c) = self.containers.remove(r) else {
             return;
         };
+        self.emit(c.id(), Kind::Delete, &[]);
         let outcome = match self.state.remove(c.id()) {
             Ok(()) => Outcome::ok(&[]),
             Err(e) => Outcome::err(super::internal(format!(

@@ -4,11 +4,12 @@
 use std::io::{self, Read};
 
 use crate::container::OpKind;
+use crate::events::Kind;
 use crate::lifecycle::Event;
 use crate::proto::{Code, Error};
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
-use crate::statedir::read_exit_status;
+use crate::statedir::{read_exit_status, INIT};
 
 impl Daemon {
     pub(crate) fn on_exit_fifo(&mut self, r: Ref) {
@@ -29,14 +30,22 @@ impl Daemon {
         c.reply = None;
         c.exit_code = read_exit_status(&c.proc_dir);
         let code = c.exit_code;
-        self.apply(
-            r,
-            if code.is_some() {
-                Event::Exited
-            } else {
-                Event::ShimLost
-            },
-        );
+        let id = c.id().to_string();
+        // An OOM kill is counted before its victim's exit reaches the shim:
+        // look once more, so `oom` comes before `exit`, then stop watching.
+        self.check_oom(r);
+        self.stop_oom(r);
+        let (event, kind) = match code {
+            Some(_) => (Event::Exited, Kind::Exit),
+            None => (Event::ShimLost, Kind::ShimLost),
+        };
+        self.apply(r, event);
+        let status = code.map(|c| c.to_string());
+        let mut extra = vec![("proc", INIT)];
+        if let Some(status) = &status {
+            extra.insert(0, ("status", status));
+        }
+        self.emit(&id, kind, &extra);
 
         if let Some(client) = self.take_op(r, &OpKind::Start) {
             let e = Error::new(Code::Runtime, "the shim exited before answering start");

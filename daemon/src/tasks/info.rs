@@ -3,6 +3,7 @@
 
 use crate::container::Container;
 use crate::lifecycle::{Status, Verb};
+use crate::metrics::{render, resident_bytes, Gauges};
 use crate::proto::{Error, Reply, PROTOCOL};
 use crate::request::VERBS;
 use crate::server::{Daemon, Outcome};
@@ -29,6 +30,45 @@ impl Daemon {
             } else {
                 r.text(&format!("{usage:width$}  {what}"));
             }
+        }
+        r.ok(&[]);
+        Outcome::Reply(r)
+    }
+
+    pub(crate) fn metrics_text(&self) -> Outcome {
+        let statuses = [
+            Status::Created,
+            Status::Running,
+            Status::Paused,
+            Status::Stopped,
+            Status::Unknown,
+        ];
+        let containers: Vec<(&'static str, usize)> = statuses
+            .iter()
+            .map(|s| {
+                (
+                    s.as_str(),
+                    self.containers
+                        .iter()
+                        .filter(|(_, c)| c.status == *s)
+                        .count(),
+                )
+            })
+            .collect();
+        let gauges = Gauges {
+            containers: &containers,
+            max_containers: self.cfg.max_containers,
+            subscribers: self
+                .clients
+                .iter()
+                .filter(|(_, c)| c.subscription.is_some())
+                .count(),
+            clients: self.clients.len(),
+            resident_bytes: resident_bytes(),
+        };
+        let mut r = Reply::new();
+        for line in render(&self.metrics, &gauges).lines() {
+            r.text(line);
         }
         r.ok(&[]);
         Outcome::Reply(r)

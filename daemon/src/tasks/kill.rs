@@ -18,6 +18,7 @@ impl Daemon {
     }
 
     pub(crate) fn kill_done(&mut self, client: Ref, call: &Call, code: i32) {
+        self.metrics.call(crate::metrics::CallVerb::Kill, code == 0);
         let outcome = if code == 0 {
             Outcome::ok(&[])
         } else {

@@ -3,9 +3,11 @@
 
 mod create;
 mod delete;
+mod events;
 mod exit;
 mod info;
 mod kill;
+mod oom;
 mod start;
 mod wait;
 

@@ -1,8 +1,12 @@
 //! `start`: tell the shim `start` on its control fifo; it runs
 //! `<runtime> start` and answers `started` or `error MESSAGE` on `reply`.
 
+use std::time::Instant;
+
 use crate::container::{Op, OpKind};
+use crate::events::Kind;
 use crate::lifecycle::{Event, Verb};
+use crate::metrics::CallVerb;
 use crate::proto::{Code, Error};
 use crate::server::{Daemon, Outcome};
 use crate::shim::ShimLine;
@@ -17,12 +21,18 @@ impl Daemon {
         if !self.slot_free() {
             return Ok(Outcome::Stall);
         }
-        self.begin_start(r, Some(client))?;
+        self.begin_start(r, Some(client), Instant::now())?;
         Ok(Outcome::Pending)
     }
 
     /// Sends `start` to the shim; the answer comes to [`Daemon::on_reply`].
-    pub(crate) fn begin_start(&mut self, r: Ref, client: Option<Ref>) -> Result<(), Error> {
+    /// `since` is when the request came, for the start-latency histogram.
+    pub(crate) fn begin_start(
+        &mut self,
+        r: Ref,
+        client: Option<Ref>,
+        since: Instant,
+    ) -> Result<(), Error> {
         let c = self
             .containers
             .get_mut(r)
@@ -32,6 +42,7 @@ impl Daemon {
         c.op = Some(Op {
             kind: OpKind::Start,
             client,
+            since,
         });
         Ok(())
     }
@@ -43,17 +54,38 @@ impl Daemon {
         };
         let (lines, eof) = reader.read_lines();
         for line in lines {
-            let outcome = match ShimLine::parse(&line) {
-                ShimLine::Started => {
-                    self.apply(r, Event::Started);
-                    let pid = self.containers.get(r).map_or(0, |c| c.pid);
-                    Outcome::ok(&[("pid", &pid.to_string())])
-                }
-                ShimLine::Error(msg) => Outcome::err(Error::new(Code::Runtime, msg)),
+            let answer = match ShimLine::parse(&line) {
+                ShimLine::Started => Ok(()),
+                ShimLine::Error(msg) => Err(Error::new(Code::Runtime, msg)),
                 _ => continue,
             };
-            if let Some(client) = self.take_op(r, &OpKind::Start) {
-                self.answer(client, outcome);
+            self.metrics.call(CallVerb::Start, answer.is_ok());
+            let op = self.containers.get_mut(r).and_then(|c| {
+                let is_start = c.op.as_ref().is_some_and(|op| op.kind == OpKind::Start);
+                if is_start {
+                    c.op.take()
+                } else {
+                    None
+                }
+            });
+            let outcome = match answer {
+                Ok(()) => {
+                    self.apply(r, Event::Started);
+                    let (id, pid) = self
+                        .containers
+                        .get(r)
+                        .map_or((String::new(), 0), |c| (c.id().to_string(), c.pid));
+                    let pid = pid.to_string();
+                    self.emit(&id, Kind::Start, &[("pid", &pid)]);
+                    if let Some(op) = &op {
+                        self.metrics.started(op.since.elapsed());
+                    }
+                    Outcome::ok(&[("pid", &pid)])
+                }
+                Err(e) => Outcome::err(e),
+            };
+            if let Some(op) = op {
+                self.answer(op.client, outcome);
             }
         }
         if eof {

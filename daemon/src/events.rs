@@ -1,0 +1,442 @@
+//! The event log: every state change is an event with a sequence number that
+//! never goes back, also across daemon restarts.
+//!
+//! ```text
+//! EVENT seq=42 time=1700000000 id=web type=exit status=0 proc=init
+//! ```
+//!
+//! The last `--retain` events are kept in memory for replay (`events
+//! since=SEQ`) and on disk in the state dir, in two segment files of at most
+//! `retain` records each (`.events.0`, `.events.1`; a container id cannot
+//! start with a dot). Records are appended one whole line per write; when
+//! the current segment is full, the other one is emptied and becomes
+//! current. So the log never holds more than twice `retain` records, is
+//! never truncated as a whole, and a crash can tear at most the last line,
+//! which is ignored on start. `time=` is the device's clock in seconds since
+//! the epoch: informative only (a router may boot at 1970); order is `seq`.
+
+use std::collections::VecDeque;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::proto::{quote, split_words};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Create,
+    Start,
+    ExecAdded,
+    Exit,
+    Oom,
+    Pause,
+    Resume,
+    Delete,
+    Update,
+    /// The shim went away without an exit status.
+    ShimLost,
+}
+
+const KINDS: [(Kind, &str); 10] = [
+    (Kind::Create, "create"),
+    (Kind::Start, "start"),
+    (Kind::ExecAdded, "exec-added"),
+    (Kind::Exit, "exit"),
+    (Kind::Oom, "oom"),
+    (Kind::Pause, "pause"),
+    (Kind::Resume, "resume"),
+    (Kind::Delete, "delete"),
+    (Kind::Update, "update"),
+    (Kind::ShimLost, "shim-lost"),
+];
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        KINDS.iter().find(|k| k.0 == self).map_or("?", |k| k.1)
+    }
+
+    pub fn parse(word: &str) -> Option<Kind> {
+        KINDS.iter().find(|k| k.1 == word).map(|k| k.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub seq: u64,
+    pub id: String,
+    pub kind: Kind,
+    /// The whole line, with its newline.
+    pub line: String,
+}
+
+impl Event {
+    fn new(seq: u64, time: u64, id: &str, kind: Kind, extra: &[(&str, &str)]) -> Event {
+        let mut line = format!(
+            "EVENT seq={seq} time={time} id={} type={}",
+            quote(id),
+            kind.as_str()
+        );
+        for (k, v) in extra {
+            line.push_str(&format!(" {k}={}", quote(v)));
+        }
+        line.push('\n');
+        Event {
+            seq,
+            id: id.to_string(),
+            kind,
+            line,
+        }
+    }
+
+    /// Reads a record back; `None` for anything that is not a whole one.
+    pub fn parse(line: &str) -> Option<Event> {
+        let body = line.strip_suffix('\n')?;
+        let words = split_words(body.as_bytes()).ok()?;
+        let (first, rest) = words.split_first()?;
+        if first != "EVENT" {
+            return None;
+        }
+        let get = |key: &str| {
+            rest.iter()
+                .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+        };
+        Some(Event {
+            seq: get("seq")?.parse().ok()?,
+            id: get("id")?.to_string(),
+            kind: Kind::parse(get("type")?)?,
+            line: line.to_string(),
+        })
+    }
+}
+
+/// Which events a subscriber wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Replay retained events after this one; live events only when absent.
+    pub since: Option<u64>,
+    pub id: Option<String>,
+    pub kind: Option<Kind>,
+}
+
+impl Filter {
+    pub fn matches(&self, e: &Event) -> bool {
+        self.id.as_ref().is_none_or(|id| *id == e.id) && self.kind.is_none_or(|k| k == e.kind)
+    }
+}
+
+pub struct EventLog {
+    retain: usize,
+    recent: VecDeque<Event>,
+    next_seq: u64,
+    store: Store,
+}
+
+impl EventLog {
+    /// Loads the log from `dir` (the state dir), keeping the last `retain`
+    /// events; the sequence goes on after the highest one found.
+    pub fn open(dir: &Path, retain: usize) -> io::Result<EventLog> {
+        let (store, mut found) = Store::open(dir, retain)?;
+        found.sort_by_key(|e| e.seq);
+        found.dedup_by_key(|e| e.seq);
+        let skip = found.len().saturating_sub(retain);
+        let mut recent = VecDeque::with_capacity(retain);
+        recent.extend(found.into_iter().skip(skip));
+        let next_seq = recent.back().map_or(1, |e| e.seq + 1);
+        // Sequence numbers in memory must be consecutive (next_match relies
+        // on it); a gap in what was read back starts the ring after it.
+        while let Some(pos) = recent
+            .iter()
+            .zip(recent.iter().skip(1))
+            .position(|(a, b)| b.seq != a.seq + 1)
+        {
+            recent.drain(..=pos);
+        }
+        Ok(EventLog {
+            retain,
+            recent,
+            next_seq,
+            store,
+        })
+    }
+
+    /// Records an event and returns it. A failed write to disk keeps the
+    /// event in memory and is reported to the caller, who counts it.
+    pub fn emit(
+        &mut self,
+        id: &str,
+        kind: Kind,
+        extra: &[(&str, &str)],
+    ) -> (&Event, io::Result<()>) {
+        let time = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let event = Event::new(self.next_seq, time, id, kind, extra);
+        self.next_seq += 1;
+        let written = self.store.append(&event.line);
+        if self.recent.len() == self.retain {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(event);
+        (self.recent.back().expect("just pushed"), written)
+    }
+
+    /// Retained events after `since` that match `filter`, oldest first.
+    pub fn replay<'a>(&'a self, since: u64, filter: &'a Filter) -> impl Iterator<Item = &'a Event> {
+        self.recent
+            .iter()
+            .filter(move |e| e.seq > since && filter.matches(e))
+    }
+
+    /// The first retained event at or after `seq` that matches `filter`.
+    /// Sequence numbers in memory are consecutive, so this starts at the
+    /// right place at once.
+    pub fn next_match(&self, seq: u64, filter: &Filter) -> Option<&Event> {
+        let skip = seq.saturating_sub(self.oldest_seq()) as usize;
+        self.recent
+            .iter()
+            .skip(skip)
+            .find(|e| e.seq >= seq && filter.matches(e))
+    }
+
+    /// The oldest retained sequence number (the next one when none is).
+    pub fn oldest_seq(&self) -> u64 {
+        self.recent.front().map_or(self.next_seq, |e| e.seq)
+    }
+
+    /// The sequence number the next event gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+}
+
+/// The two segment files.
+struct Store {
+    paths: [PathBuf; 2],
+    current: usize,
+    file: File,
+    records: usize,
+    per_segment: usize,
+}
+
+impl Store {
+    fn open(dir: &Path, per_segment: usize) -> io::Result<(Store, Vec<Event>)> {
+        let paths = [dir.join(".events.0"), dir.join(".events.1")];
+        let mut found = Vec::new();
+        let mut newest = (0, 0u64, 0usize); // (segment, highest seq, records)
+        for (i, path) in paths.iter().enumerate() {
+            let (events, whole_len) = read_segment(path)?;
+            // A torn last line is cut off, so the next append starts clean.
+            if fs::metadata(path).is_ok_and(|m| m.len() as usize != whole_len) {
+                OpenOptions::new()
+                    .write(true)
+                    .open(path)?
+                    .set_len(whole_len as u64)?;
+            }
+            let top = events.iter().map(|e| e.seq).max().unwrap_or(0);
+            if top > newest.1 {
+                newest = (i, top, events.len());
+            }
+            found.extend(events);
+        }
+        let (current, _, records) = newest;
+        let file = append_to(&paths[current], false)?;
+        Ok((
+            Store {
+                paths,
+                current,
+                file,
+                records,
+                per_segment,
+            },
+            found,
+        ))
+    }
+
+    fn append(&mut self, line: &str) -> io::Result<()> {
+        if self.records >= self.per_segment {
+            let other = 1 - self.current;
+            self.file = append_to(&self.paths[other], true)?;
+            self.current = other;
+            self.records = 0;
+        }
+        self.file.write_all(line.as_bytes())?;
+        self.file.sync_data()?;
+        self.records += 1;
+        Ok(())
+    }
+}
+
+fn append_to(path: &Path, truncate: bool) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = OpenOptions::new();
+    f.create(true).mode(0o600);
+    if truncate {
+        f.write(true).truncate(true);
+    } else {
+        f.append(true);
+    }
+    f.open(path)
+}
+
+/// The whole records of a segment, and how many bytes they take. Lines that
+/// are not records (a torn last line, garbage) are skipped.
+fn read_segment(path: &Path) -> io::Result<(Vec<Event>, usize)> {
+    let bytes = match fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(e),
+    };
+    let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+    let text = String::from_utf8_lossy(&bytes[..whole]);
+    let events = text
+        .split_inclusive('\n')
+        .filter_map(Event::parse)
+        .collect();
+    Ok((events, whole))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("nanoctr-events-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn seqs(log: &EventLog) -> Vec<u64> {
+        log.replay(0, &Filter::default()).map(|e| e.seq).collect()
+    }
+
+    #[test]
+    fn lines_round_trip() {
+        let e = Event::new(
+            7,
+            100,
+            "web",
+            Kind::Exit,
+            &[("status", "137"), ("proc", "init")],
+        );
+        assert_eq!(
+            e.line,
+            "EVENT seq=7 time=100 id=web type=exit status=137 proc=init\n"
+        );
+        assert_eq!(Event::parse(&e.line), Some(e));
+        assert_eq!(
+            Event::parse("EVENT seq=7 time=1 id=x type=exit"),
+            None,
+            "no newline: torn"
+        );
+        assert_eq!(Event::parse("EVENT seq=x time=1 id=x type=exit\n"), None);
+        assert_eq!(Event::parse("EVENT seq=1 time=1 id=x type=bogus\n"), None);
+        assert_eq!(Event::parse("garbage\n"), None);
+    }
+
+    #[test]
+    fn sequence_goes_on_across_reopen_and_replays() {
+        let dir = scratch("reopen");
+        let mut log = EventLog::open(&dir, 4).unwrap();
+        for id in ["a", "b", "c"] {
+            log.emit(id, Kind::Create, &[]).1.unwrap();
+        }
+        drop(log);
+        let mut log = EventLog::open(&dir, 4).unwrap();
+        assert_eq!(seqs(&log), [1, 2, 3]);
+        assert_eq!(log.emit("d", Kind::Start, &[]).0.seq, 4);
+        let f = Filter {
+            id: Some("d".into()),
+            ..Filter::default()
+        };
+        assert_eq!(log.replay(0, &f).count(), 1);
+        assert_eq!(
+            log.replay(2, &Filter::default())
+                .map(|e| e.seq)
+                .collect::<Vec<_>>(),
+            [3, 4]
+        );
+        assert_eq!(log.next_match(1, &f).map(|e| e.seq), Some(4));
+        assert_eq!(
+            log.next_match(2, &Filter::default()).map(|e| e.seq),
+            Some(2)
+        );
+        assert_eq!(log.next_match(5, &Filter::default()), None);
+        assert_eq!(log.oldest_seq(), 1);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bounded_in_memory_and_on_disk() {
+        let dir = scratch("bounded");
+        let mut log = EventLog::open(&dir, 3).unwrap();
+        for _ in 0..20 {
+            log.emit("x", Kind::Oom, &[]).1.unwrap();
+        }
+        assert_eq!(seqs(&log), [18, 19, 20]);
+        let records: usize = [".events.0", ".events.1"]
+            .iter()
+            .map(|f| fs::read_to_string(dir.join(f)).unwrap().lines().count())
+            .sum();
+        assert!(records <= 6, "{records} records on disk");
+        drop(log);
+        let mut log = EventLog::open(&dir, 3).unwrap();
+        assert_eq!(seqs(&log), [18, 19, 20]);
+        assert_eq!(log.emit("x", Kind::Oom, &[]).0.seq, 21);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_torn_last_record_is_ignored_and_cut() {
+        let dir = scratch("torn");
+        let mut log = EventLog::open(&dir, 8).unwrap();
+        log.emit("a", Kind::Create, &[]).1.unwrap();
+        log.emit("a", Kind::Start, &[]).1.unwrap();
+        drop(log);
+        let seg = dir.join(".events.0");
+        let mut f = OpenOptions::new().append(true).open(&seg).unwrap();
+        f.write_all(b"EVENT seq=3 time=1 id=a ty").unwrap();
+        drop(f);
+        let mut log = EventLog::open(&dir, 8).unwrap();
+        assert_eq!(seqs(&log), [1, 2]);
+        log.emit("a", Kind::Exit, &[]).1.unwrap();
+        let text = fs::read_to_string(&seg).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert!(
+            text.lines()
+                .all(|l| Event::parse(&format!("{l}\n")).is_some()),
+            "{text}"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn garbage_segments_are_not_fatal() {
+        let dir = scratch("garbage");
+        fs::write(dir.join(".events.0"), b"\xff\xfenot events\n\0\0\0").unwrap();
+        fs::write(
+            dir.join(".events.1"),
+            "EVENT seq=9 time=1 id=z type=delete\n",
+        )
+        .unwrap();
+        let mut log = EventLog::open(&dir, 8).unwrap();
+        assert_eq!(seqs(&log), [9]);
+        assert_eq!(log.emit("z", Kind::Create, &[]).0.seq, 10);
+        fs::write(
+            dir.join(".events.0"),
+            "EVENT seq=3 time=1 id=z type=delete
+",
+        )
+        .unwrap();
+        let log = EventLog::open(&dir, 8).unwrap();
+        assert_eq!(
+            seqs(&log),
+            [9, 10],
+            "a gap in the records starts the ring after it"
+        );
+        fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,230 @@
+//! Counters behind `metrics`, rendered in the Prometheus text exposition
+//! format (version 0.0.4). The protocol carries each line as `| text`; the
+//! client prints the text, which is then a valid exposition.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+/// Runtime calls, by what they do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallVerb {
+    Create,
+    Start,
+    Kill,
+    Delete,
+}
+
+const VERBS: [(CallVerb, &str); 4] = [
+    (CallVerb::Create, "create"),
+    (CallVerb::Start, "start"),
+    (CallVerb::Kill, "kill"),
+    (CallVerb::Delete, "delete"),
+];
+
+/// Upper bounds of the start-latency buckets, in seconds.
+const BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+#[derive(Debug, Default, Clone)]
+pub struct Metrics {
+    calls: [u64; 4],
+    failures: [u64; 4],
+    /// Start latency: `start` or `run` request to `started`.
+    start_buckets: [u64; BUCKETS.len()],
+    start_sum: f64,
+    start_count: u64,
+    pub events: u64,
+    pub event_log_errors: u64,
+}
+
+impl Metrics {
+    /// Counts a finished runtime call.
+    pub fn call(&mut self, verb: CallVerb, ok: bool) {
+        let i = VERBS.iter().position(|v| v.0 == verb).unwrap_or(0);
+        self.calls[i] += 1;
+        if !ok {
+            self.failures[i] += 1;
+        }
+    }
+
+    pub fn started(&mut self, took: Duration) {
+        let s = took.as_secs_f64();
+        for (bound, count) in BUCKETS.iter().zip(&mut self.start_buckets) {
+            if s <= *bound {
+                *count += 1;
+            }
+        }
+        self.start_sum += s;
+        self.start_count += 1;
+    }
+}
+
+/// What is measured at the moment of rendering.
+pub struct Gauges<'a> {
+    /// Containers per status word, every status listed.
+    pub containers: &'a [(&'static str, usize)],
+    pub max_containers: usize,
+    pub subscribers: usize,
+    pub clients: usize,
+    pub resident_bytes: u64,
+}
+
+pub fn render(m: &Metrics, g: &Gauges) -> String {
+    let mut out = String::new();
+    let head = |out: &mut String, name: &str, kind: &str, help: &str| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    };
+    head(
+        &mut out,
+        "nanoctr_containers",
+        "gauge",
+        "Containers by status.",
+    );
+    for (status, n) in g.containers {
+        let _ = writeln!(out, "nanoctr_containers{{status=\"{status}\"}} {n}");
+    }
+    head(
+        &mut out,
+        "nanoctr_containers_max",
+        "gauge",
+        "Size of the container table.",
+    );
+    let _ = writeln!(out, "nanoctr_containers_max {}", g.max_containers);
+    head(
+        &mut out,
+        "nanoctr_runtime_calls_total",
+        "counter",
+        "Runtime calls finished, by verb.",
+    );
+    for (i, (_, verb)) in VERBS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "nanoctr_runtime_calls_total{{verb=\"{verb}\"}} {}",
+            m.calls[i]
+        );
+    }
+    head(
+        &mut out,
+        "nanoctr_runtime_call_failures_total",
+        "counter",
+        "Runtime calls that failed, by verb.",
+    );
+    for (i, (_, verb)) in VERBS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "nanoctr_runtime_call_failures_total{{verb=\"{verb}\"}} {}",
+            m.failures[i]
+        );
+    }
+    head(
+        &mut out,
+        "nanoctr_start_duration_seconds",
+        "histogram",
+        "Time from a start or run request to the container running.",
+    );
+    for (bound, count) in BUCKETS.iter().zip(&m.start_buckets) {
+        let _ = writeln!(
+            out,
+            "nanoctr_start_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "nanoctr_start_duration_seconds_bucket{{le=\"+Inf\"}} {}",
+        m.start_count
+    );
+    let _ = writeln!(out, "nanoctr_start_duration_seconds_sum {}", m.start_sum);
+    let _ = writeln!(
+        out,
+        "nanoctr_start_duration_seconds_count {}",
+        m.start_count
+    );
+    head(
+        &mut out,
+        "nanoctr_events_total",
+        "counter",
+        "Events emitted.",
+    );
+    let _ = writeln!(out, "nanoctr_events_total {}", m.events);
+    head(
+        &mut out,
+        "nanoctr_event_log_write_errors_total",
+        "counter",
+        "Events that could not be written to the state dir.",
+    );
+    let _ = writeln!(
+        out,
+        "nanoctr_event_log_write_errors_total {}",
+        m.event_log_errors
+    );
+    head(
+        &mut out,
+        "nanoctr_event_subscribers",
+        "gauge",
+        "Clients following the event stream.",
+    );
+    let _ = writeln!(out, "nanoctr_event_subscribers {}", g.subscribers);
+    head(&mut out, "nanoctr_clients", "gauge", "Client connections.");
+    let _ = writeln!(out, "nanoctr_clients {}", g.clients);
+    head(
+        &mut out,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory of nanoctrd in bytes.",
+    );
+    let _ = writeln!(out, "process_resident_memory_bytes {}", g.resident_bytes);
+    out
+}
+
+/// The daemon's resident memory, from `/proc/self/status`.
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_is_cumulative() {
+        let mut m = Metrics::default();
+        m.started(Duration::from_millis(40));
+        m.started(Duration::from_millis(300));
+        m.started(Duration::from_secs(60));
+        assert_eq!(m.start_buckets[..3], [0, 0, 1]);
+        assert_eq!(m.start_buckets[5..], [2, 2, 2, 2, 2]);
+        assert_eq!(m.start_count, 3);
+    }
+
+    #[test]
+    fn renders_every_family_with_help_and_type() {
+        let mut m = Metrics::default();
+        m.call(CallVerb::Kill, false);
+        let g = Gauges {
+            containers: &[("running", 2), ("stopped", 0)],
+            max_containers: 64,
+            subscribers: 1,
+            clients: 3,
+            resident_bytes: resident_bytes(),
+        };
+        let text = render(&m, &g);
+        assert!(text.contains("nanoctr_containers{status=\"running\"} 2\n"));
+        assert!(text.contains("nanoctr_runtime_call_failures_total{verb=\"kill\"} 1\n"));
+        assert!(text.contains("nanoctr_start_duration_seconds_bucket{le=\"+Inf\"} 0\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = line.split(['{', ' ']).next().unwrap();
+            let family = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_sum")
+                .trim_end_matches("_count");
+            assert!(text.contains(&format!("# TYPE {family} ")), "{line}");
+        }
+        assert!(g.resident_bytes > 0);
+    }
+}
