@@ -95,7 +95,7 @@ fn the_sequence_goes_on_across_a_restart_and_old_events_replay() {
     let before = events(&mut sub, 4);
     assert!(d.stop().success());
 
-    d.restart(&[]);
+    d.restart();
     let mut sub = d.conn();
     sub.send("events since=0");
     assert_eq!(

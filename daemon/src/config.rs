@@ -47,6 +47,21 @@ pub struct Flags {
     #[argh(option, default = "512")]
     pub retain: usize,
 
+    /// seconds any runtime call may take before it is killed and the request
+    /// answered ERR timeout (default 30)
+    #[argh(option, default = "30")]
+    pub start_timeout: u64,
+
+    /// the daemon's own oom_score_adj, so the kernel kills containers before
+    /// their supervisor (default -500)
+    #[argh(option, default = "-500")]
+    pub oom_score_adj: i32,
+
+    /// the shims' oom_score_adj; containers get 0 (or what their bundle
+    /// says) (default -500)
+    #[argh(option, default = "-500")]
+    pub shim_oom_score_adj: i32,
+
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
@@ -66,6 +81,9 @@ pub struct Config {
     pub max_clients: usize,
     pub max_calls: usize,
     pub retain: usize,
+    pub start_timeout: std::time::Duration,
+    pub oom_score_adj: i32,
+    pub shim_oom_score_adj: i32,
 }
 
 impl Config {
@@ -78,6 +96,17 @@ impl Config {
         ] {
             if !(1..=65536).contains(&n) {
                 return Err(format!("{name} must be between 1 and 65536"));
+            }
+        }
+        if !(1..=3600).contains(&f.start_timeout) {
+            return Err("--start-timeout must be between 1 and 3600 seconds".into());
+        }
+        for (name, adj) in [
+            ("--oom-score-adj", f.oom_score_adj),
+            ("--shim-oom-score-adj", f.shim_oom_score_adj),
+        ] {
+            if !(-1000..=1000).contains(&adj) {
+                return Err(format!("{name} must be between -1000 and 1000"));
             }
         }
         let runtime = find_program(&f.runtime)
@@ -109,6 +138,9 @@ impl Config {
             max_clients: f.max_clients,
             max_calls: f.max_calls,
             retain: f.retain,
+            start_timeout: std::time::Duration::from_secs(f.start_timeout),
+            oom_score_adj: f.oom_score_adj,
+            shim_oom_score_adj: f.shim_oom_score_adj,
         })
     }
 }

@@ -100,4 +100,12 @@ impl Container {
     pub fn shim_alive(&self) -> bool {
         self.exit.is_some()
     }
+
+    /// SIGKILL to the shim's process group: the shim and any runtime call
+    /// it is running (the container has a session of its own).
+    pub fn kill_shim(&self) {
+        if let Some(pgid) = rustix::process::Pid::from_raw(self.shim_pid as i32) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+    }
 }

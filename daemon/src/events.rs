@@ -205,6 +205,21 @@ impl EventLog {
         self.recent.front().map_or(self.next_seq, |e| e.seq)
     }
 
+    /// The kinds of the retained events of container `id` since its last
+    /// `delete` (that is, of its current incarnation), oldest first.
+    pub fn kinds_since_delete(&self, id: &str) -> Vec<Kind> {
+        let mut kinds: Vec<Kind> = self
+            .recent
+            .iter()
+            .rev()
+            .filter(|e| e.id == id)
+            .take_while(|e| e.kind != Kind::Delete)
+            .map(|e| e.kind)
+            .collect();
+        kinds.reverse();
+        kinds
+    }
+
     /// The sequence number the next event gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -366,6 +381,26 @@ mod tests {
         );
         assert_eq!(log.next_match(5, &Filter::default()), None);
         assert_eq!(log.oldest_seq(), 1);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn kinds_of_the_current_incarnation() {
+        let dir = scratch("incarnation");
+        let mut log = EventLog::open(&dir, 16).unwrap();
+        for (id, kind) in [
+            ("d", Kind::Create),
+            ("b", Kind::Create),
+            ("d", Kind::Exit),
+            ("d", Kind::Delete),
+            ("d", Kind::Create),
+            ("b", Kind::Exit),
+        ] {
+            log.emit(id, kind, &[]).1.unwrap();
+        }
+        assert_eq!(log.kinds_since_delete("d"), [Kind::Create]);
+        assert_eq!(log.kinds_since_delete("b"), [Kind::Create, Kind::Exit]);
+        assert!(log.kinds_since_delete("zz").is_empty());
         fs::remove_dir_all(dir).unwrap();
     }
 

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod proto;
 pub mod record;
 pub mod request;
+pub mod restore;
 pub mod runtime;
 pub mod server;
 pub mod shim;

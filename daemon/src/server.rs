@@ -97,6 +97,9 @@ pub(crate) struct Call {
     pub kind: CallKind,
     /// The runtime's log, for its message if the call fails.
     pub log: std::path::PathBuf,
+    pub since: std::time::Instant,
+    /// Killed for taking longer than `--start-timeout`.
+    pub timed_out: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +152,10 @@ pub struct Daemon {
     stalled: VecDeque<Ref>,
     /// Clients that got an answer and may have more lines to run.
     ready: Vec<Ref>,
+    /// A descriptor held in reserve: when the process is out of them, it is
+    /// closed for a moment to accept and refuse a client (`ERR busy`)
+    /// rather than leave the listener ready forever.
+    spare: Option<std::fs::File>,
     stopping: bool,
     own_uid: u32,
 }
@@ -165,6 +172,16 @@ impl Daemon {
             libc::SIGPIPE,
         ])
         .map_err(|e| format!("signalfd: {e}"))?;
+        // Orphans come to the daemon, which reaps them: a lost shim's
+        // container processes, the runtime's leftovers. Nothing lingers as
+        // a zombie that a runtime's delete would wait for.
+        if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
+            eprintln!("nanoctrd: cannot become a child subreaper: {e}");
+        }
+        // The kernel should kill containers before their supervisor.
+        if let Err(e) = std::fs::write("/proc/self/oom_score_adj", cfg.oom_score_adj.to_string()) {
+            eprintln!("nanoctrd: cannot set oom_score_adj: {e}");
+        }
         let state = StateDir::open(&cfg.state_dir)
             .map_err(|e| format!("state dir {}: {e}", cfg.state_dir.display()))?;
         let events = EventLog::open(&cfg.state_dir, cfg.retain)
@@ -182,12 +199,15 @@ impl Daemon {
             listener,
             clients: Slab::with_capacity(cfg.max_clients),
             containers: Slab::with_capacity(cfg.max_containers),
-            calls: Slab::with_capacity(cfg.max_calls),
+            // Room for one cleanup call per container beyond the slots, so a
+            // lost shim's container can always be deleted.
+            calls: Slab::with_capacity(cfg.max_calls + cfg.max_containers),
             events,
             metrics: Metrics::default(),
             inotify,
             stalled: VecDeque::with_capacity(cfg.max_clients),
             ready: Vec::with_capacity(cfg.max_clients),
+            spare: std::fs::File::open("/dev/null").ok(),
             stopping: false,
             own_uid: rustix::process::geteuid().as_raw(),
             cfg,
@@ -207,7 +227,17 @@ impl Daemon {
             data: EventData::new_u64(0),
         }; 64];
         while !self.stopping {
-            let n = match epoll::wait(&self.epoll, &mut events, None) {
+            // Wake at the next deadline, rounded up to a whole millisecond
+            // (epoll's resolution), so the wait never ends just too early.
+            let timeout = self.next_deadline().map(|at| {
+                let wait = at.saturating_duration_since(std::time::Instant::now())
+                    + std::time::Duration::from_nanos(999_999);
+                rustix::time::Timespec {
+                    tv_sec: wait.as_secs() as i64,
+                    tv_nsec: i64::from(wait.subsec_millis()) * 1_000_000,
+                }
+            });
+            let n = match epoll::wait(&self.epoll, &mut events, timeout.as_ref()) {
                 Ok(n) => n,
                 Err(Errno::INTR) => continue,
                 Err(e) => return Err(format!("epoll_wait: {e}")),
@@ -219,6 +249,8 @@ impl Daemon {
                 }
                 self.run_ready();
             }
+            self.expire();
+            self.run_ready();
         }
         self.shut_down();
         Ok(())
@@ -275,7 +307,8 @@ impl Daemon {
     }
 
     /// Reaps every exited child (wait4(-1)): runtime calls are finished
-    /// here; shims' exits are seen on their `exit` fifos instead.
+    /// here; shims' exits are seen on their `exit` fifos instead, and
+    /// orphans that came to the daemon as subreaper are only reaped.
     fn reap(&mut self) {
         while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
             let code = status
@@ -298,15 +331,13 @@ impl Daemon {
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    return self.refuse_for_lack_of_descriptors();
+                }
                 Err(_) => return,
             };
             if let Some(refusal) = self.refusal(&stream) {
-                let mut r = Reply::new();
-                r.err(&refusal);
-                // Best effort, without blocking: the connection is dropped.
-                let _ = stream
-                    .set_nonblocking(true)
-                    .and_then(|()| io::Write::write_all(&mut &stream, r.as_bytes()));
+                refuse_connection(&stream, &refusal);
                 continue;
             }
             if stream.set_nonblocking(true).is_err() {
@@ -324,6 +355,17 @@ impl Daemon {
                 self.clients.remove(r);
             }
         }
+    }
+
+    /// Out of descriptors: give the spare one up to accept the client and
+    /// tell it so, then take the spare back.
+    fn refuse_for_lack_of_descriptors(&mut self) {
+        self.spare = None;
+        if let Ok((stream, _)) = self.listener.accept() {
+            let e = Error::new(Code::Busy, "nanoctrd is out of file descriptors; try again");
+            refuse_connection(&stream, &e);
+        }
+        self.spare = std::fs::File::open("/dev/null").ok();
     }
 
     /// Why a new connection is turned away, if it is.
@@ -576,6 +618,35 @@ impl Daemon {
     }
 }
 
+/// Answers a connection that is turned away, without blocking, and drops
+/// it.
+fn refuse_connection(stream: &UnixStream, refusal: &Error) {
+    let mut r = Reply::new();
+    r.err(refusal);
+    let _ = stream
+        .set_nonblocking(true)
+        .and_then(|()| io::Write::write_all(&mut &*stream, r.as_bytes()));
+}
+
+/// Is a daemon answering on `path`? A connect alone can succeed on the
+/// socket of a dead daemon: a child it was starting when it was killed
+/// holds the listening socket until that child's exec. Only an answer to
+/// `hello` counts.
+fn serving(path: &Path) -> bool {
+    use std::io::{BufRead, BufReader, Write};
+    let Ok(mut s) = UnixStream::connect(path) else {
+        return false;
+    };
+    let limit = Some(std::time::Duration::from_secs(2));
+    let _ = s
+        .set_read_timeout(limit)
+        .and_then(|()| s.set_write_timeout(limit));
+    let mut answer = String::new();
+    s.write_all(b"hello\n").is_ok()
+        && BufReader::new(&s).read_line(&mut answer).is_ok()
+        && answer.starts_with("OK nanoctr")
+}
+
 /// Binds the socket with mode 0600. A stale socket (nobody accepting) is
 /// replaced; a live one or any other file is left alone.
 fn bind(path: &Path) -> Result<UnixListener, String> {
@@ -585,7 +656,7 @@ fn bind(path: &Path) -> Result<UnixListener, String> {
     }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
-            if UnixStream::connect(path).is_ok() {
+            if serving(path) {
                 return Err(format!("{shown}: another nanoctrd is serving it"));
             }
             std::fs::remove_file(path).map_err(|e| format!("{shown}: {e}"))?;

@@ -32,7 +32,13 @@ pub struct Spawned {
 /// shim inherits besides stdio (everything else the daemon holds is
 /// close-on-exec, and the daemon has one thread, so no other spawn can
 /// pick it up in between); the shim is told its number.
-pub fn spawn(shim: &Path, proc: &Path, spec: &Spec, runtime: &Runtime) -> io::Result<Spawned> {
+pub fn spawn(
+    shim: &Path,
+    proc: &Path,
+    spec: &Spec,
+    runtime: &Runtime,
+    oom_score_adj: i32,
+) -> io::Result<Spawned> {
     let exit = open_fifo_reader(&proc.join("exit"))?;
     let reply = open_fifo_reader(&proc.join("reply"))?;
     let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(sys::io_error)?;
@@ -53,7 +59,8 @@ pub fn spawn(shim: &Path, proc: &Path, spec: &Spec, runtime: &Runtime) -> io::Re
         .arg(format!(
             "startup-fd={}",
             std::os::fd::AsRawFd::as_raw_fd(&write)
-        ));
+        ))
+        .arg(format!("oom-score-adj={oom_score_adj}"));
     if let Some(root) = &runtime.root {
         cmd.arg(kv("root", &root.to_string_lossy()));
     }

@@ -20,22 +20,56 @@ use std::path::{Path, PathBuf};
 /// The process dir of a container's init.
 pub const INIT: &str = "init";
 
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StateDir {
     root: PathBuf,
+    /// `.lock`, held (flock) for the daemon's life: one daemon per state
+    /// dir.
+    _lock: File,
 }
 
 impl StateDir {
     /// Creates the state dir if it is missing (mode 0711: shims and
-    /// runtimes need to traverse it, nobody else to list it).
+    /// runtimes need to traverse it, nobody else to list it) and locks it.
+    /// A daemon killed a moment ago may leave its lock to a child between
+    /// fork and exec for a moment, so a held lock is tried again for a
+    /// while before giving up.
     pub fn open(root: &Path) -> io::Result<StateDir> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o711)
             .create(root)?;
+        let lock = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(root.join(".lock"))?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+            match rustix::fs::flock(crate::sys::fd(&lock), exclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AddrInUse,
+                        "another nanoctrd uses this state dir",
+                    ));
+                }
+                Err(e) => return Err(crate::sys::io_error(e)),
+            }
+        }
         Ok(StateDir {
             root: root.to_path_buf(),
+            _lock: lock,
         })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     pub fn container(&self, id: &str) -> PathBuf {
@@ -137,6 +171,17 @@ mod tests {
             std::env::temp_dir().join(format!("nanoctr-statedir-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         dir
+    }
+
+    #[test]
+    fn one_daemon_per_state_dir() {
+        let root = scratch("lock");
+        let first = StateDir::open(&root).unwrap();
+        let second = StateDir::open(&root).unwrap_err();
+        assert!(second.to_string().contains("another nanoctrd"), "{second}");
+        drop(first);
+        StateDir::open(&root).unwrap();
+        fs::remove_dir_all(root).unwrap();
     }
 
     #[test]

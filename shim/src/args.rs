@@ -4,6 +4,7 @@
 //! ```text
 //! nanoctr-shim id=ID bundle=DIR runtime=PATH log=PATH pid-file=PATH
 //!              startup-fd=N [root=DIR] [stdin=PATH] [stdout=PATH] [stderr=PATH]
+//!              [oom-score-adj=N]
 //! ```
 //!
 //! `log` and `pid-file` are absolute: a runtime may resolve relative paths
@@ -37,6 +38,8 @@ pub struct ShimArgs<'a> {
     pub stderr: Option<&'a CStr>,
     /// Write end of the pipe on which the create result is reported.
     pub startup_fd: i32,
+    /// The shim's own `oom_score_adj`; its runtime children get 0 back.
+    pub oom_score_adj: Option<i32>,
 }
 
 /// Why a command line was refused; the text is shown to a person.
@@ -52,6 +55,7 @@ impl<'a> ShimArgs<'a> {
         let mut log = None;
         let mut pid_file = None;
         let mut startup_fd = None;
+        let mut oom = None;
         let mut out = ShimArgs {
             id: c"",
             bundle: c"",
@@ -63,6 +67,7 @@ impl<'a> ShimArgs<'a> {
             stdout: None,
             stderr: None,
             startup_fd: -1,
+            oom_score_adj: None,
         };
         for word in words {
             let (key, value) = split(word).ok_or(ArgError("expected key=value"))?;
@@ -80,6 +85,7 @@ impl<'a> ShimArgs<'a> {
                 b"stdout" => &mut out.stdout,
                 b"stderr" => &mut out.stderr,
                 b"startup-fd" => &mut startup_fd,
+                b"oom-score-adj" => &mut oom,
                 _ => return Err(ArgError("unknown key")),
             };
             if slot.replace(value).is_some() {
@@ -96,6 +102,16 @@ impl<'a> ShimArgs<'a> {
             .and_then(|n| i32::try_from(n).ok())
             .filter(|&n| n > 2)
             .ok_or(ArgError("startup-fd must be a number above 2"))?;
+        if let Some(adj) = oom {
+            let digits = adj.to_bytes();
+            let (neg, abs) = match digits.split_first() {
+                Some((b'-', rest)) => (true, rest),
+                _ => (false, digits),
+            };
+            let n = parse_u32(abs).filter(|&n| n <= 1000);
+            let n = n.ok_or(ArgError("oom-score-adj must be between -1000 and 1000"))? as i32;
+            out.oom_score_adj = Some(if neg { -n } else { n });
+        }
         Ok(out)
     }
 }
@@ -215,6 +231,16 @@ mod tests {
         assert!(with_fd("startup-fd=2").is_err());
         assert!(with_fd("startup-fd=-4").is_err());
         assert!(with_fd("startup-fd=").is_err());
+        let with_oom = |adj: &'static str| {
+            let mut words = base.to_vec();
+            words.push(adj);
+            parse(&words).map(|a| a.oom_score_adj)
+        };
+        assert_eq!(with_oom("oom-score-adj=-500"), Ok(Some(-500)));
+        assert_eq!(with_oom("oom-score-adj=1000"), Ok(Some(1000)));
+        assert!(with_oom("oom-score-adj=-1001").is_err());
+        assert!(with_oom("oom-score-adj=--5").is_err());
+        assert_eq!(parse(&base).unwrap().oom_score_adj, None);
         assert!(parse(&["plain"]).is_err());
     }
 

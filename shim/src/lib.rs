@@ -10,5 +10,6 @@
 
 pub mod args;
 pub mod control;
+pub mod errno;
 pub mod line;
 pub mod runtime_log;

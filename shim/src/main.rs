@@ -26,6 +26,7 @@ mod sys;
 use core::ffi::CStr;
 use nanoctr_shim::args::{parse_u32, ShimArgs};
 use nanoctr_shim::control::{Control, LineAssembler};
+use nanoctr_shim::errno::errno_name;
 use nanoctr_shim::line::Line;
 use nanoctr_shim::runtime_log;
 use rustix::event::{poll, PollFd, PollFlags};
@@ -58,26 +59,28 @@ fn main(words: sys::Args) -> i32 {
     };
     let _ = io::fcntl_setfd(&startup, io::FdFlags::CLOEXEC);
     if let Err(f) = ensure_stdio() {
-        report(&startup, args.log, f);
+        let _ = io::write(&startup, failure(args.log, f).finish());
         return EXIT_SYSTEM;
     }
     let mut shim = match Shim::setup(&args) {
         Ok(shim) => shim,
         Err(f) => {
-            report(&startup, args.log, f);
+            let _ = io::write(&startup, failure(args.log, f).finish());
             return EXIT_SYSTEM;
         }
     };
     let init = match shim.create() {
         Ok(pid) => pid,
         Err(f) => {
-            report(&startup, args.log, f);
+            shim.tell(&startup, &mut failure(args.log, f));
             return EXIT_CREATE_FAILED;
         }
     };
-    let mut l = Message::new();
-    l.push(b"created ").push_int(i64::from(init.as_raw_pid()));
-    let _ = io::write(&startup, l.finish());
+    let mut created = Message::new();
+    created
+        .push(b"created ")
+        .push_int(i64::from(init.as_raw_pid()));
+    shim.tell(&startup, &mut created);
     drop(startup);
 
     let code = shim.supervise(init);
@@ -104,16 +107,19 @@ fn sys(what: &'static str) -> impl FnOnce(Errno) -> Failure {
     move |e| Failure::Sys(what, e)
 }
 
-/// Writes `error MESSAGE` for `f` to `fd`; a runtime's message is read from
-/// its `log`.
-fn report(fd: impl AsFd, log: &CStr, f: Failure) {
+/// The line `error MESSAGE` for `f`; a runtime's message is read from its
+/// `log`.
+fn failure(log: &CStr, f: Failure) -> Message {
     let mut l = Message::new();
     l.push(b"error ");
     match f {
         Failure::Sys(what, e) => {
-            l.push(what.as_bytes())
-                .push(b": errno ")
-                .push_int(e.raw_os_error().into());
+            let n = e.raw_os_error();
+            l.push(what.as_bytes()).push(b": ");
+            match errno_name(n) {
+                Some(name) => l.push(name.as_bytes()),
+                None => l.push(b"errno ").push_int(n.into()),
+            };
         }
         Failure::Runtime(what, code) => {
             let mut tail = [0u8; runtime_log::TAIL];
@@ -129,7 +135,7 @@ fn report(fd: impl AsFd, log: &CStr, f: Failure) {
             };
         }
     }
-    let _ = io::write(fd, l.finish());
+    l
 }
 
 /// Makes sure descriptors 0, 1 and 2 are open (on /dev/null if nothing
@@ -172,6 +178,12 @@ impl<'a> Shim<'a> {
         // can reap them and see the container's init exit. qemu-user has no
         // subreaper; the shim still works there for processes it forks.
         let _ = process::set_child_subreaper(Some(process::getpid()));
+        // The kernel should kill containers before their supervisors; the
+        // runtime (and so the container) gets 0 back in `Command::spawn`.
+        // Best effort: without CAP_SYS_RESOURCE the value cannot go down.
+        if let Some(adj) = args.oom_score_adj {
+            let _ = write_oom_score_adj(adj);
+        }
         let mut pid = Line::<16>::new();
         pid.push_int(process::getpid().as_raw_pid().into());
         write_atomic(c"shim.pid", c".shim.pid.tmp", &mut pid).map_err(sys("write shim.pid"))?;
@@ -197,6 +209,15 @@ impl<'a> Shim<'a> {
             _exit: exit,
             early: Reaped::default(),
         })
+    }
+
+    /// Tells the daemon a create result on the startup pipe, or on `reply`
+    /// when the pipe's reader is gone: a daemon started since then reads
+    /// it there.
+    fn tell(&self, startup: &OwnedFd, line: &mut Message) {
+        if io::write(startup, line.finish()).is_err() {
+            let _ = io::write(&self.reply, line.finish());
+        }
     }
 
     /// `<runtime> [--root R] --log LOG --log-format json VERB`
@@ -234,7 +255,9 @@ impl<'a> Shim<'a> {
             stdout.as_fd(),
             stderr.as_ref().map_or(stdout.as_fd(), AsFd::as_fd),
         ];
-        let child = cmd.spawn(stdio, &self.mask).map_err(sys("spawn runtime"))?;
+        let child = cmd
+            .spawn(stdio, &self.mask, self.args.oom_score_adj.is_some())
+            .map_err(sys("spawn runtime"))?;
         drop((stdin, stdout, stderr));
         let code = self.wait_for(child).map_err(sys("wait for runtime"))?;
         if code != 0 {
@@ -310,7 +333,9 @@ impl<'a> Shim<'a> {
                         started = true;
                         match self.spawn_start() {
                             Ok(pid) => start = Some(pid),
-                            Err(f) => report(&self.reply, self.args.log, f),
+                            Err(f) => {
+                                let _ = io::write(&self.reply, failure(self.args.log, f).finish());
+                            }
                         }
                     }
                 }
@@ -324,14 +349,16 @@ impl<'a> Shim<'a> {
         let mut cmd = self.runtime(c"start");
         cmd.arg(self.args.id);
         let stdio = [null.as_fd(), null.as_fd(), null.as_fd()];
-        cmd.spawn(stdio, &self.mask).map_err(sys("spawn runtime"))
+        cmd.spawn(stdio, &self.mask, self.args.oom_score_adj.is_some())
+            .map_err(sys("spawn runtime"))
     }
 
     fn answer_start(&self, code: i32) {
         if code == 0 {
             let _ = io::write(&self.reply, b"started\n");
         } else {
-            report(&self.reply, self.args.log, Failure::Runtime("start", code));
+            let mut l = failure(self.args.log, Failure::Runtime("start", code));
+            let _ = io::write(&self.reply, l.finish());
         }
     }
 }
@@ -410,6 +437,18 @@ fn write_atomic<const N: usize>(path: &CStr, tmp: &CStr, line: &mut Line<N>) -> 
     fs::fsync(&fd)?;
     drop(fd);
     fs::rename(tmp, path)
+}
+
+/// Writes the process's `oom_score_adj`.
+fn write_oom_score_adj(adj: i32) -> io::Result<()> {
+    let fd = fs::open(
+        c"/proc/self/oom_score_adj",
+        OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut l = Line::<16>::new();
+    l.push_int(adj.into());
+    io::write(&fd, l.finish()).map(drop)
 }
 
 /// Empties a non-blocking signalfd.

@@ -159,8 +159,14 @@ impl<'a> Command<'a> {
     }
 
     /// fork + execv with `stdio` as descriptors 0, 1 and 2 and `mask` as the
-    /// signal mask. A child that cannot exec exits 127, like a shell.
-    pub fn spawn(&self, stdio: [BorrowedFd<'_>; 3], mask: &SignalSet) -> io::Result<Pid> {
+    /// signal mask; `reset_oom` puts the child's `oom_score_adj` back to 0.
+    /// A child that cannot exec exits 127, like a shell.
+    pub fn spawn(
+        &self,
+        stdio: [BorrowedFd<'_>; 3],
+        mask: &SignalSet,
+        reset_oom: bool,
+    ) -> io::Result<Pid> {
         if self.len > MAX_ARGS {
             return Err(Errno::TOOBIG);
         }
@@ -179,6 +185,17 @@ impl<'a> Command<'a> {
                 let _ = rustix::stdio::dup2_stdout(stdout);
                 let _ = rustix::stdio::dup2_stderr(stderr);
                 libc::sigprocmask(libc::SIG_SETMASK, &mask.0, core::ptr::null_mut());
+                if reset_oom {
+                    let flags = rustix::fs::OFlags::WRONLY;
+                    let adj = rustix::fs::open(
+                        c"/proc/self/oom_score_adj",
+                        flags,
+                        rustix::fs::Mode::empty(),
+                    );
+                    if let Ok(fd) = adj {
+                        let _ = rustix::io::write(&fd, b"0\n");
+                    }
+                }
                 libc::execv(self.argv[0], self.argv.as_ptr());
                 libc::_exit(127);
             }

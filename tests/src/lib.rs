@@ -209,8 +209,14 @@ impl Conn {
         Ok(Conn { writer, reader })
     }
 
+    /// Sends bytes. A daemon that turns a connection away answers and
+    /// closes before reading, so a broken pipe here is not an error: the
+    /// answer is still there to read.
     pub fn send_raw(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("send to the daemon");
+        match self.writer.write_all(bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.expect("send to the daemon"),
+        }
     }
 
     pub fn send(&mut self, line: &str) {
@@ -320,6 +326,17 @@ impl Runtime {
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
+/// How a test daemon is started, beyond its own dirs.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Extra nanoctrd flags.
+    pub flags: Vec<String>,
+    /// A command the daemon runs under (`prlimit --nofile=...`).
+    pub prefix: Vec<String>,
+    /// Mount a tmpfs of this many KiB as the state dir.
+    pub state_tmpfs_kib: Option<u32>,
+}
+
 /// A daemon of a test's own.
 pub struct Daemon {
     child: Option<Child>,
@@ -328,6 +345,7 @@ pub struct Daemon {
     pub state: PathBuf,
     pub runtime_root: PathBuf,
     pub runtime: Runtime,
+    launch: Launch,
 }
 
 impl Daemon {
@@ -338,6 +356,14 @@ impl Daemon {
     /// Starts `nanoctrd` with the test's dirs plus `extra` flags, and waits
     /// until it accepts connections.
     pub fn start_with(runtime: Runtime, extra: &[&str]) -> Daemon {
+        let launch = Launch {
+            flags: extra.iter().map(|s| s.to_string()).collect(),
+            ..Launch::default()
+        };
+        Daemon::launch(runtime, launch)
+    }
+
+    pub fn launch(runtime: Runtime, launch: Launch) -> Daemon {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("nct-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -350,16 +376,33 @@ impl Daemon {
             runtime_root: dir.join("rt"),
             dir,
             runtime,
+            launch,
         };
+        if let Some(kib) = d.launch.state_tmpfs_kib {
+            std::fs::create_dir_all(&d.state).unwrap();
+            let status = Command::new("mount")
+                .args([
+                    "-t",
+                    "tmpfs",
+                    "-o",
+                    &format!("size={kib}k,mode=0711"),
+                    "tmpfs",
+                ])
+                .arg(&d.state)
+                .status()
+                .unwrap();
+            assert!(status.success(), "mount a tmpfs state dir");
+        }
         rootfs();
-        d.spawn(extra);
+        d.spawn();
         d
     }
 
-    fn spawn(&mut self, extra: &[&str]) {
+    fn spawn(&mut self) {
         let daemon = bin("nanoctrd");
         let shim = bin("nanoctr-shim");
-        let mut argv: Vec<&str> = vec![
+        let mut argv: Vec<&str> = self.launch.prefix.iter().map(String::as_str).collect();
+        argv.extend_from_slice(&[
             daemon.to_str().unwrap(),
             "--socket",
             self.socket.to_str().unwrap(),
@@ -371,8 +414,8 @@ impl Daemon {
             self.runtime_root.to_str().unwrap(),
             "--shim",
             shim.to_str().unwrap(),
-        ];
-        argv.extend_from_slice(extra);
+        ]);
+        argv.extend(self.launch.flags.iter().map(String::as_str));
         let log = std::fs::File::create(self.dir.join("daemon.log")).expect("daemon log");
         let child = self
             .runtime
@@ -383,8 +426,11 @@ impl Daemon {
             .spawn()
             .expect("start nanoctrd");
         self.child = Some(child);
+        // Ready means answering: a bare connect can reach the socket of a
+        // daemon killed a moment ago, held by a child of it between fork
+        // and exec.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while Conn::connect(&self.socket).is_err() {
+        while !self.answers_hello() {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("nanoctrd exited with {status}: {}", self.log());
             }
@@ -395,6 +441,16 @@ impl Daemon {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    fn answers_hello(&self) -> bool {
+        let Ok(mut c) = Conn::connect(&self.socket) else {
+            return false;
+        };
+        let _ = c.writer.set_read_timeout(Some(Duration::from_millis(500)));
+        c.send("hello");
+        let mut line = String::new();
+        c.reader.read_line(&mut line).is_ok() && line.starts_with("OK nanoctr")
     }
 
     pub fn log(&self) -> String {
@@ -479,10 +535,57 @@ impl Daemon {
         child.wait().expect("wait for nanoctrd")
     }
 
-    /// Starts the daemon again on the same dirs.
-    pub fn restart(&mut self, extra: &[&str]) {
+    /// SIGKILL to the daemon, as a crash or the OOM killer would.
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().expect("the daemon is running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Starts the daemon again on the same dirs, with the same flags.
+    pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop it first");
-        self.spawn(extra);
+        self.spawn();
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon is running").id()
+    }
+
+    /// Live shims working in this daemon's state dir, by container id.
+    pub fn shims(&self) -> Vec<(String, u32)> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            if comm.trim() != "nanoctr-shim" || !alive(pid) {
+                continue;
+            }
+            let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
+                continue;
+            };
+            if let Ok(rel) = cwd.strip_prefix(&self.state) {
+                let id = rel
+                    .components()
+                    .next()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned());
+                found.push((id.unwrap_or_default(), pid));
+            }
+        }
+        found
+    }
+
+    /// Writes a runtime that injects faults a real one cannot produce on
+    /// demand, per verb, as [`Faults`] says; otherwise it runs the real one.
+    pub fn faulty_runtime(&self) -> Faults {
+        Faults::new(&self.dir.join("faults"), self.runtime.name())
     }
 
     /// Waits until `cond` holds, polling; panics after the answer timeout.
@@ -504,6 +607,14 @@ impl Drop for Daemon {
         }
         for id in self.runtime_ids() {
             let _ = self.runtime_cmd(&["delete", "--force", &id]);
+        }
+        for (_, pid) in self.shims() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+        if self.launch.state_tmpfs_kib.is_some() {
+            let _ = Command::new("umount").arg("-l").arg(&self.state).status();
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
@@ -528,4 +639,107 @@ pub fn read_pid(path: &Path) -> u32 {
         .trim()
         .parse()
         .expect("a pid")
+}
+
+/// A runtime wrapper that injects faults, per verb: `create`, `start`,
+/// `kill`, `delete`, `state`. What each verb does is a file in its
+/// directory, so a test can change it while the daemon runs.
+pub struct Faults {
+    dir: PathBuf,
+    pub runtime: PathBuf,
+}
+
+/// A fault for one verb.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Wait until [`Faults::open_gate`], then run the real runtime.
+    Gate,
+    /// Never finish.
+    Hang,
+    /// Die of SIGSEGV.
+    Crash,
+    /// Write garbage to the log and stdout and exit 1.
+    Garbage,
+}
+
+impl Faults {
+    fn new(dir: &Path, real: &str) -> Faults {
+        std::fs::create_dir_all(dir).unwrap();
+        let runtime = dir.join("faulty-runtime");
+        let script = format!(
+            r#"#!/bin/sh
+# Injects what a real runtime cannot do on demand, per verb, as the files
+# {dir}/fault.VERB say; otherwise runs {real}.
+dir={dir}
+verb=""; log=""; prev=""
+for a in "$@"; do
+	[ "$prev" = --log ] && log=$a
+	prev=$a
+	if [ -z "$verb" ]; then
+		case "$a" in create|start|kill|delete|state) verb=$a ;; esac
+	fi
+done
+if [ -n "$verb" ] && [ -f "$dir/fault.$verb" ]; then
+	case "$(cat "$dir/fault.$verb")" in
+	gate) cat "$dir/gate.$verb" >/dev/null ;;
+	hang) exec sleep 100000 ;;
+	crash) kill -SEGV $$ ;;
+	garbage) printf '\001\002 not json {{{{\n' >>"$log"; echo "garbage on stdout"; exit 1 ;;
+	esac
+fi
+exec {real} "$@"
+"#,
+            dir = dir.display()
+        );
+        std::fs::write(&runtime, script).unwrap();
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Faults {
+            dir: dir.to_path_buf(),
+            runtime,
+        }
+    }
+
+    /// Makes `verb` do `fault` from now on.
+    pub fn set(&self, verb: &str, fault: Fault) {
+        let word = match fault {
+            Fault::Gate => {
+                let gate = self.dir.join(format!("gate.{verb}"));
+                if !gate.exists() {
+                    let ok = Command::new("mkfifo")
+                        .arg(&gate)
+                        .status()
+                        .unwrap()
+                        .success();
+                    assert!(ok, "mkfifo");
+                }
+                "gate"
+            }
+            Fault::Hang => "hang",
+            Fault::Crash => "crash",
+            Fault::Garbage => "garbage",
+        };
+        std::fs::write(self.dir.join(format!("fault.{verb}")), word).unwrap();
+    }
+
+    /// Makes `verb` run the real runtime again (a call held at the gate
+    /// stays there until [`Faults::open_gate`]).
+    pub fn clear(&self, verb: &str) {
+        let _ = std::fs::remove_file(self.dir.join(format!("fault.{verb}")));
+    }
+
+    /// Lets the calls held at `verb`'s gate go on.
+    pub fn open_gate(&self, verb: &str) {
+        // Opening the write end ends the reader's `cat`.
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(self.dir.join(format!("gate.{verb}")))
+                .unwrap(),
+        );
+    }
+
+    /// `runtime=PATH` for a request.
+    pub fn option(&self) -> String {
+        format!("runtime={}", self.runtime.display())
+    }
 }

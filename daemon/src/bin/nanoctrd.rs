@@ -14,7 +14,17 @@ fn main() {
         std::process::exit(2)
     });
     let socket = cfg.socket.clone();
-    let served = Daemon::new(cfg).and_then(|d| {
+    let served = Daemon::new(cfg).and_then(|mut d| {
+        let r = d.restore();
+        eprintln!(
+            "nanoctrd: restored {} live, {} stopped, {} lost, {} unreadable containers; cleaned up {}{}",
+            r.live,
+            r.stopped,
+            r.lost,
+            r.unknown,
+            r.cleaned,
+            if r.skipped > 0 { format!("; {} left out (--max-containers)", r.skipped) } else { String::new() },
+        );
         eprintln!("nanoctrd: serving {}", socket.display());
         d.run()
     });

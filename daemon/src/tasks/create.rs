@@ -25,7 +25,7 @@ use crate::shim::{self, LineReader, ShimLine};
 use crate::slab::Ref;
 use crate::statedir::write_atomic;
 
-use super::internal;
+use super::{internal, io_refusal};
 
 impl Daemon {
     pub(crate) fn create(
@@ -74,12 +74,20 @@ impl Daemon {
             &self.state.container(&spec.id).join("container"),
             record.encode().as_bytes(),
         )
-        .and_then(|()| shim::spawn(&self.cfg.shim, &proc, spec, &runtime));
+        .and_then(|()| {
+            shim::spawn(
+                &self.cfg.shim,
+                &proc,
+                spec,
+                &runtime,
+                self.cfg.shim_oom_score_adj,
+            )
+        });
         let spawned = match spawned {
             Ok(s) => s,
             Err(e) => {
                 let _ = self.state.remove(&spec.id);
-                return Err(internal(format!("cannot start the shim: {e}")));
+                return Err(io_refusal("cannot start the shim", &e));
             }
         };
         let container = Container {
@@ -142,7 +150,7 @@ impl Daemon {
         }
     }
 
-    fn created(&mut self, r: Ref, pid: u32) {
+    pub(crate) fn created(&mut self, r: Ref, pid: u32) {
         let Some(c) = self.containers.get_mut(r) else {
             return;
         };
@@ -181,9 +189,7 @@ impl Daemon {
         c.reply = None;
         c.exit = None;
         if kill_shim {
-            if let Some(pgid) = rustix::process::Pid::from_raw(c.shim_pid as i32) {
-                let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-            }
+            c.kill_shim();
         }
         let client = c.op.take().and_then(|op| op.client);
         c.op = Some(Op::new(OpKind::Discard(error), client));

@@ -6,8 +6,7 @@ use crate::container::{Op, OpKind};
 use crate::events::Kind;
 use crate::lifecycle::Verb;
 use crate::metrics::CallVerb;
-use crate::proto::{Code, Error};
-use crate::runtime;
+use crate::proto::Error;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 
@@ -39,8 +38,8 @@ impl Daemon {
             Some(OpKind::Discard(_)) => self.discard(r),
             Some(OpKind::Delete { .. }) if code != 0 => {
                 let client = c.op.take().and_then(|op| op.client);
-                let msg = runtime::failure(&call.log, "delete", code);
-                self.answer(client, Outcome::err(Error::new(Code::Runtime, msg)));
+                let e = self.call_failure(call, "delete", code);
+                self.answer(client, Outcome::err(e));
             }
             Some(OpKind::Delete { .. }) if c.shim_alive() => {
                 if let Some(op) = &mut c.op {

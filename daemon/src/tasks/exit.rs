@@ -7,7 +7,7 @@ use crate::container::OpKind;
 use crate::events::Kind;
 use crate::lifecycle::Event;
 use crate::proto::{Code, Error};
-use crate::server::{Daemon, Outcome};
+use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::statedir::{read_exit_status, INIT};
 
@@ -46,6 +46,11 @@ impl Daemon {
             extra.insert(0, ("status", status));
         }
         self.emit(&id, kind, &extra);
+        if code.is_none() {
+            // Lost: whatever of the container is left could no longer be
+            // supervised, so the runtime kills and deletes it.
+            let _ = self.spawn_call(r, CallKind::Delete, &["delete", "--force", &id]);
+        }
 
         if let Some(client) = self.take_op(r, &OpKind::Start) {
             let e = Error::new(Code::Runtime, "the shim exited before answering start");

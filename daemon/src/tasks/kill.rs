@@ -1,8 +1,7 @@
 //! `kill`: `<runtime> kill ID SIGNAL`.
 
 use crate::lifecycle::Verb;
-use crate::proto::{Code, Error};
-use crate::runtime;
+use crate::proto::Error;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 
@@ -22,8 +21,7 @@ impl Daemon {
         let outcome = if code == 0 {
             Outcome::ok(&[])
         } else {
-            let msg = runtime::failure(&call.log, "kill", code);
-            Outcome::err(Error::new(Code::Runtime, msg))
+            Outcome::err(self.call_failure(call, "kill", code))
         };
         self.answer(Some(client), outcome);
     }

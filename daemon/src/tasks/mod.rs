@@ -9,6 +9,7 @@ mod info;
 mod kill;
 mod oom;
 mod start;
+mod timeout;
 mod wait;
 
 use crate::container::OpKind;
@@ -72,17 +73,31 @@ impl Daemon {
             .runtime
             .command(&log, args)
             .spawn()
-            .map_err(|e| internal(format!("cannot run {}: {e}", c.runtime.path.display())))?;
+            .map_err(|e| io_refusal(&format!("cannot run {}", c.runtime.path.display()), &e))?;
         let call = Call {
             pid: child.id(),
             container: r,
             kind,
             log,
+            since: std::time::Instant::now(),
+            timed_out: false,
         };
         self.calls
             .insert(call)
             .map(drop)
             .map_err(|_| internal("runtime call table full"))
+    }
+
+    /// Why a runtime call failed: it ran out of time, or the runtime's own
+    /// message.
+    pub(crate) fn call_failure(&self, call: &Call, verb: &str, code: i32) -> Error {
+        if call.timed_out {
+            return self.timeout_error(verb);
+        }
+        Error::new(
+            Code::Runtime,
+            crate::runtime::failure(&call.log, verb, code),
+        )
     }
 
     /// A runtime call the daemon made has exited with `code`.
@@ -96,4 +111,15 @@ impl Daemon {
 
 pub(crate) fn internal(message: impl Into<String>) -> Error {
     Error::new(Code::Internal, message)
+}
+
+/// A system error as a refusal: out of descriptors is `busy` (it passes),
+/// out of space is `full` (someone must make room), the rest `internal`.
+pub(crate) fn io_refusal(what: &str, e: &std::io::Error) -> Error {
+    let code = match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM) => Code::Busy,
+        Some(libc::ENOSPC | libc::EDQUOT) => Code::Full,
+        _ => Code::Internal,
+    };
+    Error::new(code, format!("{what}: {e}"))
 }

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use crate::container::{Op, OpKind};
 use crate::events::Kind;
-use crate::lifecycle::{Event, Verb};
+use crate::lifecycle::{Event, Status, Verb};
 use crate::metrics::CallVerb;
 use crate::proto::{Code, Error};
 use crate::server::{Daemon, Outcome};
@@ -54,7 +54,20 @@ impl Daemon {
         };
         let (lines, eof) = reader.read_lines();
         for line in lines {
+            let creating = self
+                .containers
+                .get(r)
+                .is_some_and(|c| c.status == Status::Creating);
             let answer = match ShimLine::parse(&line) {
+                // A create result comes here when the daemon that started
+                // the shim died before reading it (see restore).
+                ShimLine::Created(pid) if creating => {
+                    self.created(r, pid);
+                    continue;
+                }
+                ShimLine::Error(msg) if creating => {
+                    return self.create_failed(r, Error::new(Code::Runtime, msg), false);
+                }
                 ShimLine::Started => Ok(()),
                 ShimLine::Error(msg) => Err(Error::new(Code::Runtime, msg)),
                 _ => continue,

@@ -1,0 +1,270 @@
+//! Restore on start: the daemon rebuilds its table from the state dir
+//! alone, so killing it at any moment loses nothing.
+//!
+//! For each container directory:
+//! - a live shim (its `exit` fifo has a writer) is re-attached; the
+//!   container's status comes from the runtime (`state`), or it is still
+//!   being created when the runtime has not written its pid file yet: the
+//!   shim then reports on `reply`;
+//! - a shim that is gone left `exitStatus`: the container is `stopped` with
+//!   its true exit code;
+//! - a shim that is gone without `exitStatus` after the runtime made the
+//!   container: the shim was lost; the container is `unknown`, and the
+//!   runtime kills and deletes what is left of it;
+//! - anything half made (no record, no shim, no pid file) is deleted
+//!   through the runtime and removed, so the id can be used again;
+//! - a record that cannot be read makes the container `unknown`: it is
+//!   listed, and `delete` removes it.
+//!
+//! Events the state implies but the log does not have (the daemon died
+//! between a change and its event) are emitted; none twice. Temporary files
+//! of interrupted atomic writes are removed. Nothing running is killed.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::Path;
+
+use crate::container::{Container, Op, OpKind};
+use crate::events::Kind;
+use crate::lifecycle::Status;
+use crate::record::Record;
+use crate::request::{check_id, Spec};
+use crate::runtime::Runtime;
+use crate::server::{CallKind, Daemon, Source};
+use crate::shim::LineReader;
+use crate::slab::Ref;
+use crate::statedir::{open_fifo_reader, read_exit_status, INIT};
+
+/// What restore found, for the daemon's start-up line.
+#[derive(Debug, Default)]
+pub struct Restored {
+    pub live: usize,
+    pub stopped: usize,
+    pub lost: usize,
+    pub unknown: usize,
+    pub cleaned: usize,
+    /// Container dirs beyond `--max-containers`, left alone.
+    pub skipped: usize,
+}
+
+impl Daemon {
+    pub fn restore(&mut self) -> Restored {
+        let mut found = Restored::default();
+        let Ok(entries) = fs::read_dir(self.state.root()) else {
+            return found;
+        };
+        let mut ids: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| check_id(name).is_ok())
+            .collect();
+        ids.sort();
+        for id in ids {
+            if self.containers.is_full() {
+                found.skipped += 1;
+                continue;
+            }
+            self.restore_one(&id, &mut found);
+        }
+        found
+    }
+
+    fn restore_one(&mut self, id: &str, found: &mut Restored) {
+        let dir = self.state.container(id);
+        let proc = dir.join(INIT);
+        for tmp in [
+            dir.join("container.tmp"),
+            proc.join(".exitStatus.tmp"),
+            proc.join(".shim.pid.tmp"),
+        ] {
+            let _ = fs::remove_file(tmp);
+        }
+        let record = match fs::read_to_string(dir.join("container")) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return self.clean_up(id, None, found),
+            Err(_) => None,
+            Ok(text) => Record::decode(&text).ok(),
+        };
+        let runtime = Runtime {
+            path: record
+                .as_ref()
+                .map_or(self.cfg.runtime.clone(), |r| r.runtime.clone()),
+            root: self.cfg.runtime_root.clone(),
+        };
+        let exit = open_fifo_reader(&proc.join("exit")).ok();
+        let alive = exit.as_ref().is_some_and(has_writer);
+        let Some(record) = record else {
+            // Unreadable record: listed as unknown, never guessed at.
+            let spec = Spec {
+                id: id.to_string(),
+                ..Spec::default()
+            };
+            let c = container(spec, runtime, 0, &proc, Status::Unknown);
+            let r = self.adopt(c, if alive { exit } else { None }, None);
+            found.unknown += r.is_some() as usize;
+            return;
+        };
+        let pid = read_pid(&proc.join("pid"));
+        let exit_code = read_exit_status(&proc);
+        let (created, spec) = (record.created, record.spec);
+        if alive {
+            let reply = open_fifo_reader(&proc.join("reply"))
+                .ok()
+                .map(LineReader::new);
+            let status = match pid {
+                None => Status::Creating,
+                Some(_) => match runtime
+                    .status(&proc.join("log.json"), id, self.cfg.start_timeout)
+                    .as_deref()
+                {
+                    Some("created") => Status::Created,
+                    Some("running") => Status::Running,
+                    Some("paused") => Status::Paused,
+                    _ => Status::Unknown,
+                },
+            };
+            let mut c = container(spec, runtime, created, &proc, status);
+            c.pid = pid.unwrap_or(0);
+            if status == Status::Creating {
+                // The shim reports the create on `reply` now.
+                c.op = Some(Op::new(OpKind::Create { then_start: false }, None));
+            }
+            let Some(r) = self.adopt(c, exit, reply) else {
+                return;
+            };
+            found.live += 1;
+            if let Some(pid) = pid {
+                self.watch_oom(r, pid);
+            }
+            self.catch_up_events(r);
+            // Whatever the shim said while the daemon was away.
+            self.on_reply(r);
+        } else if let Some(code) = exit_code {
+            let mut c = container(spec, runtime, created, &proc, Status::Stopped);
+            c.pid = pid.unwrap_or(0);
+            c.exit_code = Some(code);
+            if let Some(r) = self.adopt(c, None, None) {
+                found.stopped += 1;
+                self.catch_up_events(r);
+            }
+        } else if pid.is_some() {
+            let mut c = container(spec, runtime, created, &proc, Status::Unknown);
+            c.pid = pid.unwrap_or(0);
+            if let Some(r) = self.adopt(c, None, None) {
+                found.lost += 1;
+                self.catch_up_events(r);
+                let _ = self.spawn_call(r, CallKind::Delete, &["delete", "--force", id]);
+            }
+        } else {
+            self.clean_up(id, Some(runtime), found);
+        }
+    }
+
+    /// Puts a restored container in the table and watches its shim.
+    fn adopt(
+        &mut self,
+        c: Container,
+        exit: Option<fs::File>,
+        reply: Option<LineReader>,
+    ) -> Option<Ref> {
+        let r = self.containers.insert(c).ok()?;
+        let flags = rustix::event::epoll::EventFlags::IN;
+        if let Some(exit) = exit {
+            if self.watch(&exit, Source::Exit(r), flags).is_ok() {
+                self.containers.get_mut(r)?.exit = Some(exit);
+            }
+        }
+        if let Some(reply) = reply {
+            if self.watch(&reply.file, Source::Reply(r), flags).is_ok() {
+                self.containers.get_mut(r)?.reply = Some(reply);
+            }
+        }
+        Some(r)
+    }
+
+    /// Half made: the runtime deletes whatever it has under the id, and the
+    /// directory goes.
+    fn clean_up(&mut self, id: &str, runtime: Option<Runtime>, found: &mut Restored) {
+        let runtime = runtime.unwrap_or_else(|| Runtime {
+            path: self.cfg.runtime.clone(),
+            root: self.cfg.runtime_root.clone(),
+        });
+        let log = self.state.process(id).join("log.json");
+        let _ = runtime.run_to_end(&log, &["delete", "--force", id], self.cfg.start_timeout);
+        if self.state.remove(id).is_ok() {
+            found.cleaned += 1;
+        }
+    }
+
+    /// Emits the events the container's state implies but the log lacks.
+    fn catch_up_events(&mut self, r: Ref) {
+        let Some(c) = self.containers.get(r) else {
+            return;
+        };
+        let id = c.id().to_string();
+        let seen = self.events.kinds_since_delete(&id);
+        let pid = c.pid.to_string();
+        let status = c.exit_code.map(|code| code.to_string());
+        let mut due: Vec<(Kind, Vec<(&str, &str)>)> = Vec::new();
+        if c.status != Status::Creating && !seen.contains(&Kind::Create) {
+            due.push((Kind::Create, vec![("pid", &pid)]));
+        }
+        if matches!(c.status, Status::Running | Status::Paused) && !seen.contains(&Kind::Start) {
+            due.push((Kind::Start, vec![("pid", &pid)]));
+        }
+        match (&status, c.status) {
+            (Some(code), _) if !seen.contains(&Kind::Exit) => {
+                due.push((Kind::Exit, vec![("status", code), ("proc", INIT)]));
+            }
+            (None, Status::Unknown) if !seen.contains(&Kind::ShimLost) => {
+                due.push((Kind::ShimLost, vec![("proc", INIT)]));
+            }
+            _ => {}
+        }
+        for (kind, extra) in due {
+            self.emit(&id, kind, &extra);
+        }
+    }
+}
+
+fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: Status) -> Container {
+    Container {
+        spec,
+        runtime,
+        created,
+        status,
+        pid: 0,
+        exit_code: None,
+        shim_pid: read_pid(&proc.join("shim.pid")).unwrap_or(0),
+        proc_dir: proc.to_path_buf(),
+        exit: None,
+        startup: None,
+        reply: None,
+        op: None,
+        oom: None,
+    }
+}
+
+/// True while a fifo opened for reading has a writer: a read finds no data
+/// but no EOF either. (Opened while the writer was there, the fifo also
+/// reports EPOLLHUP once it goes, so nothing is missed in between.)
+fn has_writer(fifo: &fs::File) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match (&*fifo).read(&mut buf) {
+            Ok(0) => return false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return e.kind() == io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
+fn read_pid(path: &Path) -> Option<u32> {
+    fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|&p| p > 0)
+}

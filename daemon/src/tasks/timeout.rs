@@ -1,0 +1,89 @@
+//! Deadlines: no runtime call may run longer than `--start-timeout`. A
+//! create that does not finish is killed with its shim and cleaned up; a
+//! start that does not finish takes its shim with it (the container then
+//! counts as lost, and is deleted through the runtime); a `kill` or `delete`
+//! call is killed. The client gets `ERR timeout`.
+
+use std::time::Instant;
+
+use crate::container::OpKind;
+use crate::proto::{Code, Error};
+use crate::server::{Daemon, Outcome};
+use crate::slab::Ref;
+
+impl Daemon {
+    /// The earliest deadline of anything in flight.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        let limit = self.cfg.start_timeout;
+        let ops = self.containers.iter().filter_map(|(_, c)| {
+            c.op.as_ref()
+                .filter(|op| op.kind.uses_slot())
+                .map(|op| op.since + limit)
+        });
+        let calls = self
+            .calls
+            .iter()
+            .filter(|(_, call)| !call.timed_out)
+            .map(|(_, call)| call.since + limit);
+        ops.chain(calls).min()
+    }
+
+    /// Ends whatever has run past its deadline.
+    pub(crate) fn expire(&mut self) {
+        let now = Instant::now();
+        let limit = self.cfg.start_timeout;
+        let late_ops = self.containers.refs_where(|c| {
+            c.op.as_ref()
+                .is_some_and(|op| op.kind.uses_slot() && now >= op.since + limit)
+        });
+        for r in late_ops {
+            self.op_timed_out(r);
+        }
+        for r in self
+            .calls
+            .refs_where(|call| !call.timed_out && now >= call.since + limit)
+        {
+            if let Some(call) = self.calls.get_mut(r) {
+                call.timed_out = true;
+                if let Some(pid) = rustix::process::Pid::from_raw(call.pid as i32) {
+                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                }
+            }
+        }
+    }
+
+    fn op_timed_out(&mut self, r: Ref) {
+        let verb = match self
+            .containers
+            .get(r)
+            .and_then(|c| c.op.as_ref())
+            .map(|op| &op.kind)
+        {
+            Some(OpKind::Create { .. }) => "create",
+            Some(OpKind::Start) => "start",
+            _ => return,
+        };
+        let e = self.timeout_error(verb);
+        if verb == "create" {
+            return self.create_failed(r, e, true);
+        }
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        // The shim's exit makes the container lost; it is then deleted
+        // through the runtime, so nothing is left half-started.
+        c.kill_shim();
+        let client = c.op.take().and_then(|op| op.client);
+        self.answer(client, Outcome::err(e));
+    }
+
+    pub(crate) fn timeout_error(&self, verb: &str) -> Error {
+        let secs = self.cfg.start_timeout.as_secs();
+        Error::new(
+            Code::Timeout,
+            format!(
+                "runtime {verb} did not finish within {secs} s (--start-timeout); it was killed"
+            ),
+        )
+    }
+}
