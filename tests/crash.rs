@@ -326,20 +326,23 @@ fn a_hanging_create_times_out_and_leaves_nothing() {
     let d = Daemon::start_with(Runtime::Runc, &["--start-timeout", "2"]);
     let faults = d.faulty_runtime();
     faults.set("create", Fault::Hang);
+    faults.set("run", Fault::Hang);
     let b = d.bundle("s", &["sleep", "1000"]);
-    let mut c = d.conn();
-    let started = Instant::now();
-    c.send(&format!("run hang {} {}", b.display(), faults.option()));
-    // Others are served meanwhile.
-    assert!(d.ask("hello").ok().starts_with("nanoctr"));
-    let msg = c.answer().err_code("timeout").to_string();
-    assert!(msg.contains("create") && msg.contains("2 s"), "{msg}");
-    assert!(started.elapsed() >= Duration::from_secs(2));
-    d.eventually("the cleanup to finish", || !d.state.join("hang").exists());
-    assert!(d.runtime_ids().is_empty());
-    d.eventually("the shim and the hung runtime to be gone", || {
-        d.shims().is_empty()
-    });
+    for verb in ["create", "run"] {
+        let mut c = d.conn();
+        let started = Instant::now();
+        c.send(&format!("{verb} hang {} {}", b.display(), faults.option()));
+        // Others are served meanwhile.
+        assert!(d.ask("hello").ok().starts_with("nanoctr"));
+        let msg = c.answer().err_code("timeout").to_string();
+        assert!(msg.contains("create") && msg.contains("2 s"), "{msg}");
+        assert!(started.elapsed() >= Duration::from_secs(2));
+        d.eventually("the cleanup to finish", || !d.state.join("hang").exists());
+        assert!(d.runtime_ids().is_empty());
+        d.eventually("the shim and the hung runtime to be gone", || {
+            d.shims().is_empty()
+        });
+    }
 }
 
 #[test]
@@ -348,8 +351,9 @@ fn a_hanging_start_times_out_and_the_container_is_removed_from_the_runtime() {
     let faults = d.faulty_runtime();
     faults.set("start", Fault::Hang);
     let b = d.bundle("s", &["sleep", "1000"]);
-    d.ask(&format!("run hs {} {}", b.display(), faults.option()))
-        .err_code("timeout");
+    d.ask(&format!("create hs {} {}", b.display(), faults.option()))
+        .ok();
+    d.ask("start hs").err_code("timeout");
     d.eventually("the container to be deleted in the runtime", || {
         d.runtime_ids().is_empty()
     });
@@ -379,21 +383,19 @@ fn a_crashing_or_babbling_runtime_is_a_clear_error() {
     let d = Daemon::start();
     let faults = d.faulty_runtime();
     let b = d.bundle("s", &["sleep", "1000"]);
-    faults.set("create", Fault::Crash);
-    let msg = d
-        .ask(&format!("run cr {} {}", b.display(), faults.option()))
-        .err_code("runtime")
-        .to_string();
-    assert!(msg.contains("exited with status 139"), "{msg}");
-    faults.set("create", Fault::Garbage);
-    let msg = d
-        .ask(&format!("run cr {} {}", b.display(), faults.option()))
-        .err_code("runtime")
-        .to_string();
-    assert!(msg.contains("exited with status 1"), "{msg}");
-    assert!(d.container_dirs().is_empty());
-    assert!(d.runtime_ids().is_empty());
-    faults.clear("create");
+    for verb in ["create", "run"] {
+        let line = format!("{verb} cr {} {}", b.display(), faults.option());
+        faults.set(verb, Fault::Crash);
+        let msg = d.ask(&line).err_code("runtime").to_string();
+        assert!(msg.contains("exited with status 139"), "{msg}");
+        faults.set(verb, Fault::Garbage);
+        let msg = d.ask(&line).err_code("runtime").to_string();
+        assert!(msg.contains("exited with status 1"), "{msg}");
+        faults.clear(verb);
+        assert!(d.container_dirs().is_empty());
+        assert!(d.runtime_ids().is_empty());
+    }
+
     d.ask(&format!("run cr {} {}", b.display(), faults.option()))
         .ok();
     faults.set("delete", Fault::Garbage);

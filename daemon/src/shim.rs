@@ -25,7 +25,8 @@ pub struct Spawned {
     pub reply: File,
 }
 
-/// Starts `nanoctr-shim` in `proc` (a prepared process dir) for `spec`.
+/// Starts `nanoctr-shim` in `proc` (a prepared process dir) for `spec`;
+/// with `run`, the shim creates and starts in one runtime call.
 ///
 /// The fifos' read ends are opened first, so the shim's opens for writing
 /// never block. The startup pipe's write end is the only descriptor the
@@ -38,6 +39,7 @@ pub fn spawn(
     spec: &Spec,
     runtime: &Runtime,
     oom_score_adj: i32,
+    run: bool,
 ) -> io::Result<Spawned> {
     let exit = open_fifo_reader(&proc.join("exit"))?;
     let reply = open_fifo_reader(&proc.join("reply"))?;
@@ -63,6 +65,9 @@ pub fn spawn(
         .arg(format!("oom-score-adj={oom_score_adj}"));
     if let Some(root) = &runtime.root {
         cmd.arg(kv("root", &root.to_string_lossy()));
+    }
+    if run {
+        cmd.arg("run=1");
     }
     for (key, value) in [
         ("stdin", &spec.stdin),

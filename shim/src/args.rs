@@ -4,7 +4,7 @@
 //! ```text
 //! nanoctr-shim id=ID bundle=DIR runtime=PATH log=PATH pid-file=PATH
 //!              startup-fd=N [root=DIR] [stdin=PATH] [stdout=PATH] [stderr=PATH]
-//!              [oom-score-adj=N]
+//!              [oom-score-adj=N] [run=1]
 //! ```
 //!
 //! `log` and `pid-file` are absolute: a runtime may resolve relative paths
@@ -40,6 +40,9 @@ pub struct ShimArgs<'a> {
     pub startup_fd: i32,
     /// The shim's own `oom_score_adj`; its runtime children get 0 back.
     pub oom_score_adj: Option<i32>,
+    /// `run=1`: `<runtime> run --detach` in place of `create`, so the
+    /// container starts at once (one runtime call instead of two).
+    pub run: bool,
 }
 
 /// Why a command line was refused; the text is shown to a person.
@@ -56,6 +59,7 @@ impl<'a> ShimArgs<'a> {
         let mut pid_file = None;
         let mut startup_fd = None;
         let mut oom = None;
+        let mut run = None;
         let mut out = ShimArgs {
             id: c"",
             bundle: c"",
@@ -68,6 +72,7 @@ impl<'a> ShimArgs<'a> {
             stderr: None,
             startup_fd: -1,
             oom_score_adj: None,
+            run: false,
         };
         for word in words {
             let (key, value) = split(word).ok_or(ArgError("expected key=value"))?;
@@ -86,6 +91,7 @@ impl<'a> ShimArgs<'a> {
                 b"stderr" => &mut out.stderr,
                 b"startup-fd" => &mut startup_fd,
                 b"oom-score-adj" => &mut oom,
+                b"run" => &mut run,
                 _ => return Err(ArgError("unknown key")),
             };
             if slot.replace(value).is_some() {
@@ -102,6 +108,11 @@ impl<'a> ShimArgs<'a> {
             .and_then(|n| i32::try_from(n).ok())
             .filter(|&n| n > 2)
             .ok_or(ArgError("startup-fd must be a number above 2"))?;
+        out.run = match run.map(CStr::to_bytes) {
+            None => false,
+            Some(b"1") => true,
+            Some(_) => return Err(ArgError("run must be 1")),
+        };
         if let Some(adj) = oom {
             let digits = adj.to_bytes();
             let (neg, abs) = match digits.split_first() {
@@ -241,6 +252,13 @@ mod tests {
         assert!(with_oom("oom-score-adj=-1001").is_err());
         assert!(with_oom("oom-score-adj=--5").is_err());
         assert_eq!(parse(&base).unwrap().oom_score_adj, None);
+        let mut words = base.to_vec();
+        words.push("run=1");
+        assert!(parse(&words).unwrap().run);
+        words.pop();
+        words.push("run=yes");
+        assert!(parse(&words).is_err());
+        assert!(!parse(&base).unwrap().run);
         assert!(parse(&["plain"]).is_err());
     }
 

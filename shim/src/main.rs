@@ -8,7 +8,8 @@
 //! 2. opens the `exit` fifo for writing and holds it for its whole life, so
 //!    that the daemon sees EOF exactly when the shim is gone,
 //! 3. runs `<runtime> create` with the container's stdio and reports
-//!    `created PID` or `error MESSAGE` on the startup fd,
+//!    `created PID` or `error MESSAGE` on the startup fd (or, with `run=1`,
+//!    `<runtime> run --detach`, and then says `started` on `reply` too),
 //! 4. runs `<runtime> start` when `start` arrives on the `control` fifo and
 //!    answers `started` or `error MESSAGE` on the `reply` fifo,
 //! 5. reaps every child, and when the container's init exits writes
@@ -82,6 +83,9 @@ fn main(words: sys::Args) -> i32 {
         .push_int(i64::from(init.as_raw_pid()));
     shim.tell(&startup, &mut created);
     drop(startup);
+    if args.run {
+        let _ = io::write(&shim.reply, b"started\n");
+    }
 
     let code = shim.supervise(init);
     match write_atomic(
@@ -234,8 +238,8 @@ impl<'a> Shim<'a> {
         cmd
     }
 
-    /// Runs `<runtime> create` with the container's stdio and waits for it.
-    /// Returns the container's init pid.
+    /// Runs `<runtime> create` (or `run --detach`) with the container's
+    /// stdio and waits for it. Returns the container's init pid.
     fn create(&mut self) -> Result<Pid, Failure> {
         let a = self.args;
         let stdin = open_stdio(a.stdin.unwrap_or(c"/dev/null"), OFlags::RDONLY)
@@ -247,7 +251,13 @@ impl<'a> Shim<'a> {
             Some(path) => Some(open_stdio(path, output).map_err(sys("open stderr"))?),
             None => None,
         };
-        let mut cmd = self.runtime(c"create");
+        let mut cmd = if a.run {
+            let mut cmd = self.runtime(c"run");
+            cmd.arg(c"--detach");
+            cmd
+        } else {
+            self.runtime(c"create")
+        };
         cmd.arg(c"--bundle").arg(a.bundle);
         cmd.arg(c"--pid-file").arg(a.pid_file).arg(a.id);
         let stdio = [
@@ -261,7 +271,7 @@ impl<'a> Shim<'a> {
         drop((stdin, stdout, stderr));
         let code = self.wait_for(child).map_err(sys("wait for runtime"))?;
         if code != 0 {
-            return Err(Failure::Runtime("create", code));
+            return Err(Failure::Runtime(if a.run { "run" } else { "create" }, code));
         }
         let mut buf = [0u8; 16];
         let text = read_tail(a.pid_file, &mut buf).map_err(sys("read pid file"))?;
@@ -288,7 +298,7 @@ impl<'a> Shim<'a> {
     fn supervise(&mut self, init: Pid) -> i32 {
         let mut init_code = self.early.take(init);
         let mut start: Option<Pid> = None;
-        let mut started = false;
+        let mut started = self.args.run;
         let mut lines = LineAssembler::<128>::new();
         loop {
             // Reap every child there is: the init, its orphaned children, a

@@ -641,9 +641,11 @@ pub fn read_pid(path: &Path) -> u32 {
         .expect("a pid")
 }
 
-/// A runtime wrapper that injects faults, per verb: `create`, `start`,
-/// `kill`, `delete`, `state`. What each verb does is a file in its
-/// directory, so a test can change it while the daemon runs.
+/// A runtime wrapper that injects faults, per verb: `create`, `run`,
+/// `start`, `kill`, `delete`, `state` (`run` is what the shim calls for a
+/// `run` request: create and start in one). What each verb does is a file
+/// in its directory, so a test can change it while the daemon runs.
+
 pub struct Faults {
     dir: PathBuf,
     pub runtime: PathBuf,
@@ -676,7 +678,7 @@ for a in "$@"; do
 	[ "$prev" = --log ] && log=$a
 	prev=$a
 	if [ -z "$verb" ]; then
-		case "$a" in create|start|kill|delete|state) verb=$a ;; esac
+		case "$a" in create|run|start|kill|delete|state) verb=$a ;; esac
 	fi
 done
 if [ -n "$verb" ] && [ -f "$dir/fault.$verb" ]; then

@@ -81,6 +81,7 @@ impl Daemon {
                 spec,
                 &runtime,
                 self.cfg.shim_oom_score_adj,
+                then_start,
             )
         });
         let spawned = match spawned {
@@ -173,8 +174,14 @@ impl Daemon {
         if !then_start {
             return self.answer(client, Outcome::ok(&[("pid", &pid.to_string())]));
         }
-        if let Err(e) = self.begin_start(r, client, since) {
-            self.answer(client, Outcome::err(e));
+        // `run`: the shim started the container with the create, and says
+        // `started` on its reply fifo next.
+        if let Some(c) = self.containers.get_mut(r) {
+            c.op = Some(Op {
+                kind: OpKind::Start,
+                client,
+                since,
+            });
         }
     }
 

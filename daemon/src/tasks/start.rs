@@ -49,6 +49,12 @@ impl Daemon {
 
     /// The shim's `reply` fifo has lines.
     pub(crate) fn on_reply(&mut self, r: Ref) {
+        // The shim writes the create result to its startup pipe before it
+        // writes anything to `reply`, but epoll may hand over `reply`
+        // first: take the startup pipe in before.
+        if self.containers.get(r).is_some_and(|c| c.startup.is_some()) {
+            self.on_startup(r);
+        }
         let Some(reader) = self.containers.get_mut(r).and_then(|c| c.reply.as_mut()) else {
             return;
         };
