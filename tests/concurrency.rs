@@ -75,3 +75,20 @@ fn requests_beyond_the_call_slots_wait_their_turn() {
     second.answer().ok();
     assert_eq!(second.ask("wait quick").ok(), "exit=0");
 }
+
+#[test]
+fn clients_beyond_the_table_wait_to_be_accepted() {
+    let d = Daemon::start_with(Runtime::Runc, &["--max-clients", "2"]);
+    let mut first = d.conn();
+    let mut second = d.conn();
+    assert!(first.ask("hello").ok().starts_with("nanoctr"));
+    assert!(second.ask("hello").ok().starts_with("nanoctr"));
+    // The table is full: a third connection waits, unanswered, not refused.
+    let mut third = d.conn();
+    third.send("list");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!third.has_input(), "a third client was served or refused");
+    drop(first);
+    assert_eq!(third.answer().ok(), "count=0");
+    assert!(second.ask("hello").ok().starts_with("nanoctr"));
+}

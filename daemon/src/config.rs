@@ -33,7 +33,9 @@ pub struct Flags {
     #[argh(option, default = "64")]
     pub max_containers: usize,
 
-    /// most client connections at once (default 16)
+    /// most client connections at once; more wait to be accepted until one
+    /// leaves (default 16)
+
     #[argh(option, default = "16")]
     pub max_clients: usize,
 
@@ -142,6 +144,39 @@ impl Config {
             oom_score_adj: f.oom_score_adj,
             shim_oom_score_adj: f.shim_oom_score_adj,
         })
+    }
+}
+
+impl Config {
+    /// An upper bound on the daemon's heap, from its capacities: what the
+    /// tables hold at most, plus what one request in flight may use. The
+    /// flat-memory test checks the peak stays under it.
+    pub fn heap_bound(&self) -> usize {
+        use crate::conn::MAX_PENDING_OUTPUT;
+        use crate::proto::MAX_LINE;
+        const PATH_MAX: usize = 4096;
+        // Fixed: the tables and the event ring, allocated at start-up.
+        let tables = self.max_containers
+            * std::mem::size_of::<Option<crate::container::Container>>()
+            + self.max_clients * std::mem::size_of::<Option<crate::conn::Client>>()
+            + (self.max_calls + self.max_containers)
+                * std::mem::size_of::<Option<crate::server::Call>>()
+            + self.retain * std::mem::size_of::<crate::events::Event>();
+        // A container: its request's strings (a line bounds them), kept and
+        // encoded once more for the record; its paths; the shim's lines.
+        let container = 3 * MAX_LINE + 4 * PATH_MAX + 2 * (crate::shim::MAX_SHIM_LINE + 1024);
+        // A client: its line buffer, what it has not read yet, and the
+        // largest answer, `list` of a full table.
+        let client = MAX_LINE + MAX_PENDING_OUTPUT + self.max_containers * (MAX_LINE + 64);
+        let call = PATH_MAX;
+        // std's own (arguments, environment, buffers) and what starting a
+        // process or reading a directory takes while it lasts.
+        let overhead = 256 * 1024;
+        tables
+            + self.max_containers * container
+            + self.max_clients * client
+            + (self.max_calls + self.max_containers) * call
+            + overhead
     }
 }
 

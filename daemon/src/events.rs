@@ -62,32 +62,65 @@ impl Kind {
     }
 }
 
+/// Longest event line, newline included; a field that does not fit is left
+/// out (none of the daemon's events come near: an id is at most 64 bytes,
+/// the rest is short).
+pub const MAX_EVENT_LINE: usize = 256;
+
+/// An event, in a record of fixed size: the ring of retained events is
+/// allocated once, at start-up, and never grows or shrinks after.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub seq: u64,
-    pub id: String,
     pub kind: Kind,
-    /// The whole line, with its newline.
-    pub line: String,
+    /// Where the id is in `line`.
+    id_at: u8,
+    id_len: u8,
+    line: heapless::String<MAX_EVENT_LINE>,
 }
 
 impl Event {
     fn new(seq: u64, time: u64, id: &str, kind: Kind, extra: &[(&str, &str)]) -> Event {
-        let mut line = format!(
+        use std::fmt::Write;
+        let mut line = heapless::String::new();
+        let whole = write!(
+            line,
             "EVENT seq={seq} time={time} id={} type={}",
             quote(id),
             kind.as_str()
-        );
-        for (k, v) in extra {
-            line.push_str(&format!(" {k}={}", quote(v)));
+        )
+        .is_ok()
+            && extra
+                .iter()
+                .all(|(k, v)| write!(line, " {k}={}", quote(v)).is_ok());
+        if !whole || line.len() == MAX_EVENT_LINE {
+            line.truncate(MAX_EVENT_LINE - 1);
         }
-        line.push('\n');
+        let _ = line.push('\n');
+        Event::from_line(seq, kind, line)
+    }
+
+    /// Finds the id in a line made by `new` or read back by `parse` (ids
+    /// never need quoting, see `check_id`).
+    fn from_line(seq: u64, kind: Kind, line: heapless::String<MAX_EVENT_LINE>) -> Event {
+        let at = line.find(" id=").map_or(0, |p| p + 4);
+        let len = line[at..].find([' ', '\n']).unwrap_or(0);
         Event {
             seq,
-            id: id.to_string(),
             kind,
+            id_at: at.min(255) as u8,
+            id_len: len.min(255) as u8,
             line,
         }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.line[usize::from(self.id_at)..][..usize::from(self.id_len)]
+    }
+
+    /// The whole line, with its newline.
+    pub fn line(&self) -> &str {
+        &self.line
     }
 
     /// Reads a record back; `None` for anything that is not a whole one.
@@ -102,12 +135,12 @@ impl Event {
             rest.iter()
                 .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
         };
-        Some(Event {
-            seq: get("seq")?.parse().ok()?,
-            id: get("id")?.to_string(),
-            kind: Kind::parse(get("type")?)?,
-            line: line.to_string(),
-        })
+        get("id")?;
+        Some(Event::from_line(
+            get("seq")?.parse().ok()?,
+            Kind::parse(get("type")?)?,
+            heapless::String::try_from(line).ok()?,
+        ))
     }
 }
 
@@ -122,7 +155,8 @@ pub struct Filter {
 
 impl Filter {
     pub fn matches(&self, e: &Event) -> bool {
-        self.id.as_ref().is_none_or(|id| *id == e.id) && self.kind.is_none_or(|k| k == e.kind)
+        self.id.as_ref().is_none_or(|id| id.as_str() == e.id())
+            && self.kind.is_none_or(|k| k == e.kind)
     }
 }
 
@@ -174,7 +208,7 @@ impl EventLog {
             .map_or(0, |d| d.as_secs());
         let event = Event::new(self.next_seq, time, id, kind, extra);
         self.next_seq += 1;
-        let written = self.store.append(&event.line);
+        let written = self.store.append(event.line());
         if self.recent.len() == self.retain {
             self.recent.pop_front();
         }
@@ -212,7 +246,7 @@ impl EventLog {
             .recent
             .iter()
             .rev()
-            .filter(|e| e.id == id)
+            .filter(|e| e.id() == id)
             .take_while(|e| e.kind != Kind::Delete)
             .map(|e| e.kind)
             .collect();
@@ -338,10 +372,24 @@ mod tests {
             &[("status", "137"), ("proc", "init")],
         );
         assert_eq!(
-            e.line,
+            e.line(),
             "EVENT seq=7 time=100 id=web type=exit status=137 proc=init\n"
         );
-        assert_eq!(Event::parse(&e.line), Some(e));
+        assert_eq!(Event::parse(e.line()), Some(e.clone()));
+        assert_eq!(e.id(), "web");
+        assert_eq!(
+            Event::parse("EVENT seq=1 time=1 type=exit id=last\n")
+                .unwrap()
+                .id(),
+            "last"
+        );
+
+        let long = "x".repeat(300);
+        let cut = Event::new(1, 1, "web", Kind::Exit, &[("note", &long)]);
+        // Cut at a field that does not fit, still one whole record.
+        assert!(cut.line().len() <= MAX_EVENT_LINE && cut.line().ends_with('\n'));
+        assert_eq!(Event::parse(cut.line()).map(|e| e.seq), Some(1));
+
         assert_eq!(
             Event::parse("EVENT seq=7 time=1 id=x type=exit"),
             None,

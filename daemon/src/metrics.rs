@@ -21,8 +21,21 @@ const VERBS: [(CallVerb, &str); 4] = [
     (CallVerb::Delete, "delete"),
 ];
 
-/// Upper bounds of the start-latency buckets, in seconds.
-const BUCKETS: [f64; 10] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Upper bounds of the start-latency buckets: as shown, and in
+/// microseconds. Integers throughout keep float formatting (and its code)
+/// out of the daemon.
+const BUCKETS: [(&str, u64); 10] = [
+    ("0.01", 10_000),
+    ("0.025", 25_000),
+    ("0.05", 50_000),
+    ("0.1", 100_000),
+    ("0.25", 250_000),
+    ("0.5", 500_000),
+    ("1", 1_000_000),
+    ("2.5", 2_500_000),
+    ("5", 5_000_000),
+    ("10", 10_000_000),
+];
 
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
@@ -30,7 +43,7 @@ pub struct Metrics {
     failures: [u64; 4],
     /// Start latency: `start` or `run` request to `started`.
     start_buckets: [u64; BUCKETS.len()],
-    start_sum: f64,
+    start_sum_us: u64,
     start_count: u64,
     pub events: u64,
     pub event_log_errors: u64,
@@ -47,13 +60,13 @@ impl Metrics {
     }
 
     pub fn started(&mut self, took: Duration) {
-        let s = took.as_secs_f64();
-        for (bound, count) in BUCKETS.iter().zip(&mut self.start_buckets) {
-            if s <= *bound {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        for ((_, bound), count) in BUCKETS.iter().zip(&mut self.start_buckets) {
+            if us <= *bound {
                 *count += 1;
             }
         }
-        self.start_sum += s;
+        self.start_sum_us = self.start_sum_us.saturating_add(us);
         self.start_count += 1;
     }
 }
@@ -66,6 +79,8 @@ pub struct Gauges<'a> {
     pub subscribers: usize,
     pub clients: usize,
     pub resident_bytes: u64,
+    /// Live and peak heap bytes and their bound, in a `heap-stats` build.
+    pub heap: Option<(usize, usize, usize)>,
 }
 
 pub fn render(m: &Metrics, g: &Gauges) -> String {
@@ -121,7 +136,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "histogram",
         "Time from a start or run request to the container running.",
     );
-    for (bound, count) in BUCKETS.iter().zip(&m.start_buckets) {
+    for ((bound, _), count) in BUCKETS.iter().zip(&m.start_buckets) {
         let _ = writeln!(
             out,
             "nanoctr_start_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
@@ -132,7 +147,9 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "nanoctr_start_duration_seconds_bucket{{le=\"+Inf\"}} {}",
         m.start_count
     );
-    let _ = writeln!(out, "nanoctr_start_duration_seconds_sum {}", m.start_sum);
+    let (secs, us) = (m.start_sum_us / 1_000_000, m.start_sum_us % 1_000_000);
+    let _ = writeln!(out, "nanoctr_start_duration_seconds_sum {secs}.{us:06}");
+
     let _ = writeln!(
         out,
         "nanoctr_start_duration_seconds_count {}",
@@ -172,6 +189,24 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "Resident memory of nanoctrd in bytes.",
     );
     let _ = writeln!(out, "process_resident_memory_bytes {}", g.resident_bytes);
+    if let Some((live, peak, bound)) = g.heap {
+        for (name, help, v) in [
+            ("nanoctr_heap_live_bytes", "Heap bytes in use.", live),
+            (
+                "nanoctr_heap_peak_bytes",
+                "Most heap bytes ever in use.",
+                peak,
+            ),
+            (
+                "nanoctr_heap_bound_bytes",
+                "Bound on the heap from the capacities.",
+                bound,
+            ),
+        ] {
+            head(&mut out, name, "gauge", help);
+            let _ = writeln!(out, "{name} {v}");
+        }
+    }
     out
 }
 
@@ -212,7 +247,9 @@ mod tests {
             subscribers: 1,
             clients: 3,
             resident_bytes: resident_bytes(),
+            heap: None,
         };
+
         let text = render(&m, &g);
         assert!(text.contains("nanoctr_containers{status=\"running\"} 2\n"));
         assert!(text.contains("nanoctr_runtime_call_failures_total{verb=\"kill\"} 1\n"));

@@ -157,6 +157,8 @@ pub struct Daemon {
     /// rather than leave the listener ready forever.
     spare: Option<std::fs::File>,
     stopping: bool,
+    /// The listener is in the epoll set (there is room for a client).
+    listening: bool,
     own_uid: u32,
 }
 
@@ -209,6 +211,8 @@ impl Daemon {
             ready: Vec::with_capacity(cfg.max_clients),
             spare: std::fs::File::open("/dev/null").ok(),
             stopping: false,
+            listening: true,
+
             own_uid: rustix::process::geteuid().as_raw(),
             cfg,
         };
@@ -328,6 +332,9 @@ impl Daemon {
 
     fn accept_clients(&mut self) {
         loop {
+            if self.clients.is_full() {
+                return self.listen_while_room();
+            }
             let stream = match self.listener.accept() {
                 Ok((s, _)) => s,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -380,14 +387,27 @@ impl Daemon {
                 format!("uid {uid} may not use nanoctrd"),
             ));
         }
-        if self.clients.is_full() {
-            let n = self.cfg.max_clients;
-            return Some(Error::new(
-                Code::Full,
-                format!("{n} clients connected already"),
-            ));
-        }
         None
+    }
+
+    /// Accepts new clients only while the table has room. When it is full,
+    /// the listener leaves the epoll set and new connections wait in the
+    /// kernel's listen backlog, to be taken as slots free up: nobody is
+    /// turned away, and a full table cannot spin the loop.
+    fn listen_while_room(&mut self) {
+        let want = !self.clients.is_full();
+        if want == self.listening {
+            return;
+        }
+        let flags = if want {
+            EventFlags::IN
+        } else {
+            EventFlags::empty()
+        };
+        let token = EventData::new_u64(Source::Listener.token());
+        if epoll::modify(&self.epoll, sys::fd(&self.listener), token, flags).is_ok() {
+            self.listening = want;
+        }
     }
 
     fn on_client(&mut self, r: Ref, flags: EventFlags) {
@@ -449,12 +469,17 @@ impl Daemon {
             }
             let Some(line) = c.input.next_line() else {
                 // A client that hung up is no longer watched: read on here
-                // until what it sent is used up.
-                if c.hung_up && !c.eof && self.read_client(r) {
+                // until what it sent is used up (or the read fails: a peer
+                // that left unread data behind resets the connection).
+                if c.hung_up && !c.eof {
+                    if !self.read_client(r) {
+                        return self.close_client(r);
+                    }
                     continue;
                 }
                 break;
             };
+
             let outcome = match line {
                 Line::TooLong => Outcome::err(Error::new(
                     Code::TooLong,
@@ -594,6 +619,7 @@ impl Daemon {
         if let Some(c) = self.clients.remove(r) {
             let _ = epoll::delete(&self.epoll, sys::fd(&c.stream));
             self.stalled.retain(|&s| s != r);
+            self.listen_while_room();
         }
     }
 

@@ -99,7 +99,7 @@ pub struct LineReader {
 }
 
 /// Longest line a shim sends; more is cut.
-const MAX_SHIM_LINE: usize = 2048;
+pub(crate) const MAX_SHIM_LINE: usize = 2048;
 
 impl LineReader {
     pub fn new(file: File) -> Self {

@@ -9,7 +9,10 @@
 //! Binaries come from `$NANOCTR_BIN_DIR`, or are built once by
 //! `cargo build --release --target x86_64-unknown-linux-musl`.
 
+#![deny(unsafe_code)]
+
 use std::collections::HashMap;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -20,6 +23,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use nanoctr::proto::{split_words, ReplyLine};
+
+pub mod sys;
 
 /// How long any single answer may take before a test fails instead of
 /// hanging. Generous: this is a guard, not a measurement.
@@ -56,6 +61,35 @@ pub fn bin_dir() -> &'static Path {
             .expect("run cargo build");
         assert!(status.success(), "building the release binaries failed");
         workspace().join("target").join(target).join("release")
+    })
+}
+
+/// nanoctrd built with `--features heap-stats` (heap gauges in `metrics`),
+/// in a target dir of its own.
+pub fn heap_stats_daemon() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let target = "x86_64-unknown-linux-musl";
+        let dir = workspace().join("target/heap-stats");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                target,
+                "-p",
+                "nanoctr",
+                "--bin",
+                "nanoctrd",
+            ])
+            .args(["--features", "heap-stats", "--target-dir"])
+            .arg(&dir)
+            .current_dir(workspace())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the heap-stats daemon failed");
+        dir.join(target).join("release/nanoctrd")
     })
 }
 
@@ -335,6 +369,8 @@ pub struct Launch {
     pub prefix: Vec<String>,
     /// Mount a tmpfs of this many KiB as the state dir.
     pub state_tmpfs_kib: Option<u32>,
+    /// Run this nanoctrd instead of the release one.
+    pub daemon: Option<PathBuf>,
 }
 
 /// A daemon of a test's own.
@@ -399,7 +435,12 @@ impl Daemon {
     }
 
     fn spawn(&mut self) {
-        let daemon = bin("nanoctrd");
+        let daemon = self
+            .launch
+            .daemon
+            .clone()
+            .unwrap_or_else(|| bin("nanoctrd"));
+
         let shim = bin("nanoctr-shim");
         let mut argv: Vec<&str> = self.launch.prefix.iter().map(String::as_str).collect();
         argv.extend_from_slice(&[

@@ -69,7 +69,7 @@ impl Daemon {
             match self.events.next_match(sub.next, &sub.filter) {
                 Some(e) => {
                     sub.next = e.seq + 1;
-                    c.output.extend_from_slice(e.line.as_bytes());
+                    c.output.extend_from_slice(e.line().as_bytes());
                 }
                 None => {
                     sub.next = self.events.next_seq();

@@ -36,6 +36,15 @@ impl Daemon {
     }
 
     pub(crate) fn metrics_text(&self) -> Outcome {
+        // Sampled first, before this answer allocates anything.
+        #[cfg(feature = "heap-stats")]
+        let heap = Some((
+            crate::sys::heap::live(),
+            crate::sys::heap::peak(),
+            self.cfg.heap_bound(),
+        ));
+        #[cfg(not(feature = "heap-stats"))]
+        let heap = None;
         let statuses = [
             Status::Created,
             Status::Running,
@@ -65,7 +74,9 @@ impl Daemon {
                 .count(),
             clients: self.clients.len(),
             resident_bytes: resident_bytes(),
+            heap,
         };
+
         let mut r = Reply::new();
         for line in render(&self.metrics, &gauges).lines() {
             r.text(line);
