@@ -27,30 +27,54 @@ fn status(d: &Daemon, id: &str) -> String {
 
 /// What must hold after any restart: the daemon's statuses agree with the
 /// runtime's, the runtime has nothing the daemon does not list, and every
-/// live shim belongs to a listed container that is not stopped.
+/// live shim belongs to a listed container that is not stopped. The daemon
+/// and the runtime are asked one after the other, and a container can exit
+/// in between, so they must come to agree, within the answer timeout.
 #[track_caller]
 fn consistent(d: &Daemon) {
+    let mut last = String::new();
+    d.eventually(
+        "the daemon and the runtime to agree",
+        || match disagreement(d) {
+            None => true,
+            Some(why) => {
+                last = why;
+                false
+            }
+        },
+    );
+    assert!(disagreement(d).is_none(), "{last}");
+}
+
+fn disagreement(d: &Daemon) -> Option<String> {
     let list = listed(d);
     for id in d.runtime_ids() {
-        let c = list
-            .get(&id)
-            .unwrap_or_else(|| panic!("runtime has {id}, the daemon does not list it"));
+        let Some(c) = list.get(&id) else {
+            return Some(format!("runtime has {id}, the daemon does not list it"));
+        };
         let rt = d.runtime_status(&id).unwrap_or_default();
-        match c["status"].as_str() {
-            "created" | "running" | "paused" => assert_eq!(c["status"], rt, "{id}"),
-            "stopped" => assert!(rt == "stopped" || rt.is_empty(), "{id}: runtime says {rt}"),
-            other => panic!("{id}: {other} but still in the runtime as {rt}"),
+        let agree = match c["status"].as_str() {
+            "created" | "running" | "paused" => c["status"] == rt,
+            "stopped" => rt == "stopped" || rt.is_empty(),
+            _ => false,
+        };
+        if !agree {
+            return Some(format!(
+                "{id}: the daemon says {}, the runtime {rt}",
+                c["status"]
+            ));
         }
     }
     for (id, pid) in d.shims() {
-        let c = list
-            .get(&id)
-            .unwrap_or_else(|| panic!("orphaned shim {pid} for {id}"));
-        assert!(
-            c["status"] != "stopped",
-            "shim {pid} alive for stopped {id}"
-        );
+        match list.get(&id) {
+            None => return Some(format!("orphaned shim {pid} for {id}")),
+            Some(c) if c["status"] == "stopped" => {
+                return Some(format!("shim {pid} alive for stopped {id}"));
+            }
+            Some(_) => {}
+        }
     }
+    None
 }
 
 /// Deletes everything and checks nothing is left, and the ids work again.
