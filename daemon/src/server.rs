@@ -260,17 +260,27 @@ impl Daemon {
         Ok(())
     }
 
+    /// Answers every request received and not yet answered, read or still
+    /// unread, with `ERR busy`, so no client is left without an answer or
+    /// finds its connection reset.
     fn shut_down(&mut self) {
-        let waiting: Vec<Ref> = self.clients.refs_where(|c| !c.idle());
-        for r in waiting {
-            if let Some(c) = self.clients.get_mut(r) {
-                c.busy = None;
-                c.stalled = None;
-            }
-            let e = Error::new(Code::Busy, "daemon is stopping; containers keep running");
-            self.send(r, Outcome::err(e));
-        }
         let _ = std::fs::remove_file(&self.cfg.socket);
+        for r in self.clients.refs_where(|_| true) {
+            if !self.read_client(r) {
+                continue;
+            }
+            let Some(c) = self.clients.get_mut(r) else {
+                continue;
+            };
+            let waiting = !c.idle() || matches!(c.input.next_line(), Some(_));
+            c.busy = None;
+            c.stalled = None;
+            c.subscription = None;
+            if waiting {
+                let e = Error::new(Code::Busy, "daemon is stopping; containers keep running");
+                self.send(r, Outcome::err(e));
+            }
+        }
     }
 
     pub(crate) fn watch(&self, fd: impl AsFd, source: Source, flags: EventFlags) -> io::Result<()> {
