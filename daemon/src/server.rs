@@ -272,7 +272,7 @@ impl Daemon {
             let Some(c) = self.clients.get_mut(r) else {
                 continue;
             };
-            let waiting = !c.idle() || matches!(c.input.next_line(), Some(_));
+            let waiting = !c.idle() || c.input.next_line().is_some();
             c.busy = None;
             c.stalled = None;
             c.subscription = None;
