@@ -4,11 +4,13 @@
 //! ```text
 //! nanoctr-shim id=ID bundle=DIR runtime=PATH log=PATH pid-file=PATH
 //!              startup-fd=N [root=DIR] [stdin=PATH] [stdout=PATH] [stderr=PATH]
-//!              [oom-score-adj=N] [run=1]
+//!              [oom-score-adj=N] [run=1] [terminal=1 console=PATH]
+//!              [cols=N] [rows=N] [log-size=BYTES] [interactive=1]
 //! ```
 //!
-//! `log` and `pid-file` are absolute: a runtime may resolve relative paths
-//! against the bundle rather than its working directory (crun does).
+//! `log`, `pid-file` and `console` are absolute: a runtime may resolve
+//! relative paths against the bundle rather than its working directory
+//! (crun does).
 //!
 //! Every value is a suffix of a NUL-terminated `argv` string, so it is handed
 //! on to the runtime as a C string without a copy.
@@ -30,11 +32,11 @@ pub struct ShimArgs<'a> {
     pub pid_file: &'a CStr,
     /// The runtime's state root (`--root`), if not its default.
     pub root: Option<&'a CStr>,
-    /// Container stdin; `/dev/null` when absent.
+    /// Container stdin; `/dev/null` when absent (and not interactive).
     pub stdin: Option<&'a CStr>,
-    /// Container stdout; `output` in the state dir when absent.
+    /// Container stdout; captured by the shim into `output` when absent.
     pub stdout: Option<&'a CStr>,
-    /// Container stderr; the same file as stdout when absent.
+    /// Container stderr; wherever stdout goes when absent.
     pub stderr: Option<&'a CStr>,
     /// Write end of the pipe on which the create result is reported.
     pub startup_fd: i32,
@@ -43,88 +45,125 @@ pub struct ShimArgs<'a> {
     /// `run=1`: `<runtime> run --detach` in place of `create`, so the
     /// container starts at once (one runtime call instead of two).
     pub run: bool,
+    /// `terminal=1`: the runtime hands the shim a pty master over the
+    /// `console` socket; the container's stdio is the pty.
+    pub terminal: bool,
+    /// Where the shim listens for the runtime's pty master.
+    pub console: Option<&'a CStr>,
+    /// The pty's first size.
+    pub cols: u16,
+    pub rows: u16,
+    /// Cap of the captured output log; one rotated generation is kept.
+    pub log_size: u32,
+    /// `interactive=1`: stdin is a pipe the shim feeds from its attachers.
+    pub interactive: bool,
 }
 
 /// Why a command line was refused; the text is shown to a person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArgError(pub &'static str);
 
+/// Every key, in the order of the slots `parse` fills.
+const KEYS: [&[u8]; 18] = [
+    b"id",
+    b"bundle",
+    b"runtime",
+    b"log",
+    b"pid-file",
+    b"startup-fd",
+    b"root",
+    b"stdin",
+    b"stdout",
+    b"stderr",
+    b"oom-score-adj",
+    b"run",
+    b"terminal",
+    b"console",
+    b"cols",
+    b"rows",
+    b"log-size",
+    b"interactive",
+];
+
+/// The smallest output log cap: one read's worth.
+pub const MIN_LOG_SIZE: u32 = 4096;
+
 impl<'a> ShimArgs<'a> {
     /// Parses the words after `argv[0]`.
     pub fn parse<I: IntoIterator<Item = &'a CStr>>(words: I) -> Result<Self, ArgError> {
-        let mut id = None;
-        let mut bundle = None;
-        let mut runtime = None;
-        let mut log = None;
-        let mut pid_file = None;
-        let mut startup_fd = None;
-        let mut oom = None;
-        let mut run = None;
-        let mut out = ShimArgs {
-            id: c"",
-            bundle: c"",
-            runtime: c"",
-            log: c"",
-            pid_file: c"",
-            root: None,
-            stdin: None,
-            stdout: None,
-            stderr: None,
-            startup_fd: -1,
-            oom_score_adj: None,
-            run: false,
-        };
+        let mut v: [Option<&'a CStr>; KEYS.len()] = [None; KEYS.len()];
         for word in words {
             let (key, value) = split(word).ok_or(ArgError("expected key=value"))?;
             if value.is_empty() {
                 return Err(ArgError("empty value"));
             }
-            let slot = match key {
-                b"id" => &mut id,
-                b"bundle" => &mut bundle,
-                b"runtime" => &mut runtime,
-                b"log" => &mut log,
-                b"pid-file" => &mut pid_file,
-                b"root" => &mut out.root,
-                b"stdin" => &mut out.stdin,
-                b"stdout" => &mut out.stdout,
-                b"stderr" => &mut out.stderr,
-                b"startup-fd" => &mut startup_fd,
-                b"oom-score-adj" => &mut oom,
-                b"run" => &mut run,
-                _ => return Err(ArgError("unknown key")),
-            };
-            if slot.replace(value).is_some() {
+            let slot = KEYS
+                .iter()
+                .position(|k| *k == key)
+                .ok_or(ArgError("unknown key"))?;
+            if v[slot].replace(value).is_some() {
                 return Err(ArgError("key given twice"));
             }
         }
-        out.id = id.ok_or(ArgError("missing id="))?;
-        out.bundle = bundle.ok_or(ArgError("missing bundle="))?;
-        out.runtime = runtime.ok_or(ArgError("missing runtime="))?;
-        out.log = log.ok_or(ArgError("missing log="))?;
-        out.pid_file = pid_file.ok_or(ArgError("missing pid-file="))?;
-        let fd = startup_fd.ok_or(ArgError("missing startup-fd="))?;
-        out.startup_fd = parse_u32(fd.to_bytes())
-            .and_then(|n| i32::try_from(n).ok())
-            .filter(|&n| n > 2)
-            .ok_or(ArgError("startup-fd must be a number above 2"))?;
-        out.run = match run.map(CStr::to_bytes) {
-            None => false,
-            Some(b"1") => true,
-            Some(_) => return Err(ArgError("run must be 1")),
+        let need = |i: usize, missing| v[i].ok_or(ArgError(missing));
+        let number = |i: usize, default: u32, why| match v[i] {
+            None => Ok(default),
+            Some(n) => parse_u32(n.to_bytes()).ok_or(ArgError(why)),
         };
-        if let Some(adj) = oom {
-            let digits = adj.to_bytes();
-            let (neg, abs) = match digits.split_first() {
-                Some((b'-', rest)) => (true, rest),
-                _ => (false, digits),
-            };
-            let n = parse_u32(abs).filter(|&n| n <= 1000);
-            let n = n.ok_or(ArgError("oom-score-adj must be between -1000 and 1000"))? as i32;
-            out.oom_score_adj = Some(if neg { -n } else { n });
+        let flag = |i: usize, why| match v[i].map(CStr::to_bytes) {
+            None => Ok(false),
+            Some(b"1") => Ok(true),
+            Some(_) => Err(ArgError(why)),
+        };
+        let startup_fd = number(5, 0, "startup-fd must be a number above 2")?;
+        if v[5].is_none() {
+            return Err(ArgError("missing startup-fd="));
+        }
+        let out = ShimArgs {
+            id: need(0, "missing id=")?,
+            bundle: need(1, "missing bundle=")?,
+            runtime: need(2, "missing runtime=")?,
+            log: need(3, "missing log=")?,
+            pid_file: need(4, "missing pid-file=")?,
+            startup_fd: i32::try_from(startup_fd)
+                .ok()
+                .filter(|&n| n > 2)
+                .ok_or(ArgError("startup-fd must be a number above 2"))?,
+            root: v[6],
+            stdin: v[7],
+            stdout: v[8],
+            stderr: v[9],
+            oom_score_adj: match v[10].map(CStr::to_bytes) {
+                None => None,
+                Some(adj) => Some(
+                    parse_adj(adj)
+                        .ok_or(ArgError("oom-score-adj must be between -1000 and 1000"))?,
+                ),
+            },
+            run: flag(11, "run must be 1")?,
+            terminal: flag(12, "terminal must be 1")?,
+            console: v[13],
+            cols: u16::try_from(number(14, 80, "cols must be a number")?)
+                .map_err(|_| ArgError("cols too big"))?,
+            rows: u16::try_from(number(15, 24, "rows must be a number")?)
+                .map_err(|_| ArgError("rows too big"))?,
+            log_size: number(16, 64 * 1024, "log-size must be a number")?.max(MIN_LOG_SIZE),
+            interactive: flag(17, "interactive must be 1")?,
+        };
+        if out.terminal && out.console.is_none() {
+            return Err(ArgError("terminal=1 needs console="));
         }
         Ok(out)
     }
+}
+
+fn parse_adj(adj: &[u8]) -> Option<i32> {
+    let (neg, abs) = match adj.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, adj),
+    };
+    let n = parse_u32(abs).filter(|&n| n <= 1000)? as i32;
+    Some(if neg { -n } else { n })
 }
 
 /// Splits `key=value`; the value keeps its NUL terminator.
@@ -186,6 +225,45 @@ mod tests {
         assert_eq!(a.stdin, None);
         assert_eq!(a.stderr, None);
         assert_eq!(a.startup_fd, 5);
+        assert!(!a.terminal && !a.interactive && !a.run);
+        assert_eq!((a.cols, a.rows, a.log_size), (80, 24, 65536));
+    }
+
+    #[test]
+    fn terminal_and_output_options() {
+        let base = [
+            "id=x",
+            "bundle=/b",
+            "runtime=/r",
+            "log=/l",
+            "pid-file=/p",
+            "startup-fd=3",
+        ];
+        let with = |extra: &[&'static str]| {
+            let mut words = base.to_vec();
+            words.extend_from_slice(extra);
+            parse(&words)
+        };
+        let a = with(&[
+            "terminal=1",
+            "console=/c.sock",
+            "cols=132",
+            "rows=43",
+            "log-size=100",
+            "interactive=1",
+        ])
+        .unwrap();
+        assert!(a.terminal && a.interactive);
+        assert_eq!(a.console, Some(c"/c.sock"));
+        assert_eq!((a.cols, a.rows), (132, 43));
+        assert_eq!(a.log_size, MIN_LOG_SIZE, "a cap below one read is raised");
+        assert_eq!(
+            with(&["terminal=1"]),
+            Err(ArgError("terminal=1 needs console="))
+        );
+        assert!(with(&["cols=70000"]).is_err());
+        assert!(with(&["terminal=yes", "console=/c"]).is_err());
+        assert!(with(&["log-size=big"]).is_err());
     }
 
     #[test]

@@ -6,14 +6,30 @@
 pub enum Control {
     /// Run `<runtime> start ID`.
     Start,
+    /// `resize COLS ROWS`: the pty's new size.
+    Resize { cols: u16, rows: u16 },
+    /// `closestdin`: end the container's input.
+    CloseStdin,
     /// Anything else; ignored, so an older shim survives a newer daemon.
     Unknown,
 }
 
 impl Control {
     pub fn parse(line: &[u8]) -> Control {
-        match trim(line) {
-            b"start" => Control::Start,
+        let line = trim(line);
+        let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+        let number = |w: Option<&[u8]>| {
+            w.and_then(crate::args::parse_u32)
+                .and_then(|n| u16::try_from(n).ok())
+                .filter(|&n| n > 0)
+        };
+        match words.next() {
+            Some(b"start") if line == b"start" => Control::Start,
+            Some(b"closestdin") if line == b"closestdin" => Control::CloseStdin,
+            Some(b"resize") => match (number(words.next()), number(words.next()), words.next()) {
+                (Some(cols), Some(rows), None) => Control::Resize { cols, rows },
+                _ => Control::Unknown,
+            },
             _ => Control::Unknown,
         }
     }
@@ -88,6 +104,18 @@ mod tests {
         assert_eq!(Control::parse(b"start\r"), Control::Start);
         assert_eq!(Control::parse(b"start now"), Control::Unknown);
         assert_eq!(Control::parse(b""), Control::Unknown);
+        assert_eq!(
+            Control::parse(b"resize 100 30"),
+            Control::Resize {
+                cols: 100,
+                rows: 30
+            }
+        );
+        assert_eq!(Control::parse(b"resize 0 30"), Control::Unknown);
+        assert_eq!(Control::parse(b"resize 100"), Control::Unknown);
+        assert_eq!(Control::parse(b"resize 100 30 1"), Control::Unknown);
+        assert_eq!(Control::parse(b"resize 70000 30"), Control::Unknown);
+        assert_eq!(Control::parse(b"closestdin\r"), Control::CloseStdin);
     }
 
     #[test]

@@ -12,4 +12,5 @@ pub mod args;
 pub mod control;
 pub mod errno;
 pub mod line;
+pub mod ring;
 pub mod runtime_log;

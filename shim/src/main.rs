@@ -12,7 +12,11 @@
 //!    `<runtime> run --detach`, and then says `started` on `reply` too),
 //! 4. runs `<runtime> start` when `start` arrives on the `control` fifo and
 //!    answers `started` or `error MESSAGE` on the `reply` fifo,
-//! 5. reaps every child, and when the container's init exits writes
+//! 5. relays the container's stdio: a terminal's pty master (received from
+//!    the runtime over a console socket) or pipes; what the container
+//!    writes goes to a size-capped `output` log, a scrollback ring and
+//!    every client attached on `attach.sock`; what they type goes back,
+//! 6. reaps every child, and when the container's init exits writes
 //!    `exitStatus` atomically (the exit code, or 128 + signal) and exits.
 //!
 //! It has no heap: every buffer is fixed and on the stack. Exit codes follow
@@ -22,6 +26,7 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+mod relay;
 mod sys;
 
 use core::ffi::CStr;
@@ -30,6 +35,7 @@ use nanoctr_shim::control::{Control, LineAssembler};
 use nanoctr_shim::errno::errno_name;
 use nanoctr_shim::line::Line;
 use nanoctr_shim::runtime_log;
+use relay::{Relay, MAX_ATTACHERS};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, Mode, OFlags, SeekFrom};
@@ -167,6 +173,9 @@ struct Shim<'a> {
     _exit: OwnedFd,
     /// Children reaped before the shim knew who they were.
     early: Reaped,
+    /// Where the runtime sends a terminal's pty master.
+    console: Option<OwnedFd>,
+    relay: Relay,
 }
 
 impl<'a> Shim<'a> {
@@ -204,6 +213,12 @@ impl<'a> Shim<'a> {
         // `reply` keeps an answer buffered until a (restarted) daemon reads it.
         let control = fifo(c"control", OFlags::RDWR).map_err(sys("open control fifo"))?;
         let reply = fifo(c"reply", OFlags::RDWR).map_err(sys("open reply fifo"))?;
+        // Clients can attach from the moment the container exists.
+        let attach = listen(c"attach.sock").map_err(sys("listen on attach.sock"))?;
+        let console = match args.console.filter(|_| args.terminal) {
+            Some(path) => Some(listen(path).map_err(sys("listen on the console socket"))?),
+            None => None,
+        };
         Ok(Shim {
             args,
             mask,
@@ -212,6 +227,8 @@ impl<'a> Shim<'a> {
             reply,
             _exit: exit,
             early: Reaped::default(),
+            console,
+            relay: Relay::new(attach, args.log_size),
         })
     }
 
@@ -240,16 +257,46 @@ impl<'a> Shim<'a> {
 
     /// Runs `<runtime> create` (or `run --detach`) with the container's
     /// stdio and waits for it. Returns the container's init pid.
+    ///
+    /// The stdio: a terminal gets the pty the runtime makes (the runtime's
+    /// own stdio is /dev/null). Otherwise stdout and stderr go to the
+    /// given paths, or to a pipe the shim reads (into the log and to
+    /// attachers); stdin comes from the given path, from a pipe the shim
+    /// feeds (`interactive`), or from /dev/null.
     fn create(&mut self) -> Result<Pid, Failure> {
         let a = self.args;
-        let stdin = open_stdio(a.stdin.unwrap_or(c"/dev/null"), OFlags::RDONLY)
-            .map_err(sys("open stdin"))?;
+        let null = || open_stdio(c"/dev/null", OFlags::RDWR);
         let output = OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND;
-        let stdout =
-            open_stdio(a.stdout.unwrap_or(c"output"), output).map_err(sys("open stdout"))?;
-        let stderr = match a.stderr {
-            Some(path) => Some(open_stdio(path, output).map_err(sys("open stderr"))?),
-            None => None,
+        let (stdin, stdout, stderr) = if a.terminal {
+            let null = null().map_err(sys("open /dev/null"))?;
+            (
+                null.as_fd().try_clone_to_owned().map_err(sys("dup"))?,
+                null,
+                None,
+            )
+        } else {
+            let stdin = match (a.stdin, a.interactive) {
+                (Some(path), _) => open_stdio(path, OFlags::RDONLY).map_err(sys("open stdin"))?,
+                (None, true) => {
+                    let (read, write) = pipe().map_err(sys("pipe"))?;
+                    self.relay.input = Some(nonblocking(write));
+                    read
+                }
+                (None, false) => null().map_err(sys("open /dev/null"))?,
+            };
+            let stdout = match a.stdout {
+                Some(path) => open_stdio(path, output).map_err(sys("open stdout"))?,
+                None => {
+                    let (read, write) = pipe().map_err(sys("pipe"))?;
+                    self.relay.output = Some(nonblocking(read));
+                    write
+                }
+            };
+            let stderr = match a.stderr {
+                Some(path) => Some(open_stdio(path, output).map_err(sys("open stderr"))?),
+                None => None,
+            };
+            (stdin, stdout, stderr)
         };
         let mut cmd = if a.run {
             let mut cmd = self.runtime(c"run");
@@ -259,6 +306,9 @@ impl<'a> Shim<'a> {
             self.runtime(c"create")
         };
         cmd.arg(c"--bundle").arg(a.bundle);
+        if let (true, Some(console)) = (a.terminal, a.console) {
+            cmd.arg(c"--console-socket").arg(console);
+        }
         cmd.arg(c"--pid-file").arg(a.pid_file).arg(a.id);
         let stdio = [
             stdin.as_fd(),
@@ -268,10 +318,22 @@ impl<'a> Shim<'a> {
         let child = cmd
             .spawn(stdio, &self.mask, self.args.oom_score_adj.is_some())
             .map_err(sys("spawn runtime"))?;
+        // The container has its ends now; holding them would keep its
+        // output from ever reaching end-of-file.
         drop((stdin, stdout, stderr));
         let code = self.wait_for(child).map_err(sys("wait for runtime"))?;
         if code != 0 {
             return Err(Failure::Runtime(if a.run { "run" } else { "create" }, code));
+        }
+        if let Some(console) = self.console.take() {
+            let pty = relay::receive_console(&console).map_err(sys("receive the console"))?;
+            let _ = fs::unlink(a.console.unwrap_or(c""));
+            let flags = OFlags::NONBLOCK | OFlags::RDWR;
+            let _ = fs::fcntl_setfl(&pty, flags);
+            self.relay.input = Some(pty.try_clone().map_err(sys("dup"))?);
+            self.relay.output = Some(pty);
+            self.relay.terminal = true;
+            self.relay.resize(a.cols, a.rows);
         }
         let mut buf = [0u8; 16];
         let text = read_tail(a.pid_file, &mut buf).map_err(sys("read pid file"))?;
@@ -293,8 +355,9 @@ impl<'a> Shim<'a> {
         }
     }
 
-    /// The loop: signals, control lines, reaping. Returns the init's exit
-    /// code once it has exited and no runtime call of the shim is running.
+    /// The loop: signals, control lines, the container's stdio, attachers,
+    /// reaping. Returns the init's exit code once it has exited and no
+    /// runtime call of the shim is running.
     fn supervise(&mut self, init: Pid) -> i32 {
         let mut init_code = self.early.take(init);
         let mut start: Option<Pid> = None;
@@ -314,39 +377,89 @@ impl<'a> Shim<'a> {
                 }
             }
             if let (Some(code), None) = (init_code, start) {
+                // What the container wrote last still goes to the log.
+                self.relay.drain();
                 return code;
             }
-            let mut fds = [
-                PollFd::new(&self.signals, PollFlags::IN),
-                PollFd::new(&self.control, PollFlags::IN),
-            ];
-            match poll(&mut fds, None) {
+            // Which descriptors to wait on; slot k of `watch` is `fds[k]`.
+            const SIGNALS: usize = 0;
+            const CONTROL: usize = 1;
+            const OUTPUT: usize = 2;
+            const LISTENER: usize = 3;
+            const ATTACHER: usize = 4;
+            let r = &self.relay;
+            let mut watch: [Option<BorrowedFd<'_>>; ATTACHER + MAX_ATTACHERS] =
+                [None; ATTACHER + MAX_ATTACHERS];
+            watch[SIGNALS] = Some(self.signals.as_fd());
+            watch[CONTROL] = Some(self.control.as_fd());
+            watch[OUTPUT] = r.output.as_ref().map(AsFd::as_fd);
+            watch[LISTENER] = Some(r.listener.as_fd());
+            for (i, a) in r.attachers.iter().enumerate() {
+                watch[ATTACHER + i] = a.as_ref().map(AsFd::as_fd);
+            }
+            let mut fds: [PollFd<'_>; ATTACHER + MAX_ATTACHERS] = core::array::from_fn(|_| {
+                PollFd::from_borrowed_fd(self.signals.as_fd(), PollFlags::empty())
+            });
+            let mut slot_of = [0usize; ATTACHER + MAX_ATTACHERS];
+            let mut n = 0;
+            for (k, fd) in watch.iter().enumerate() {
+                if let Some(fd) = fd {
+                    fds[n] = PollFd::from_borrowed_fd(*fd, PollFlags::IN);
+                    slot_of[n] = k;
+                    n += 1;
+                }
+            }
+            match poll(&mut fds[..n], None) {
                 Ok(_) | Err(Errno::INTR) => {}
                 Err(_) => sys::exit(EXIT_SYSTEM),
             }
-            let (sig_ready, control_ready) =
-                (!fds[0].revents().is_empty(), !fds[1].revents().is_empty());
-            if sig_ready {
+            let mut ready = [false; ATTACHER + MAX_ATTACHERS];
+            for (fd, &k) in fds[..n].iter().zip(&slot_of) {
+                ready[k] = !fd.revents().is_empty();
+            }
+            if ready[SIGNALS] {
                 drain(self.signals.as_fd());
             }
-            if control_ready {
+            if ready[OUTPUT] {
+                self.relay.on_output();
+            }
+            if ready[LISTENER] {
+                self.relay.on_listener();
+            }
+            for i in 0..MAX_ATTACHERS {
+                if ready[ATTACHER + i] {
+                    self.relay.on_attacher(i);
+                }
+            }
+            if ready[CONTROL] {
                 let mut buf = [0u8; 128];
                 let n = io::read(&self.control, &mut buf).unwrap_or(0);
-                let mut start_requested = false;
+                let mut requests = [Control::Unknown; 8];
+                let mut count = 0;
                 lines.feed(&buf[..n], |line| {
-                    start_requested |= Control::parse(line) == Control::Start
+                    if count < requests.len() {
+                        requests[count] = Control::parse(line);
+                        count += 1;
+                    }
                 });
-                if start_requested {
-                    if started {
-                        let _ = io::write(&self.reply, b"error already started\n");
-                    } else {
-                        started = true;
-                        match self.spawn_start() {
-                            Ok(pid) => start = Some(pid),
-                            Err(f) => {
-                                let _ = io::write(&self.reply, failure(self.args.log, f).finish());
+                for request in &requests[..count] {
+                    match *request {
+                        Control::Start if started => {
+                            let _ = io::write(&self.reply, b"error already started\n");
+                        }
+                        Control::Start => {
+                            started = true;
+                            match self.spawn_start() {
+                                Ok(pid) => start = Some(pid),
+                                Err(f) => {
+                                    let _ =
+                                        io::write(&self.reply, failure(self.args.log, f).finish());
+                                }
                             }
                         }
+                        Control::Resize { cols, rows } => self.relay.resize(cols, rows),
+                        Control::CloseStdin => self.relay.close_stdin(),
+                        Control::Unknown => {}
                     }
                 }
             }
@@ -401,6 +514,31 @@ impl Reaped {
         slot.0 = 0;
         Some(slot.1)
     }
+}
+
+/// A unix socket listening at `path` (replacing a leftover), close-on-exec.
+fn listen(path: &CStr) -> io::Result<OwnedFd> {
+    let _ = fs::unlink(path);
+    let sock = rustix::net::socket_with(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::STREAM,
+        rustix::net::SocketFlags::CLOEXEC | rustix::net::SocketFlags::NONBLOCK,
+        None,
+    )?;
+    rustix::net::bind(&sock, &rustix::net::SocketAddrUnix::new(path)?)?;
+    rustix::net::listen(&sock, 4)?;
+    Ok(sock)
+}
+
+/// A close-on-exec pipe: (read end, write end).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+}
+
+/// The shim's own end of a pipe never blocks it.
+fn nonblocking(fd: OwnedFd) -> OwnedFd {
+    let _ = fs::fcntl_setfl(&fd, OFlags::NONBLOCK);
+    fd
 }
 
 /// Opens a stdio path for the container. Descriptors 0-2 are taken (see
