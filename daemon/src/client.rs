@@ -11,6 +11,9 @@ use crate::request::VERBS;
 
 pub const DEFAULT_SOCKET: &str = "/run/nanoctr/nanoctr.sock";
 
+/// What ends `nanoctr attach`, docker's convention.
+pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
+
 /// What the command line asks for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
@@ -96,6 +99,10 @@ pub fn usage() -> String {
          --socket PATH   daemon socket (default $NANOCTR_SOCKET, else /run/nanoctr/nanoctr.sock)\n  \
          -h, --help      this text\n  \
          -V, --version   the client's version\n\n\
+         attach:\n  \
+         nanoctr attach ID [--detach-keys KEYS]\n      \
+         join the process's console (or stdio); KEYS leave it running\n      \
+         (default ctrl-p,ctrl-q; a comma-separated list of ctrl-X or single characters)\n\n\
          verbs:\n",
     );
     for (_, usage, what) in VERBS {
@@ -139,6 +146,23 @@ pub fn run(socket: &Path, words: &[String]) -> i32 {
         Err(e) => fail(2, &format!("cannot send the request: {e}")),
         Ok(()) => fail(2, "nanoctrd closed the connection without an answer"),
     }
+}
+
+/// One request whose answer has no data lines: what follows `OK`, or the
+/// error as a person reads it.
+pub fn ask(socket: &Path, words: &[&str]) -> Result<String, String> {
+    let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    let (stream, _) = send(socket, &words)
+        .map_err(|_| format!("cannot reach nanoctrd at {}", socket.display()))?;
+    for line in BufReader::new(&stream).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        match ReplyLine::parse(&line) {
+            ReplyLine::Ok(rest) => return Ok(rest.to_string()),
+            ReplyLine::Err(code, message) => return Err(format!("{message} ({code})")),
+            _ => {}
+        }
+    }
+    Err("nanoctrd closed the connection without an answer".into())
 }
 
 /// Connects and sends one request line. A daemon that turns the connection

@@ -169,9 +169,11 @@ impl Config {
         // largest answer, `list` of a full table.
         let client = MAX_LINE + MAX_PENDING_OUTPUT + self.max_containers * (MAX_LINE + 64);
         let call = PATH_MAX;
-        // std's own (arguments, environment, buffers) and what starting a
-        // process or reading a directory takes while it lasts.
-        let overhead = 256 * 1024;
+        // std's own (arguments, environment, buffers), what starting a
+        // process or reading a directory takes while it lasts, and a `logs`
+        // answer being put together (the log read, and the answer).
+        let overhead = 256 * 1024 + 2 * crate::tasks::logs::MAX_LOGS_ANSWER as usize;
+
         tables
             + self.max_containers * container
             + self.max_clients * client

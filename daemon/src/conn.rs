@@ -93,6 +93,19 @@ pub enum Busy {
     Wait(Ref),
     /// Following the event stream until it leaves.
     Events,
+    /// Following a container's output log (`logs follow`).
+    Logs,
+}
+
+/// A client following a container's output log: where it has read to.
+pub struct LogFollow {
+    pub container: Ref,
+    /// `output` as it was opened; read to its end before moving on to a
+    /// new `output` after a rotation.
+    pub file: std::fs::File,
+    pub inode: u64,
+    /// The start of a line not finished yet.
+    pub partial: Vec<u8>,
 }
 
 /// A client following the event stream. It holds no copies of events, only
@@ -120,6 +133,7 @@ pub struct Client {
     /// The epoll interest currently registered.
     pub interest: EventFlags,
     pub subscription: Option<Subscription>,
+    pub follow: Option<LogFollow>,
 }
 
 impl Client {
@@ -134,6 +148,7 @@ impl Client {
             hung_up: false,
             interest: EventFlags::empty(),
             subscription: None,
+            follow: None,
         }
     }
 

@@ -35,6 +35,10 @@ pub struct Container {
     pub op: Option<Op>,
     /// The watch on its memory cgroup's OOM kills, while it runs.
     pub oom: Option<OomWatch>,
+    /// Its process has a terminal (a pty the shim holds).
+    pub terminal: bool,
+    /// The inotify watch on its process dir while clients follow its log.
+    pub logs_watch: Option<i32>,
 }
 
 /// A request on a container that waits for a shim or a runtime call. At

@@ -5,12 +5,15 @@
 //! `daemon/README.md` for the architecture.
 #![deny(unsafe_code)]
 
+pub mod attach;
 pub mod cgroup;
 pub mod client;
 pub mod config;
 pub mod conn;
 pub mod container;
 pub mod events;
+pub mod json;
+
 pub mod lifecycle;
 pub mod metrics;
 pub mod proto;
@@ -24,4 +27,4 @@ pub mod signal;
 pub mod slab;
 pub mod statedir;
 mod sys;
-mod tasks;
+pub(crate) mod tasks;

@@ -72,9 +72,13 @@ pub fn transition(status: Status, event: Event) -> Option<Status> {
 pub enum Verb {
     Start,
     Kill,
-    Delete { force: bool },
+    Delete {
+        force: bool,
+    },
     Wait,
     State,
+    /// `attach`, `resize`, `closestdin`: the process's shim must be there.
+    Console,
 }
 
 /// Whether `status` admits `verb`; the refusal says why.
@@ -99,6 +103,8 @@ pub fn admits(status: Status, verb: Verb) -> Result<(), Error> {
         (_, V::Delete { .. }) => Ok(()),
         (S::Unknown, V::Wait) => refuse(Code::State, "status is unknown: its shim was lost"),
         (_, V::Wait | V::State) => Ok(()),
+        (S::Created | S::Running | S::Paused, V::Console) => Ok(()),
+        (_, V::Console) => refuse(Code::State, &format!("is {}", status.as_str())),
     }
 }
 

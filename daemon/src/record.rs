@@ -30,18 +30,7 @@ impl Record {
             format!("runtime={}", quote(&self.runtime.to_string_lossy())),
             format!("created={}", self.created),
         ];
-        for (key, value) in [
-            ("stdin", &s.stdin),
-            ("stdout", &s.stdout),
-            ("stderr", &s.stderr),
-        ] {
-            if let Some(v) = value {
-                words.push(format!("{key}={}", quote(v)));
-            }
-        }
-        for (k, v) in &s.labels {
-            words.push(format!("label.{k}={}", quote(v)));
-        }
+        words.extend(s.options());
         let mut line = words.join(" ");
         line.push('\n');
         line
@@ -92,6 +81,11 @@ mod tests {
                 stderr: None,
                 runtime: None,
                 labels: vec![("app".into(), "a \"quoted\" value".into())],
+                terminal: Some(false),
+                interactive: true,
+                cols: Some(132),
+                rows: None,
+                log_size: Some(8192),
             },
             runtime: "/usr/bin/runc".into(),
             created: 1_700_000_000,

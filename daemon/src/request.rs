@@ -12,14 +12,31 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ("help", "help", "this list"),
     (
         "create",
-        "create ID BUNDLE [stdin=PATH] [stdout=PATH] [stderr=PATH] [runtime=NAME] [label.KEY=VALUE ...]",
+        "create ID BUNDLE [stdin=PATH] [stdout=PATH] [stderr=PATH] [runtime=NAME] [terminal[=no]] \
+         [interactive] [cols=N] [rows=N] [log-size=BYTES] [label.KEY=VALUE ...]",
         "create a container from an OCI bundle, not yet started",
     ),
     ("start", "start ID", "start a created container"),
-    ("run", "run ID BUNDLE [options as for create]", "create and start"),
-    ("wait", "wait ID", "wait for the container's init to exit; answers exit=N"),
-    ("kill", "kill ID [SIGNAL]", "signal the init (TERM, SIGKILL, 9, ...; default TERM)"),
-    ("delete", "delete ID [force]", "remove a stopped container; force kills it first"),
+    (
+        "run",
+        "run ID BUNDLE [options as for create]",
+        "create and start",
+    ),
+    (
+        "wait",
+        "wait ID",
+        "wait for the container's init to exit; answers exit=N",
+    ),
+    (
+        "kill",
+        "kill ID [SIGNAL]",
+        "signal the init (TERM, SIGKILL, 9, ...; default TERM)",
+    ),
+    (
+        "delete",
+        "delete ID [force]",
+        "remove a stopped container; force kills it first",
+    ),
     ("list", "list", "one line per container"),
     ("state", "state ID", "one container in detail"),
     (
@@ -27,7 +44,31 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "events [since=SEQ] [id=ID] [type=TYPE]",
         "replay retained events after SEQ, then follow new ones",
     ),
-    ("metrics", "metrics", "counters and gauges in Prometheus text format"),
+    (
+        "metrics",
+        "metrics",
+        "counters and gauges in Prometheus text format",
+    ),
+    (
+        "attach",
+        "attach ID [PROC]",
+        "where to connect to a process's console or stdio",
+    ),
+    (
+        "resize",
+        "resize ID PROC COLS ROWS",
+        "set the size of a process's terminal",
+    ),
+    (
+        "closestdin",
+        "closestdin ID [PROC]",
+        "end a process's input",
+    ),
+    (
+        "logs",
+        "logs ID [tail=N] [follow]",
+        "the captured output (last N lines); follow streams what comes",
+    ),
 ];
 
 /// The usage line of a verb.
@@ -45,12 +86,37 @@ pub enum Request {
     Run(Spec),
     Start(String),
     Wait(String),
-    Kill { id: String, signal: i32 },
-    Delete { id: String, force: bool },
+    Kill {
+        id: String,
+        signal: i32,
+    },
+    Delete {
+        id: String,
+        force: bool,
+    },
     List,
     State(String),
     Events(Filter),
     Metrics,
+    Attach {
+        id: String,
+        proc: String,
+    },
+    Resize {
+        id: String,
+        proc: String,
+        cols: u16,
+        rows: u16,
+    },
+    CloseStdin {
+        id: String,
+        proc: String,
+    },
+    Logs {
+        id: String,
+        tail: Option<usize>,
+        follow: bool,
+    },
 }
 
 /// What `create` and `run` say about a new container.
@@ -66,6 +132,15 @@ pub struct Spec {
     /// default when absent.
     pub runtime: Option<String>,
     pub labels: Vec<(String, String)>,
+    /// `terminal` / `terminal=no`: overrides the bundle's process.terminal.
+    pub terminal: Option<bool>,
+    /// `interactive`: stdin is a pipe attachers write to.
+    pub interactive: bool,
+    /// A terminal's first size (default 80x24).
+    pub cols: Option<u16>,
+    pub rows: Option<u16>,
+    /// Cap of the captured output log (`log-size=BYTES`, default 64 KiB).
+    pub log_size: Option<u32>,
 }
 
 impl Request {
@@ -83,6 +158,46 @@ impl Request {
             ("list", []) => Request::List,
             ("metrics", []) => Request::Metrics,
             ("events", opts) => Request::Events(parse_filter(opts)?),
+            ("attach", [id, proc @ ..]) if proc.len() < 2 => Request::Attach {
+                id: check_id(id)?,
+                proc: check_proc(proc.first())?,
+            },
+            ("closestdin", [id, proc @ ..]) if proc.len() < 2 => Request::CloseStdin {
+                id: check_id(id)?,
+                proc: check_proc(proc.first())?,
+            },
+            ("resize", [id, proc, cols, rows]) => {
+                let size = |n: &str| n.parse::<u16>().ok().filter(|&n| n > 0);
+                let (Some(cols), Some(rows)) = (size(cols), size(rows)) else {
+                    return refuse(Code::Invalid, "COLS and ROWS must be 1 to 65535");
+                };
+                Request::Resize {
+                    id: check_id(id)?,
+                    proc: check_proc(Some(proc))?,
+                    cols,
+                    rows,
+                }
+            }
+            ("logs", [id, opts @ ..]) => {
+                let (mut tail, mut follow) = (None, false);
+                for opt in opts {
+                    match opt.split_once('=') {
+                        Some(("tail", n)) if tail.is_none() => {
+                            tail =
+                                Some(n.parse().map_err(|_| {
+                                    Error::new(Code::Invalid, format!("bad tail={n}"))
+                                })?)
+                        }
+                        None if *opt == "follow" && !follow => follow = true,
+                        _ => return Err(bad()),
+                    }
+                }
+                Request::Logs {
+                    id: check_id(id)?,
+                    tail,
+                    follow,
+                }
+            }
             ("create", [id, bundle, opts @ ..]) => Request::Create(Spec::parse(id, bundle, opts)?),
             ("run", [id, bundle, opts @ ..]) => Request::Run(Spec::parse(id, bundle, opts)?),
             ("start", [id]) => Request::Start(check_id(id)?),
@@ -119,36 +234,122 @@ impl Spec {
             bundle: check_path("bundle", bundle)?,
             ..Spec::default()
         };
+        let twice = |key: &str| Error::new(Code::Invalid, format!("{key} given twice"));
         for opt in opts {
-            let Some((key, value)) = opt.split_once('=') else {
-                return refuse(Code::Invalid, format!("expected key=value, got {opt}"));
-            };
-            let slot = match key {
-                "stdin" => &mut spec.stdin,
-                "stdout" => &mut spec.stdout,
-                "stderr" => &mut spec.stderr,
-                "runtime" => &mut spec.runtime,
+            let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+            match key {
+                "terminal" => {
+                    let on = match value {
+                        "" | "yes" => true,
+                        "no" => false,
+                        _ => return refuse(Code::Invalid, "terminal takes no value, or yes or no"),
+                    };
+                    if spec.terminal.replace(on).is_some() {
+                        return Err(twice(key));
+                    }
+                }
+                "interactive" if value.is_empty() => spec.interactive = true,
+                "cols" | "rows" => {
+                    let n = value.parse::<u16>().ok().filter(|&n| n > 0);
+                    let n = n.ok_or_else(|| {
+                        Error::new(Code::Invalid, format!("{key} must be 1 to 65535"))
+                    })?;
+                    let slot = if key == "cols" {
+                        &mut spec.cols
+                    } else {
+                        &mut spec.rows
+                    };
+                    if slot.replace(n).is_some() {
+                        return Err(twice(key));
+                    }
+                }
+                "log-size" => {
+                    let n = value.parse::<u32>().ok().filter(|&n| n >= MIN_LOG_SIZE);
+                    let n = n.ok_or_else(|| {
+                        Error::new(
+                            Code::Invalid,
+                            format!("log-size must be {MIN_LOG_SIZE} to 4294967295 bytes"),
+                        )
+                    })?;
+                    if spec.log_size.replace(n).is_some() {
+                        return Err(twice(key));
+                    }
+                }
+                "stdin" | "stdout" | "stderr" | "runtime" if !value.is_empty() => {
+                    let checked = if key == "runtime" {
+                        check_runtime(value)?
+                    } else {
+                        check_path(key, value)?
+                    };
+                    let slot = match key {
+                        "stdin" => &mut spec.stdin,
+                        "stdout" => &mut spec.stdout,
+                        "stderr" => &mut spec.stderr,
+                        _ => &mut spec.runtime,
+                    };
+                    if slot.replace(checked).is_some() {
+                        return Err(twice(key));
+                    }
+                }
                 _ => {
-                    let Some(name) = key.strip_prefix("label.") else {
-                        return refuse(Code::Invalid, format!("unknown option {key}"));
+                    let Some(name) = key.strip_prefix("label.").filter(|_| opt.contains('='))
+                    else {
+                        return refuse(Code::Invalid, format!("unknown option {opt}"));
                     };
                     spec.labels
                         .push((check_label(name, value)?, value.to_string()));
-                    continue;
                 }
-            };
-            let value = if key == "runtime" {
-                check_runtime(value)?
-            } else {
-                check_path(key, value)?
-            };
-            if slot.replace(value).is_some() {
-                return refuse(Code::Invalid, format!("{key} given twice"));
             }
+        }
+        if spec.terminal == Some(true)
+            && (spec.stdin.is_some() || spec.stdout.is_some() || spec.stderr.is_some())
+        {
+            return refuse(
+                Code::Invalid,
+                "a terminal container's stdio is its terminal: no stdin=, stdout= or stderr=",
+            );
         }
         Ok(spec)
     }
+
+    /// The options again, as `parse` takes them (for the container record).
+    pub fn options(&self) -> Vec<String> {
+        use crate::proto::quote;
+        let mut words = Vec::new();
+        for (key, value) in [
+            ("stdin", &self.stdin),
+            ("stdout", &self.stdout),
+            ("stderr", &self.stderr),
+        ] {
+            if let Some(v) = value {
+                words.push(format!("{key}={}", quote(v)));
+            }
+        }
+        match self.terminal {
+            Some(true) => words.push("terminal".into()),
+            Some(false) => words.push("terminal=no".into()),
+            None => {}
+        }
+        if self.interactive {
+            words.push("interactive".into());
+        }
+        for (key, value) in [("cols", self.cols), ("rows", self.rows)] {
+            if let Some(n) = value {
+                words.push(format!("{key}={n}"));
+            }
+        }
+        if let Some(n) = self.log_size {
+            words.push(format!("log-size={n}"));
+        }
+        for (k, v) in &self.labels {
+            words.push(format!("label.{k}={}", quote(v)));
+        }
+        words
+    }
 }
+
+/// The smallest output log cap (as the shim's).
+pub const MIN_LOG_SIZE: u32 = 4096;
 
 fn parse_filter(opts: &[&str]) -> Result<Filter, Error> {
     let mut f = Filter::default();
@@ -171,6 +372,15 @@ fn parse_filter(opts: &[&str]) -> Result<Filter, Error> {
         }
     }
     Ok(f)
+}
+
+/// A process of a container: `init` (the default); exec processes come
+/// with `exec`.
+fn check_proc(proc: Option<&&str>) -> Result<String, Error> {
+    match proc.copied() {
+        None | Some("init") => Ok("init".into()),
+        Some(p) => refuse(Code::NotFound, format!("no process {p}")),
+    }
 }
 
 /// Longest container id.

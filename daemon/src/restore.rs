@@ -228,6 +228,8 @@ impl Daemon {
 }
 
 fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: Status) -> Container {
+    // The record holds the terminal as it was resolved at create.
+    let spec_terminal = spec.terminal == Some(true);
     Container {
         spec,
         runtime,
@@ -242,6 +244,8 @@ fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: St
         reply: None,
         op: None,
         oom: None,
+        terminal: spec_terminal,
+        logs_watch: None,
     }
 }
 

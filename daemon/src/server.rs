@@ -276,6 +276,7 @@ impl Daemon {
             c.busy = None;
             c.stalled = None;
             c.subscription = None;
+            c.follow = None;
             if waiting {
                 let e = Error::new(Code::Busy, "daemon is stopping; containers keep running");
                 self.send(r, Outcome::err(e));
@@ -430,9 +431,10 @@ impl Daemon {
             // is pointless, and the socket, which would report HUP
             // forever, is no longer watched.
             c.hung_up = true;
-            if matches!(c.busy, Some(Busy::Wait(_) | Busy::Events)) {
+            if matches!(c.busy, Some(Busy::Wait(_) | Busy::Events | Busy::Logs)) {
                 c.busy = None;
                 c.subscription = None;
+                c.follow = None;
             }
             let _ = epoll::delete(&self.epoll, sys::fd(&c.stream));
         } else if flags.contains(EventFlags::OUT) {
@@ -526,6 +528,10 @@ impl Daemon {
             Request::Delete { id, force } => self.delete(client, id, *force),
             Request::Events(filter) => self.subscribe(client, filter),
             Request::Metrics => Ok(self.metrics_text()),
+            Request::Attach { id, .. } => self.attach(id),
+            Request::Resize { id, cols, rows, .. } => self.resize(id, *cols, *rows),
+            Request::CloseStdin { id, .. } => self.close_stdin(id),
+            Request::Logs { id, tail, follow } => self.logs(client, id, *tail, *follow),
         }
         .unwrap_or_else(Outcome::err);
         if let Outcome::Stall = outcome {

@@ -25,22 +25,29 @@ pub struct Spawned {
     pub reply: File,
 }
 
-/// Starts `nanoctr-shim` in `proc` (a prepared process dir) for `spec`;
-/// with `run`, the shim creates and starts in one runtime call.
+/// How a shim is to run its process.
+pub struct ShimOptions<'a> {
+    pub spec: &'a Spec,
+    pub runtime: &'a Runtime,
+    /// The bundle the runtime gets: the container's, or one derived from it
+    /// in the state dir (see `create`).
+    pub bundle: &'a Path,
+    pub oom_score_adj: i32,
+    /// Create and start in one runtime call.
+    pub run: bool,
+    /// The process has a terminal: the shim receives its pty.
+    pub terminal: bool,
+}
+
+/// Starts `nanoctr-shim` in `proc` (a prepared process dir).
 ///
 /// The fifos' read ends are opened first, so the shim's opens for writing
 /// never block. The startup pipe's write end is the only descriptor the
 /// shim inherits besides stdio (everything else the daemon holds is
 /// close-on-exec, and the daemon has one thread, so no other spawn can
 /// pick it up in between); the shim is told its number.
-pub fn spawn(
-    shim: &Path,
-    proc: &Path,
-    spec: &Spec,
-    runtime: &Runtime,
-    oom_score_adj: i32,
-    run: bool,
-) -> io::Result<Spawned> {
+pub fn spawn(shim: &Path, proc: &Path, how: &ShimOptions<'_>) -> io::Result<Spawned> {
+    let (spec, runtime) = (how.spec, how.runtime);
     let exit = open_fifo_reader(&proc.join("exit"))?;
     let reply = open_fifo_reader(&proc.join("reply"))?;
     let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(sys::io_error)?;
@@ -53,21 +60,34 @@ pub fn spawn(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    let path = |name: &str| proc.join(name).to_string_lossy().into_owned();
     cmd.arg(kv("id", &spec.id))
-        .arg(kv("bundle", &spec.bundle))
+        .arg(kv("bundle", &how.bundle.to_string_lossy()))
         .arg(kv("runtime", &runtime.path.to_string_lossy()))
-        .arg(kv("log", &proc.join("log.json").to_string_lossy()))
-        .arg(kv("pid-file", &proc.join("pid").to_string_lossy()))
+        .arg(kv("log", &path("log.json")))
+        .arg(kv("pid-file", &path("pid")))
         .arg(format!(
             "startup-fd={}",
             std::os::fd::AsRawFd::as_raw_fd(&write)
         ))
-        .arg(format!("oom-score-adj={oom_score_adj}"));
+        .arg(format!("oom-score-adj={}", how.oom_score_adj));
     if let Some(root) = &runtime.root {
         cmd.arg(kv("root", &root.to_string_lossy()));
     }
-    if run {
+    if how.run {
         cmd.arg("run=1");
+    }
+    if how.terminal {
+        cmd.arg("terminal=1")
+            .arg(kv("console", &path("console.sock")));
+        cmd.arg(format!("cols={}", spec.cols.unwrap_or(80)));
+        cmd.arg(format!("rows={}", spec.rows.unwrap_or(24)));
+    }
+    if spec.interactive {
+        cmd.arg("interactive=1");
+    }
+    if let Some(n) = spec.log_size {
+        cmd.arg(format!("log-size={n}"));
     }
     for (key, value) in [
         ("stdin", &spec.stdin),

@@ -420,17 +420,8 @@ impl<'a> Shim<'a> {
             if ready[SIGNALS] {
                 drain(self.signals.as_fd());
             }
-            if ready[OUTPUT] {
-                self.relay.on_output();
-            }
-            if ready[LISTENER] {
-                self.relay.on_listener();
-            }
-            for i in 0..MAX_ATTACHERS {
-                if ready[ATTACHER + i] {
-                    self.relay.on_attacher(i);
-                }
-            }
+            // Control lines first: a resize sent before some input must
+            // take effect before that input does.
             if ready[CONTROL] {
                 let mut buf = [0u8; 128];
                 let n = io::read(&self.control, &mut buf).unwrap_or(0);
@@ -461,6 +452,17 @@ impl<'a> Shim<'a> {
                         Control::CloseStdin => self.relay.close_stdin(),
                         Control::Unknown => {}
                     }
+                }
+            }
+            if ready[OUTPUT] {
+                self.relay.on_output();
+            }
+            if ready[LISTENER] {
+                self.relay.on_listener();
+            }
+            for i in 0..MAX_ATTACHERS {
+                if ready[ATTACHER + i] {
+                    self.relay.on_attacher(i);
                 }
             }
         }
@@ -526,6 +528,8 @@ fn listen(path: &CStr) -> io::Result<OwnedFd> {
         None,
     )?;
     rustix::net::bind(&sock, &rustix::net::SocketAddrUnix::new(path)?)?;
+    // Root's alone, whatever the umask.
+    fs::chmod(path, Mode::RUSR | Mode::WUSR)?;
     rustix::net::listen(&sock, 4)?;
     Ok(sock)
 }

@@ -786,3 +786,80 @@ exec {real} "$@"
         format!("runtime={}", self.runtime.display())
     }
 }
+
+/// A byte stream read until a pattern shows up: an attach socket, or the
+/// master side of a pty a client runs on.
+pub struct Stream<T> {
+    pub io: T,
+    pub seen: Vec<u8>,
+}
+
+impl<T: std::io::Read + std::io::Write> Stream<T> {
+    pub fn new(io: T) -> Self {
+        Stream {
+            io,
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.io.write_all(bytes).expect("write");
+    }
+
+    /// Reads until `pattern` has come (in what was read since the last
+    /// match), panicking after the answer timeout. Returns what came.
+    #[track_caller]
+    pub fn expect(&mut self, pattern: &str) -> String {
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        loop {
+            if let Some(at) = find(&self.seen, pattern.as_bytes()) {
+                let upto: Vec<u8> = self.seen.drain(..at + pattern.len()).collect();
+                return String::from_utf8_lossy(&upto).into_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{pattern:?} did not come; got {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            let mut buf = [0u8; 4096];
+            match self.io.read(&mut buf) {
+                Ok(0) => panic!(
+                    "EOF before {pattern:?}; got {:?}",
+                    String::from_utf8_lossy(&self.seen)
+                ),
+                Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => {
+                    panic!(
+                        "the other side is gone before {pattern:?}; got {:?}",
+                        String::from_utf8_lossy(&self.seen)
+                    )
+                }
+                Err(e) => panic!("read: {e}"),
+            }
+        }
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+impl Daemon {
+    /// Attaches to a container's init through its shim's socket, as the
+    /// client does.
+    pub fn attach(&self, id: &str) -> Stream<UnixStream> {
+        let ok = self.ask(&format!("attach {id}")).ok_field("path");
+        let s = UnixStream::connect(&ok).expect("connect to the attach socket");
+        s.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        Stream::new(s)
+    }
+}

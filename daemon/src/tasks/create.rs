@@ -8,12 +8,13 @@
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::find_program;
 use crate::container::{Container, Op, OpKind};
 use crate::events::Kind;
+use crate::json;
 use crate::lifecycle::{Event, Status};
 use crate::metrics::CallVerb;
 use crate::proto::{refuse, Code, Error};
@@ -21,7 +22,7 @@ use crate::record::Record;
 use crate::request::Spec;
 use crate::runtime::Runtime;
 use crate::server::{CallKind, Daemon, Outcome, Source};
-use crate::shim::{self, LineReader, ShimLine};
+use crate::shim::{self, LineReader, ShimLine, ShimOptions};
 use crate::slab::Ref;
 use crate::statedir::write_atomic;
 
@@ -44,7 +45,16 @@ impl Daemon {
                 format!("{n} containers exist already (--max-containers)"),
             );
         }
-        check_bundle(&spec.bundle)?;
+        let config = read_bundle(&spec.bundle)?;
+        let bundle_terminal =
+            json::find(&config, &["process", "terminal"]).is_some_and(|r| &config[r] == b"true");
+        let terminal = spec.terminal.unwrap_or(bundle_terminal);
+        if terminal && (spec.stdin.is_some() || spec.stdout.is_some() || spec.stderr.is_some()) {
+            return refuse(
+                Code::Invalid,
+                "the bundle asks for a terminal: a terminal container's stdio is its terminal (no stdin=, stdout=, stderr=)",
+            );
+        }
         let runtime = Runtime {
             path: match &spec.runtime {
                 Some(name) => find_program(name).ok_or_else(|| {
@@ -63,6 +73,11 @@ impl Daemon {
             }
             _ => internal(format!("state dir: {e}")),
         })?;
+        // The record keeps the terminal as resolved, for a restarted daemon.
+        let spec = &Spec {
+            terminal: Some(terminal),
+            ..spec.clone()
+        };
         let record = Record {
             spec: spec.clone(),
             runtime: runtime.path.clone(),
@@ -70,20 +85,27 @@ impl Daemon {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
         };
-        let spawned = write_atomic(
-            &self.state.container(&spec.id).join("container"),
-            record.encode().as_bytes(),
-        )
-        .and_then(|()| {
-            shim::spawn(
-                &self.cfg.shim,
-                &proc,
-                spec,
-                &runtime,
-                self.cfg.shim_oom_score_adj,
-                then_start,
-            )
-        });
+        let dir = self.state.container(&spec.id);
+        let spawned =
+            write_atomic(&dir.join("container"), record.encode().as_bytes()).and_then(|()| {
+                // A terminal other than the bundle's needs a config of its
+                // own; the bundle itself is never written to.
+                let bundle = match terminal == bundle_terminal {
+                    true => PathBuf::from(&spec.bundle),
+                    false => derive_bundle(&spec.bundle, &config, terminal, &dir.join("bundle"))?,
+                };
+                let how = ShimOptions {
+                    spec,
+                    runtime: &runtime,
+                    bundle: &bundle,
+                    oom_score_adj: self.cfg.shim_oom_score_adj,
+                    // A terminal gets its size between create and start, so
+                    // that the process sees it from its first instruction.
+                    run: then_start && !terminal,
+                    terminal,
+                };
+                shim::spawn(&self.cfg.shim, &proc, &how)
+            });
         let spawned = match spawned {
             Ok(s) => s,
             Err(e) => {
@@ -105,6 +127,8 @@ impl Daemon {
             reply: Some(LineReader::new(spawned.reply)),
             op: Some(Op::new(OpKind::Create { then_start }, Some(client))),
             oom: None,
+            terminal,
+            logs_watch: None,
         };
         let Ok(r) = self.containers.insert(container) else {
             return Err(internal("container table full"));
@@ -174,15 +198,23 @@ impl Daemon {
         if !then_start {
             return self.answer(client, Outcome::ok(&[("pid", &pid.to_string())]));
         }
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        if c.terminal {
+            // Created only: now the start.
+            if let Err(e) = self.begin_start(r, client, since) {
+                self.answer(client, Outcome::err(e));
+            }
+            return;
+        }
         // `run`: the shim started the container with the create, and says
         // `started` on its reply fifo next.
-        if let Some(c) = self.containers.get_mut(r) {
-            c.op = Some(Op {
-                kind: OpKind::Start,
-                client,
-                since,
-            });
-        }
+        c.op = Some(Op {
+            kind: OpKind::Start,
+            client,
+            since,
+        });
     }
 
     /// Ends a create that did not succeed: stop watching the shim (killing
@@ -234,16 +266,53 @@ impl Daemon {
     }
 }
 
-/// A bundle is a directory with a `config.json`.
-fn check_bundle(bundle: &str) -> Result<(), Error> {
+/// A bundle is a directory with a `config.json`; returns the config.
+fn read_bundle(bundle: &str) -> Result<Vec<u8>, Error> {
     let dir = Path::new(bundle);
     match fs::metadata(dir) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return refuse(Code::Invalid, format!("bundle {bundle} is not a directory")),
         Err(e) => return refuse(Code::Invalid, format!("bundle {bundle}: {e}")),
     }
-    if !dir.join("config.json").is_file() {
-        return refuse(Code::Invalid, format!("bundle {bundle} has no config.json"));
+    fs::read(dir.join("config.json")).map_err(|e| {
+        Error::new(
+            Code::Invalid,
+            format!("bundle {bundle} has no config.json: {e}"),
+        )
+    })
+}
+
+/// Writes `dir/config.json`: the bundle's config with `process.terminal`
+/// set to `terminal` and `root.path` made absolute (so the rootfs is still
+/// the bundle's). The rest of the file is copied byte for byte.
+fn derive_bundle(bundle: &str, config: &[u8], terminal: bool, dir: &Path) -> io::Result<PathBuf> {
+    let bad =
+        |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("config.json: {what}"));
+    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
+    let value = if terminal { "true" } else { "false" };
+    match json::find(config, &["process", "terminal"]) {
+        Some(r) => edits.push((r, value.into())),
+        None => {
+            let process = json::find(config, &["process"]).ok_or_else(|| bad("no process"))?;
+            let at = process.start + 1;
+            edits.push((at..at, format!("\"terminal\": {value}, ")));
+        }
     }
-    Ok(())
+    let root = json::find(config, &["root", "path"]).ok_or_else(|| bad("no root.path"))?;
+    let path =
+        json::string(config, root.clone()).ok_or_else(|| bad("root.path is not a plain string"))?;
+    if !path.starts_with('/') {
+        edits.push((
+            root,
+            json::quote(&Path::new(bundle).join(path).to_string_lossy()),
+        ));
+    }
+    edits.sort_by_key(|e| std::cmp::Reverse(e.0.start));
+    let mut out = config.to_vec();
+    for (range, text) in edits {
+        out.splice(range, text.bytes());
+    }
+    fs::create_dir_all(dir)?;
+    write_atomic(&dir.join("config.json"), &out)?;
+    Ok(dir.to_path_buf())
 }

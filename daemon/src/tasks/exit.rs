@@ -59,6 +59,7 @@ impl Daemon {
         for w in self.waiters(r) {
             self.answer(Some(w), exit_outcome(code));
         }
+        self.end_logs(r);
         let awaiting = OpKind::Delete {
             awaiting_shim: true,
         };

@@ -1,7 +1,10 @@
 //! One module per request, each an `impl Daemon` block: the handler that
 //! starts the work, and the handlers of the events that finish it.
 
+mod console;
 mod create;
+pub(crate) mod logs;
+
 mod delete;
 mod events;
 mod exit;
@@ -43,7 +46,7 @@ impl Daemon {
             .ok_or_else(|| internal("container vanished"))?;
         if let Some(op) = &c.op {
             let overlaps = match verb {
-                Verb::Wait | Verb::State => true,
+                Verb::Wait | Verb::State | Verb::Console => true,
                 Verb::Kill => op.kind == OpKind::Start,
                 Verb::Start | Verb::Delete { .. } => false,
             };

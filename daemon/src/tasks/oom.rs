@@ -49,7 +49,7 @@ impl Daemon {
     }
 
     /// The daemon's inotify descriptor is readable: cgroup v2 `memory.events`
-    /// files changed.
+    /// files changed, or the output of a container that clients follow.
     pub(crate) fn on_inotify(&mut self) {
         let mut buf = [std::mem::MaybeUninit::uninit(); 1024];
         let mut changed = Vec::new();
@@ -58,6 +58,14 @@ impl Daemon {
             changed.push(ev.wd());
         }
         for wd in changed {
+            let logs = self
+                .containers
+                .iter()
+                .find(|(_, c)| c.logs_watch == Some(wd))
+                .map(|(r, _)| r);
+            if let Some(r) = logs {
+                self.logs_changed(r);
+            }
             let owner = self.containers.iter().find_map(|(r, c)| {
                 matches!(c.oom.as_ref().map(|w| &w.how), Some(Watch::V2 { wd: w }) if *w == wd)
                     .then_some(r)

@@ -1,0 +1,204 @@
+//! `logs ID [tail=N] [follow]`: the output the shim captured (`output.1`,
+//! then `output`), and with `follow` what comes after, line by line, until
+//! the container stops.
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use rustix::fs::inotify;
+
+use crate::conn::{Busy, LogFollow};
+use crate::lifecycle::Verb;
+use crate::proto::{Error, Reply};
+use crate::server::{Daemon, Outcome};
+use crate::slab::Ref;
+use crate::sys;
+
+use super::internal;
+
+/// Most of the log one `logs` answer carries: it must fit a client's output
+/// buffer. With the default 64 KiB cap the whole log always does.
+pub(crate) const MAX_LOGS_ANSWER: u64 = 192 * 1024;
+
+/// A line longer than this is sent in pieces.
+const MAX_LOG_LINE: usize = 4000;
+
+impl Daemon {
+    pub(crate) fn logs(
+        &mut self,
+        client: Ref,
+        id: &str,
+        tail: Option<usize>,
+        follow: bool,
+    ) -> Result<Outcome, Error> {
+        let r = self.admit(id, Verb::State)?;
+        let c = self
+            .containers
+            .get(r)
+            .ok_or_else(|| internal("container vanished"))?;
+        let (dir, alive) = (c.proc_dir.clone(), c.shim_alive());
+        let mut text = read_tail(&dir.join("output.1"), MAX_LOGS_ANSWER).unwrap_or_default();
+        let mut current = File::open(dir.join("output")).ok();
+        if let Some(f) = &mut current {
+            let mut rest = Vec::new();
+            if f.read_to_end(&mut rest).is_ok() {
+                text.extend_from_slice(&rest);
+            }
+        }
+        let cut = text.len().saturating_sub(MAX_LOGS_ANSWER as usize);
+        text.drain(..cut);
+        // Following, an unfinished last line waits for the rest of it.
+        let following = follow && alive && current.is_some();
+        let partial = match (following, text.iter().rposition(|&b| b == b'\n')) {
+            (true, Some(end)) => text.split_off(end + 1),
+            (true, None) => std::mem::take(&mut text),
+            (false, _) => Vec::new(),
+        };
+        let mut lines: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
+        if text.last() == Some(&b'\n') || text.is_empty() {
+            lines.pop();
+        }
+        let skip = tail.map_or(0, |n| lines.len().saturating_sub(n));
+        let mut reply = Reply::new();
+        for line in &lines[skip..] {
+            push_line(&mut reply, line);
+        }
+        if !following {
+            reply.ok(&[]);
+            return Ok(Outcome::Reply(reply));
+        }
+        let file = current.ok_or_else(|| internal("output vanished"))?;
+        let inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
+        self.watch_logs(r, &dir)?;
+        if let Some(cl) = self.clients.get_mut(client) {
+            cl.output.extend_from_slice(reply.as_bytes());
+            cl.busy = Some(Busy::Logs);
+            cl.follow = Some(LogFollow {
+                container: r,
+                file,
+                inode,
+                partial,
+            });
+        }
+        self.pump_logs(client);
+        Ok(Outcome::Pending)
+    }
+
+    /// Watches the process dir, so followers hear of new output.
+    fn watch_logs(&mut self, r: Ref, dir: &Path) -> Result<(), Error> {
+        if self
+            .containers
+            .get(r)
+            .is_some_and(|c| c.logs_watch.is_some())
+        {
+            return Ok(());
+        }
+        let path = crate::statedir::c_path(dir).map_err(|e| internal(e.to_string()))?;
+        let wd = inotify::add_watch(sys::fd(&self.inotify), &*path, inotify::WatchFlags::MODIFY)
+            .map_err(|e| internal(format!("inotify: {e}")))?;
+        if let Some(c) = self.containers.get_mut(r) {
+            c.logs_watch = Some(wd);
+        }
+        Ok(())
+    }
+
+    /// New output in a container's process dir: on to its followers.
+    pub(crate) fn logs_changed(&mut self, r: Ref) {
+        for client in self
+            .clients
+            .refs_where(|c| c.follow.as_ref().is_some_and(|f| f.container == r))
+        {
+            self.pump_logs(client);
+        }
+    }
+
+    /// Sends a follower the whole lines written since it last read,
+    /// reading on into a new `output` when the shim has rotated it.
+    pub(crate) fn pump_logs(&mut self, client: Ref) {
+        let Some(c) = self.clients.get_mut(client) else {
+            return;
+        };
+        let Some(f) = c.follow.as_mut() else {
+            return;
+        };
+        let Some(dir) = self.containers.get(f.container).map(|k| k.proc_dir.clone()) else {
+            return;
+        };
+        let mut reply = Reply::new();
+        loop {
+            let mut chunk = [0u8; 4096];
+            match f.file.read(&mut chunk) {
+                Ok(0) | Err(_) => {}
+                Ok(n) => {
+                    f.partial.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = f.partial.iter().position(|&b| b == b'\n') {
+                        let line: Vec<u8> = f.partial.drain(..=end).collect();
+                        push_line(&mut reply, &line[..end]);
+                    }
+                    if f.partial.len() > MAX_LOG_LINE {
+                        push_line(&mut reply, &std::mem::take(&mut f.partial));
+                    }
+                    continue;
+                }
+            }
+            // At the end of this file: has `output` become a new one?
+            match fs::metadata(dir.join("output")) {
+                Ok(m) if m.ino() != f.inode => match File::open(dir.join("output")) {
+                    Ok(new) => {
+                        f.file = new;
+                        f.inode = m.ino();
+                    }
+                    Err(_) => break,
+                },
+                _ => break,
+            }
+        }
+        c.output.extend_from_slice(reply.as_bytes());
+        if c.flush().is_err() || c.output.len() > crate::conn::MAX_PENDING_OUTPUT {
+            return self.close_client(client);
+        }
+        self.settle(client);
+    }
+
+    /// The container stopped: its followers get what is left, then `OK`.
+    pub(crate) fn end_logs(&mut self, r: Ref) {
+        for client in self
+            .clients
+            .refs_where(|c| c.follow.as_ref().is_some_and(|f| f.container == r))
+        {
+            self.pump_logs(client);
+            let Some(c) = self.clients.get_mut(client) else {
+                continue;
+            };
+            let mut reply = Reply::new();
+            if let Some(f) = c.follow.take().filter(|f| !f.partial.is_empty()) {
+                push_line(&mut reply, &f.partial);
+            }
+            reply.ok(&[]);
+            c.busy = None;
+            self.answer(Some(client), Outcome::Reply(reply));
+        }
+        if let Some(wd) = self.containers.get_mut(r).and_then(|c| c.logs_watch.take()) {
+            let _ = inotify::remove_watch(sys::fd(&self.inotify), wd);
+        }
+    }
+}
+
+/// A line of the log as a data line; a terminal's `\r` before the newline
+/// goes.
+fn push_line(reply: &mut Reply, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    reply.text(&String::from_utf8_lossy(line));
+}
+
+/// The last `max` bytes of a file.
+fn read_tail(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut f = File::open(path)?;
+    let len = f.seek(SeekFrom::End(0))?;
+    f.seek(SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut out = Vec::new();
+    f.read_to_end(&mut out)?;
+    Ok(out)
+}
