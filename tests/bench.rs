@@ -4,9 +4,11 @@
 //!
 //! Usage: nanoctr-bench [--runs N] [--cycles N]   (defaults 30 and 1000)
 //!
-//! Latency is wall time; CPU is user+system time of every process
-//! involved, from `getrusage(RUSAGE_CHILDREN)` around each phase (the
-//! nanoctr phase runs a daemon of its own and ends by reaping it, so the
+//! runc and nanoctr alternate run by run, so a change in the speed of this
+//! shared machine falls on both alike. Latency is wall time; CPU is
+//! user+system time of every process involved, from
+//! `getrusage(RUSAGE_CHILDREN)`: each runc's as it is reaped, nanoctr's as
+//! the rest of the phase, which ends by reaping its own daemon (so the
 //! daemon, its shims and its runtime calls are all counted). Memory is read
 //! from /proc (`status`, `smaps_rollup`). The daemons keep their state dir
 //! on a tmpfs, as `/run` is on a device. Figures are what this machine gave
@@ -120,10 +122,15 @@ fn main() {
         cmd.arg("--root").arg(&rt).args(args);
         cmd
     };
-    let cpu0 = children_cpu();
-    let mut plain = Vec::new();
+    // The two alternate, run by run, so that a change in the machine's
+    // speed (it is shared) falls on both alike. Each runc's CPU is counted
+    // when it is reaped; nanoctr's is what is left of the phase's total,
+    // which ends by reaping its daemon (and so its shims and runtime calls).
+    let phase = children_cpu();
+    let mut d = daemon();
+    let (mut plain, mut ours, mut plain_cpu) = (Vec::new(), Vec::new(), Duration::ZERO);
     for i in 0..runs {
-        let t = Instant::now();
+        let (cpu, t) = (children_cpu(), Instant::now());
         run_quiet(&mut runc(&[
             "run",
             "--bundle",
@@ -131,13 +138,7 @@ fn main() {
             &format!("p{i}"),
         ]));
         plain.push(ms(t.elapsed()));
-    }
-    let plain_cpu = (children_cpu() - cpu0) / runs as u32;
-
-    let cpu0 = children_cpu();
-    let mut d = daemon();
-    let mut ours = Vec::new();
-    for i in 0..runs {
+        plain_cpu += children_cpu() - cpu;
         let id = format!("n{i}");
         let t = Instant::now();
         run_quiet(&mut nanoctr(&d, &["run", &id, echo.to_str().unwrap()]));
@@ -146,7 +147,8 @@ fn main() {
         run_quiet(&mut nanoctr(&d, &["delete", &id]));
     }
     d.stop();
-    let ours_cpu = (children_cpu() - cpu0) / runs as u32;
+    let ours_cpu = (children_cpu() - phase - plain_cpu) / runs as u32;
+    let plain_cpu = plain_cpu / runs as u32;
     let (pm, p9) = median_p90(plain);
     let (om, o9) = median_p90(ours);
     r.put("runs", runs);
@@ -162,9 +164,11 @@ fn main() {
         format!("{:.1}", ms(ours_cpu) - ms(plain_cpu)),
     );
 
-    // Twenty detached starts, one after the other.
-    let t = Instant::now();
+    // Twenty detached starts, alternating as above.
+    let d20 = daemon();
+    let (mut plain20, mut ours20) = (0.0, 0.0);
     for i in 0..20 {
+        let t = Instant::now();
         run_quiet(&mut runc(&[
             "run",
             "-d",
@@ -172,8 +176,14 @@ fn main() {
             sleeper.to_str().unwrap(),
             &format!("d{i}"),
         ]));
+        plain20 += ms(t.elapsed());
+        let t = Instant::now();
+        run_quiet(&mut nanoctr(
+            &d20,
+            &["run", &format!("d{i}"), sleeper.to_str().unwrap()],
+        ));
+        ours20 += ms(t.elapsed());
     }
-    let plain20 = ms(t.elapsed());
     // Killed first: a forced delete of a running container can find its
     // cgroups still busy.
     for i in 0..20 {
@@ -189,16 +199,6 @@ fn main() {
         }
         run_quiet(&mut runc(&["delete", "--force", &id]));
     }
-
-    let d20 = daemon();
-    let t = Instant::now();
-    for i in 0..20 {
-        run_quiet(&mut nanoctr(
-            &d20,
-            &["run", &format!("d{i}"), sleeper.to_str().unwrap()],
-        ));
-    }
-    let ours20 = ms(t.elapsed());
     r.put("runc_20_detached_ms", format!("{plain20:.0}"));
     r.put("nanoctr_20_detached_ms", format!("{ours20:.0}"));
     r.put("detached_20_ratio", format!("{:.2}", ours20 / plain20));
