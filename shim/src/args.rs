@@ -6,6 +6,7 @@
 //!              startup-fd=N [root=DIR] [stdin=PATH] [stdout=PATH] [stderr=PATH]
 //!              [oom-score-adj=N] [run=1] [terminal=1 console=PATH]
 //!              [cols=N] [rows=N] [log-size=BYTES] [interactive=1]
+//!              [exec=PROCESS_JSON | restore=IMAGE_DIR]
 //! ```
 //!
 //! `log`, `pid-file` and `console` are absolute: a runtime may resolve
@@ -57,6 +58,14 @@ pub struct ShimArgs<'a> {
     pub log_size: u32,
     /// `interactive=1`: stdin is a pipe the shim feeds from its attachers.
     pub interactive: bool,
+    /// `exec=PATH`: an extra process in the running container `id`,
+    /// described by the OCI process file at PATH (`<runtime> exec --detach
+    /// --process PATH`) in place of a create.
+    pub exec: Option<&'a CStr>,
+    /// `restore=DIR`: the container is restored from the checkpoint image
+    /// in DIR (`<runtime> restore --detach --image-path DIR`) in place of a
+    /// create; it is running once that succeeds.
+    pub restore: Option<&'a CStr>,
 }
 
 /// Why a command line was refused; the text is shown to a person.
@@ -64,7 +73,7 @@ pub struct ShimArgs<'a> {
 pub struct ArgError(pub &'static str);
 
 /// Every key, in the order of the slots `parse` fills.
-const KEYS: [&[u8]; 18] = [
+const KEYS: [&[u8]; 20] = [
     b"id",
     b"bundle",
     b"runtime",
@@ -83,6 +92,8 @@ const KEYS: [&[u8]; 18] = [
     b"rows",
     b"log-size",
     b"interactive",
+    b"exec",
+    b"restore",
 ];
 
 /// The smallest output log cap: one read's worth.
@@ -149,10 +160,16 @@ impl<'a> ShimArgs<'a> {
                 .map_err(|_| ArgError("rows too big"))?,
             log_size: number(16, 64 * 1024, "log-size must be a number")?.max(MIN_LOG_SIZE),
             interactive: flag(17, "interactive must be 1")?,
+            exec: v[18],
+            restore: v[19],
         };
         if out.terminal && out.console.is_none() {
             return Err(ArgError("terminal=1 needs console="));
         }
+        if u8::from(out.run) + u8::from(out.exec.is_some()) + u8::from(out.restore.is_some()) > 1 {
+            return Err(ArgError("run=, exec= and restore= exclude each other"));
+        }
+
         Ok(out)
     }
 }
@@ -264,6 +281,32 @@ mod tests {
         assert!(with(&["cols=70000"]).is_err());
         assert!(with(&["terminal=yes", "console=/c"]).is_err());
         assert!(with(&["log-size=big"]).is_err());
+    }
+
+    #[test]
+    fn exec_and_restore() {
+        let base = [
+            "id=x",
+            "bundle=/b",
+            "runtime=/r",
+            "log=/l",
+            "pid-file=/p",
+            "startup-fd=3",
+        ];
+        let with = |extra: &[&'static str]| {
+            let mut words = base.to_vec();
+            words.extend_from_slice(extra);
+            parse(&words)
+        };
+        let a = with(&["exec=/s/x/sh1/process.json"]).unwrap();
+        assert_eq!(a.exec, Some(c"/s/x/sh1/process.json"));
+        assert_eq!(a.restore, None);
+        let a = with(&["restore=/c/one"]).unwrap();
+        assert_eq!(a.restore, Some(c"/c/one"));
+        let both = Err(ArgError("run=, exec= and restore= exclude each other"));
+        assert_eq!(with(&["exec=/p", "restore=/c"]), both);
+        assert_eq!(with(&["run=1", "exec=/p"]), both);
+        assert_eq!(with(&["run=1", "restore=/c"]), both);
     }
 
     #[test]

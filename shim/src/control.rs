@@ -10,6 +10,9 @@ pub enum Control {
     Resize { cols: u16, rows: u16 },
     /// `closestdin`: end the container's input.
     CloseStdin,
+    /// `kill SIGNAL`: signal the supervised process, unless it has been
+    /// reaped already (so a recycled pid is never hit).
+    Kill { signal: i32 },
     /// Anything else; ignored, so an older shim survives a newer daemon.
     Unknown,
 }
@@ -26,6 +29,12 @@ impl Control {
         match words.next() {
             Some(b"start") if line == b"start" => Control::Start,
             Some(b"closestdin") if line == b"closestdin" => Control::CloseStdin,
+            Some(b"kill") => match (number(words.next()), words.next()) {
+                (Some(signal @ 1..=64), None) => Control::Kill {
+                    signal: signal.into(),
+                },
+                _ => Control::Unknown,
+            },
             Some(b"resize") => match (number(words.next()), number(words.next()), words.next()) {
                 (Some(cols), Some(rows), None) => Control::Resize { cols, rows },
                 _ => Control::Unknown,
@@ -116,6 +125,12 @@ mod tests {
         assert_eq!(Control::parse(b"resize 100 30 1"), Control::Unknown);
         assert_eq!(Control::parse(b"resize 70000 30"), Control::Unknown);
         assert_eq!(Control::parse(b"closestdin\r"), Control::CloseStdin);
+        assert_eq!(Control::parse(b"kill 9"), Control::Kill { signal: 9 });
+        assert_eq!(Control::parse(b"kill 64"), Control::Kill { signal: 64 });
+        assert_eq!(Control::parse(b"kill 65"), Control::Unknown);
+        assert_eq!(Control::parse(b"kill 0"), Control::Unknown);
+        assert_eq!(Control::parse(b"kill"), Control::Unknown);
+        assert_eq!(Control::parse(b"kill 9 9"), Control::Unknown);
     }
 
     #[test]

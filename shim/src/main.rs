@@ -9,7 +9,11 @@
 //!    that the daemon sees EOF exactly when the shim is gone,
 //! 3. runs `<runtime> create` with the container's stdio and reports
 //!    `created PID` or `error MESSAGE` on the startup fd (or, with `run=1`,
-//!    `<runtime> run --detach`, and then says `started` on `reply` too),
+//!    `<runtime> run --detach`, and with `restore=DIR` `<runtime> restore
+//!    --detach`, and then says `started` on `reply` too; with `exec=FILE`,
+//!    `<runtime> exec --detach --process FILE`: an extra process in a
+//!    running container, started once created),
+
 //! 4. runs `<runtime> start` when `start` arrives on the `control` fifo and
 //!    answers `started` or `error MESSAGE` on the `reply` fifo,
 //! 5. relays the container's stdio: a terminal's pty master (received from
@@ -89,7 +93,7 @@ fn main(words: sys::Args) -> i32 {
         .push_int(i64::from(init.as_raw_pid()));
     shim.tell(&startup, &mut created);
     drop(startup);
-    if args.run {
+    if args.run || args.restore.is_some() {
         let _ = io::write(&shim.reply, b"started\n");
     }
 
@@ -110,7 +114,7 @@ enum Failure {
     Sys(&'static str, Errno),
     /// The runtime exited with this status while doing `what`; its own
     /// message is in `log.json`.
-    Runtime(&'static str, i32),
+    Runtime(&'static CStr, i32),
 }
 
 fn sys(what: &'static str) -> impl FnOnce(Errno) -> Failure {
@@ -139,7 +143,7 @@ fn failure(log: &CStr, f: Failure) -> Message {
                 Some(n) => l.push_text(&msg[..n]),
                 None => l
                     .push(b"runtime ")
-                    .push(what.as_bytes())
+                    .push(what.to_bytes())
                     .push(b" exited with status ")
                     .push_int(code.into()),
             };
@@ -255,7 +259,7 @@ impl<'a> Shim<'a> {
         cmd
     }
 
-    /// Runs `<runtime> create` (or `run --detach`) with the container's
+    /// Runs `<runtime> create` (or `run`, `exec`, `restore`) with the container's
     /// stdio and waits for it. Returns the container's init pid.
     ///
     /// The stdio: a terminal gets the pty the runtime makes (the runtime's
@@ -298,14 +302,23 @@ impl<'a> Shim<'a> {
             };
             (stdin, stdout, stderr)
         };
-        let mut cmd = if a.run {
-            let mut cmd = self.runtime(c"run");
-            cmd.arg(c"--detach");
-            cmd
-        } else {
-            self.runtime(c"create")
-        };
-        cmd.arg(c"--bundle").arg(a.bundle);
+        let verb = self.verb();
+        let mut cmd = self.runtime(verb);
+        match (a.exec, a.restore) {
+            (Some(process), _) => {
+                cmd.arg(c"--detach").arg(c"--process").arg(process);
+            }
+            (None, Some(image)) => {
+                cmd.arg(c"--detach").arg(c"--image-path").arg(image);
+            }
+            (None, None) if a.run => {
+                cmd.arg(c"--detach");
+            }
+            _ => {}
+        }
+        if a.exec.is_none() {
+            cmd.arg(c"--bundle").arg(a.bundle);
+        }
         if let (true, Some(console)) = (a.terminal, a.console) {
             cmd.arg(c"--console-socket").arg(console);
         }
@@ -323,7 +336,7 @@ impl<'a> Shim<'a> {
         drop((stdin, stdout, stderr));
         let code = self.wait_for(child).map_err(sys("wait for runtime"))?;
         if code != 0 {
-            return Err(Failure::Runtime(if a.run { "run" } else { "create" }, code));
+            return Err(Failure::Runtime(verb, code));
         }
         if let Some(console) = self.console.take() {
             let pty = relay::receive_console(&console).map_err(sys("receive the console"))?;
@@ -340,6 +353,18 @@ impl<'a> Shim<'a> {
         parse_u32(text.trim_ascii())
             .and_then(|n| Pid::from_raw(n as i32))
             .ok_or(Failure::Sys("read pid file", Errno::INVAL))
+    }
+
+    /// The runtime verb that makes the process: `create`, or `run`,
+    /// `exec`, `restore`, each of which also starts it.
+    fn verb(&self) -> &'static CStr {
+        let a = self.args;
+        match (a.exec, a.restore, a.run) {
+            (Some(_), _, _) => c"exec",
+            (_, Some(_), _) => c"restore",
+            (_, _, true) => c"run",
+            _ => c"create",
+        }
     }
 
     /// Blocks until `child` exits; keeps any other exit seen meanwhile.
@@ -361,7 +386,7 @@ impl<'a> Shim<'a> {
     fn supervise(&mut self, init: Pid) -> i32 {
         let mut init_code = self.early.take(init);
         let mut start: Option<Pid> = None;
-        let mut started = self.args.run;
+        let mut started = self.args.run || self.args.exec.is_some() || self.args.restore.is_some();
         let mut lines = LineAssembler::<128>::new();
         loop {
             // Reap every child there is: the init, its orphaned children, a
@@ -450,6 +475,12 @@ impl<'a> Shim<'a> {
                         }
                         Control::Resize { cols, rows } => self.relay.resize(cols, rows),
                         Control::CloseStdin => self.relay.close_stdin(),
+                        // Reaped already: the pid may be someone else's now.
+                        Control::Kill { signal } if init_code.is_none() => {
+                            let _ = sys::kill(init, signal);
+                        }
+                        Control::Kill { .. } => {}
+
                         Control::Unknown => {}
                     }
                 }
@@ -482,7 +513,7 @@ impl<'a> Shim<'a> {
         if code == 0 {
             let _ = io::write(&self.reply, b"started\n");
         } else {
-            let mut l = failure(self.args.log, Failure::Runtime("start", code));
+            let mut l = failure(self.args.log, Failure::Runtime(c"start", code));
             let _ = io::write(&self.reply, l.finish());
         }
     }

@@ -116,6 +116,15 @@ pub fn signalfd(set: &SignalSet) -> io::Result<OwnedFd> {
     }
 }
 
+/// `kill(2)`: sends `signal` (1 to 64, real-time ones included, which
+/// rustix's safe `Signal` does not name) to `pid`.
+pub fn kill(pid: Pid, signal: c_int) -> io::Result<()> {
+    // SAFETY: `kill` takes any pid and signal number; a bad one is EINVAL
+    // or ESRCH, nothing more.
+    let rc = unsafe { libc::kill(pid.as_raw_nonzero().get(), signal) };
+    errno_if(rc < 0)
+}
+
 fn errno_if(failed: bool) -> io::Result<()> {
     if failed {
         // SAFETY: `__errno_location` returns this thread's errno slot.
@@ -127,8 +136,9 @@ fn errno_if(failed: bool) -> io::Result<()> {
     }
 }
 
-/// The most words a runtime command line has.
-const MAX_ARGS: usize = 16;
+/// The most words a runtime command line has (`restore` with every option
+/// takes 18).
+const MAX_ARGS: usize = 20;
 
 /// A program and its arguments as the NULL-terminated pointer array that
 /// `execv` takes, with the borrowed strings kept alive by the lifetime.
