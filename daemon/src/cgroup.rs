@@ -43,23 +43,37 @@ impl Memcg {
 /// `/proc/self/mountinfo`. A v1 memory controller wins (hybrid hosts have
 /// an empty v2 hierarchy beside it).
 pub fn locate(cgroups: &str, mountinfo: &str) -> Option<Memcg> {
-    let mut v2 = None;
-    for line in cgroups.lines() {
+    match locate_v1(cgroups, mountinfo, "memory") {
+        Some(dir) => Some(Memcg::V1(dir)),
+        None => locate_v2(cgroups, mountinfo).map(Memcg::V2),
+    }
+}
+
+/// The directory of v1 controller `ctrl` (`memory`, `cpuacct`, `pids`, ...)
+/// from the text of `/proc/PID/cgroup` and `/proc/self/mountinfo`. The
+/// controller may share a hierarchy with others (`cpu,cpuacct`).
+pub(crate) fn locate_v1(cgroups: &str, mountinfo: &str, ctrl: &str) -> Option<PathBuf> {
+    let has = |list: &str| list.split(',').any(|c| c == ctrl);
+    let path = cgroup_path(cgroups, has)?;
+    let (root, mountpoint) = mount_of(mountinfo, |fs, opts| fs == "cgroup" && has(opts))?;
+    Some(join(&mountpoint, &root, path))
+}
+
+/// The v2 (unified) cgroup directory, from the same texts.
+pub(crate) fn locate_v2(cgroups: &str, mountinfo: &str) -> Option<PathBuf> {
+    let path = cgroup_path(cgroups, str::is_empty)?;
+    let (root, mountpoint) = mount_of(mountinfo, |fs, _| fs == "cgroup2")?;
+    Some(join(&mountpoint, &root, path))
+}
+
+/// The path of the first `/proc/PID/cgroup` line whose controller list
+/// satisfies `want` (the v2 line's list is empty).
+fn cgroup_path(cgroups: &str, want: impl Fn(&str) -> bool) -> Option<&str> {
+    cgroups.lines().find_map(|line| {
         let mut parts = line.splitn(3, ':');
         let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        if controllers.split(',').any(|c| c == "memory") {
-            let (root, mountpoint) = mount_of(mountinfo, |fs, opts| {
-                fs == "cgroup" && opts.split(',').any(|o| o == "memory")
-            })?;
-            return Some(Memcg::V1(join(&mountpoint, &root, path)));
-        }
-        if controllers.is_empty() {
-            v2 = Some(path);
-        }
-    }
-    let path = v2?;
-    let (root, mountpoint) = mount_of(mountinfo, |fs, _| fs == "cgroup2")?;
-    Some(Memcg::V2(join(&mountpoint, &root, path)))
+        want(controllers).then_some(path)
+    })
 }
 
 /// `mountpoint` + `path` made relative to the mount's `root`.

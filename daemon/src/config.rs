@@ -33,6 +33,11 @@ pub struct Flags {
     #[argh(option, default = "64")]
     pub max_containers: usize,
 
+    /// most exec processes held at once, over all containers; an exited
+    /// one stays (for wait and state) until its room is needed (default 32)
+    #[argh(option, default = "32")]
+    pub max_execs: usize,
+
     /// most client connections at once; more wait to be accepted until one
     /// leaves (default 16)
 
@@ -80,6 +85,7 @@ pub struct Config {
     /// Absolute path of nanoctr-shim.
     pub shim: PathBuf,
     pub max_containers: usize,
+    pub max_execs: usize,
     pub max_clients: usize,
     pub max_calls: usize,
     pub retain: usize,
@@ -92,6 +98,7 @@ impl Config {
     pub fn from_flags(f: Flags) -> Result<Config, String> {
         for (name, n) in [
             ("--max-containers", f.max_containers),
+            ("--max-execs", f.max_execs),
             ("--max-clients", f.max_clients),
             ("--max-calls", f.max_calls),
             ("--retain", f.retain),
@@ -137,6 +144,7 @@ impl Config {
                 .transpose()?,
             shim,
             max_containers: f.max_containers,
+            max_execs: f.max_execs,
             max_clients: f.max_clients,
             max_calls: f.max_calls,
             retain: f.retain,
@@ -158,6 +166,7 @@ impl Config {
         // Fixed: the tables and the event ring, allocated at start-up.
         let tables = self.max_containers
             * std::mem::size_of::<Option<crate::container::Container>>()
+            + self.max_execs * std::mem::size_of::<Option<crate::container::Exec>>()
             + self.max_clients * std::mem::size_of::<Option<crate::conn::Client>>()
             + (self.max_calls + self.max_containers)
                 * std::mem::size_of::<Option<crate::server::Call>>()
@@ -168,6 +177,10 @@ impl Config {
         // A client: its line buffer, what it has not read yet, and the
         // largest answer, `list` of a full table.
         let client = MAX_LINE + MAX_PENDING_OUTPUT + self.max_containers * (MAX_LINE + 64);
+        // An exec: its name, paths and the shim's lines, and while it is
+        // made, the process file (a bundle's process object, in a line's
+        // worth of changes).
+        let exec = 3 * PATH_MAX + 2 * (crate::shim::MAX_SHIM_LINE + 1024);
         let call = PATH_MAX;
         // std's own (arguments, environment, buffers), what starting a
         // process or reading a directory takes while it lasts, and a `logs`
@@ -176,6 +189,7 @@ impl Config {
 
         tables
             + self.max_containers * container
+            + self.max_execs * exec
             + self.max_clients * client
             + (self.max_calls + self.max_containers) * call
             + overhead

@@ -5,10 +5,10 @@ use std::os::unix::net::UnixStream;
 
 use rustix::event::epoll::EventFlags;
 
+use crate::container::ProcRef;
 use crate::events::Filter;
 use crate::proto::MAX_LINE;
 use crate::request::Request;
-use crate::slab::Ref;
 
 /// Most reply bytes held for a client that does not read them; past this
 /// the client is dropped rather than the daemon's memory growing.
@@ -89,17 +89,17 @@ impl LineBuffer {
 pub enum Busy {
     /// The answer of a container operation or runtime call.
     Op,
-    /// The exit of a container (`wait`).
-    Wait(Ref),
+    /// The exit of a process (`wait`).
+    Wait(ProcRef),
     /// Following the event stream until it leaves.
     Events,
     /// Following a container's output log (`logs follow`).
     Logs,
 }
 
-/// A client following a container's output log: where it has read to.
+/// A client following a process's output log: where it has read to.
 pub struct LogFollow {
-    pub container: Ref,
+    pub process: ProcRef,
     /// `output` as it was opened; read to its end before moving on to a
     /// new `output` after a rotation.
     pub file: std::fs::File,

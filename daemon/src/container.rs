@@ -19,26 +19,125 @@ pub struct Container {
     /// Seconds since the epoch.
     pub created: u64,
     pub status: Status,
-    /// The init's pid once created (0 before).
+    /// The container's init and its shim.
+    pub init: Process,
+    /// The request being carried out, if any.
+    pub op: Option<Op>,
+    /// The watch on its memory cgroup's OOM kills, while it runs.
+    pub oom: Option<OomWatch>,
+}
+
+/// A process of a container (its init, or one added with `exec`) as its
+/// shim supervises it in its process dir.
+pub struct Process {
+    /// The process's pid once the runtime has made it (0 before).
     pub pid: u32,
     pub exit_code: Option<i32>,
     pub shim_pid: u32,
-    /// `<state-dir>/<id>/init`.
-    pub proc_dir: PathBuf,
+    /// `<state-dir>/<id>/<proc>`.
+    pub dir: PathBuf,
     /// Read end of `exit`; `None` once the shim is gone.
     pub exit: Option<File>,
     /// Startup pipe; `None` once the create result is in.
     pub startup: Option<LineReader>,
     /// Read end of `reply`; `None` once the shim is gone.
     pub reply: Option<LineReader>,
-    /// The request being carried out, if any.
-    pub op: Option<Op>,
-    /// The watch on its memory cgroup's OOM kills, while it runs.
-    pub oom: Option<OomWatch>,
-    /// Its process has a terminal (a pty the shim holds).
+    /// It has a terminal (a pty the shim holds).
     pub terminal: bool,
-    /// The inotify watch on its process dir while clients follow its log.
+    /// Its stdin is a pipe the shim feeds from attachers.
+    pub interactive: bool,
+    /// The inotify watch on its dir while clients follow its log.
     pub logs_watch: Option<i32>,
+}
+
+impl Process {
+    /// A process whose shim is not (or no longer) watched.
+    pub fn new(dir: PathBuf, terminal: bool, interactive: bool) -> Process {
+        Process {
+            pid: 0,
+            exit_code: None,
+            shim_pid: 0,
+            dir,
+            exit: None,
+            startup: None,
+            reply: None,
+            terminal,
+            interactive,
+            logs_watch: None,
+        }
+    }
+
+    /// Takes a newly started shim's ends.
+    pub fn adopt_shim(&mut self, spawned: crate::shim::Spawned) {
+        self.shim_pid = spawned.pid;
+        self.exit = Some(spawned.exit);
+        self.startup = Some(LineReader::new(spawned.startup));
+        self.reply = Some(LineReader::new(spawned.reply));
+    }
+
+    /// The runtime's JSON log for calls about this process.
+    pub fn log(&self) -> PathBuf {
+        self.dir.join("log.json")
+    }
+
+    pub fn shim_alive(&self) -> bool {
+        self.exit.is_some()
+    }
+
+    /// SIGKILL to the shim's process group: the shim and any runtime call
+    /// it is running (the container has a session of its own).
+    pub fn kill_shim(&self) {
+        if let Some(pgid) = rustix::process::Pid::from_raw(self.shim_pid as i32) {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+        }
+    }
+
+    /// Reads the `exit` fifo dry; true at EOF (no writer left: the shim is
+    /// gone).
+    pub fn exit_fifo_at_eof(&mut self) -> bool {
+        let Some(fifo) = self.exit.as_mut() else {
+            return false;
+        };
+        let mut buf = [0u8; 64];
+        loop {
+            match std::io::Read::read(fifo, &mut buf) {
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Writes a line to the shim's `control` fifo; fails at once when the
+    /// shim is not there to read it.
+    pub fn control(&self, line: &str) -> std::io::Result<()> {
+        crate::statedir::write_fifo(&self.dir.join("control"), line.as_bytes())
+    }
+}
+
+/// A process the daemon can address: a container's init (by the
+/// container's ref) or an exec process (by its ref in the exec table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcRef {
+    Init(Ref),
+    Exec(Ref),
+}
+
+/// An extra process of a running container (`exec`), with its own shim.
+pub struct Exec {
+    /// Its container.
+    pub container: Ref,
+    /// Its name (`PROC`).
+    pub name: String,
+    /// Creating (the runtime's `exec` is running), Running, Stopped, or
+    /// Unknown (its shim was lost).
+    pub status: Status,
+    pub process: Process,
+    /// The `exec` request waiting for the runtime's answer.
+    pub client: Option<Ref>,
+    /// When the request came, for its deadline.
+    pub since: Instant,
 }
 
 /// A request on a container that waits for a shim or a runtime call. At
@@ -63,8 +162,8 @@ impl Op {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OpKind {
-    /// Waiting for the shim's `created`; `run` starts right after.
-    Create { then_start: bool },
+    /// Waiting for the shim's `created`, then what `next` says.
+    Create { next: AfterCreate },
     /// Create failed: the runtime is cleaning up before the answer.
     Discard(Error),
     /// Waiting for the shim's answer to `start`.
@@ -72,6 +171,19 @@ pub enum OpKind {
     /// The runtime is deleting the container; once its call is done
     /// (`awaiting_shim`), the shim must be gone too.
     Delete { awaiting_shim: bool },
+}
+
+/// What follows a successful create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterCreate {
+    /// The client gets its answer (`create`).
+    Answer,
+    /// The daemon starts the container (`run` of a terminal container,
+    /// whose size is set in between).
+    Start,
+    /// The shim's runtime call started it too (`run`, `restore`): its
+    /// `started` comes on `reply`.
+    AwaitStarted,
 }
 
 impl OpKind {
@@ -95,21 +207,5 @@ impl OpKind {
 impl Container {
     pub fn id(&self) -> &str {
         &self.spec.id
-    }
-
-    pub fn log(&self) -> PathBuf {
-        self.proc_dir.join("log.json")
-    }
-
-    pub fn shim_alive(&self) -> bool {
-        self.exit.is_some()
-    }
-
-    /// SIGKILL to the shim's process group: the shim and any runtime call
-    /// it is running (the container has a session of its own).
-    pub fn kill_shim(&self) {
-        if let Some(pgid) = rustix::process::Pid::from_raw(self.shim_pid as i32) {
-            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-        }
     }
 }

@@ -118,6 +118,15 @@ impl Event {
         &self.line[usize::from(self.id_at)..][..usize::from(self.id_len)]
     }
 
+    /// The value of `key=` in the line (values the daemon writes there
+    /// are single words).
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.line
+            .trim_end()
+            .split(' ')
+            .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+    }
+
     /// The whole line, with its newline.
     pub fn line(&self) -> &str {
         &self.line
@@ -239,19 +248,28 @@ impl EventLog {
         self.recent.front().map_or(self.next_seq, |e| e.seq)
     }
 
-    /// The kinds of the retained events of container `id` since its last
-    /// `delete` (that is, of its current incarnation), oldest first.
-    pub fn kinds_since_delete(&self, id: &str) -> Vec<Kind> {
-        let mut kinds: Vec<Kind> = self
-            .recent
-            .iter()
-            .rev()
-            .filter(|e| e.id() == id)
-            .take_while(|e| e.kind != Kind::Delete)
-            .map(|e| e.kind)
-            .collect();
-        kinds.reverse();
-        kinds
+    /// The retained events of process `proc` (`init` or an exec's name)
+    /// of container `id` in its current life, oldest first: since the
+    /// container's last `delete`, and for an exec process from its last
+    /// `exec-added` on (a name can be used again). An event without
+    /// `proc=` is the container's own, so the init's.
+    pub fn history(&self, id: &str, proc: &str) -> Vec<&Event> {
+        let init = proc == crate::statedir::INIT;
+        let mut found = Vec::new();
+        for e in self.recent.iter().rev().filter(|e| e.id() == id) {
+            if e.kind == Kind::Delete {
+                break;
+            }
+            if e.field("proc").unwrap_or(crate::statedir::INIT) != proc {
+                continue;
+            }
+            found.push(e);
+            if !init && e.kind == Kind::ExecAdded {
+                break;
+            }
+        }
+        found.reverse();
+        found
     }
 
     /// The sequence number the next event gets.
@@ -433,22 +451,30 @@ mod tests {
     }
 
     #[test]
-    fn kinds_of_the_current_incarnation() {
+    fn history_of_the_current_life() {
         let dir = scratch("incarnation");
         let mut log = EventLog::open(&dir, 16).unwrap();
-        for (id, kind) in [
-            ("d", Kind::Create),
-            ("b", Kind::Create),
-            ("d", Kind::Exit),
-            ("d", Kind::Delete),
-            ("d", Kind::Create),
-            ("b", Kind::Exit),
+        for (id, kind, extra) in [
+            ("d", Kind::Create, &[][..]),
+            ("b", Kind::Create, &[]),
+            ("d", Kind::Exit, &[("status", "0"), ("proc", "init")]),
+            ("d", Kind::Delete, &[]),
+            ("d", Kind::Create, &[]),
+            ("b", Kind::ExecAdded, &[("proc", "sh"), ("pid", "10")]),
+            ("b", Kind::Exit, &[("status", "3"), ("proc", "sh")]),
+            ("b", Kind::ExecAdded, &[("proc", "sh"), ("pid", "11")]),
+            ("b", Kind::Exit, &[("status", "0"), ("proc", "init")]),
         ] {
-            log.emit(id, kind, &[]).1.unwrap();
+            log.emit(id, kind, extra).1.unwrap();
         }
-        assert_eq!(log.kinds_since_delete("d"), [Kind::Create]);
-        assert_eq!(log.kinds_since_delete("b"), [Kind::Create, Kind::Exit]);
-        assert!(log.kinds_since_delete("zz").is_empty());
+        let kinds =
+            |id, proc| -> Vec<Kind> { log.history(id, proc).iter().map(|e| e.kind).collect() };
+        assert_eq!(kinds("d", "init"), [Kind::Create]);
+        assert_eq!(kinds("b", "init"), [Kind::Create, Kind::Exit]);
+        assert_eq!(kinds("b", "sh"), [Kind::ExecAdded]);
+        assert_eq!(log.history("b", "sh")[0].field("pid"), Some("11"));
+        assert!(kinds("b", "other").is_empty());
+        assert!(kinds("zz", "init").is_empty());
         fs::remove_dir_all(dir).unwrap();
     }
 

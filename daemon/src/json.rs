@@ -30,6 +30,51 @@ pub fn string(json: &[u8], r: Range<usize>) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Sets the value at `path` to `value` (JSON text): replaces the value
+/// there, or adds the key at the start of its parent object, which must
+/// exist. `None` when the text or the parent is not there.
+pub fn set(json: &mut Vec<u8>, path: &[&str], value: &str) -> Option<()> {
+    if let Some(r) = find(json, path) {
+        json.splice(r, value.bytes());
+        return Some(());
+    }
+    let (key, parent) = path.split_last()?;
+    let obj = find(json, parent)?;
+    if json.get(obj.start) != Some(&b'{') {
+        return None;
+    }
+    let empty = json[obj.start + 1..obj.end - 1]
+        .iter()
+        .all(u8::is_ascii_whitespace);
+    let sep = if empty { "" } else { ", " };
+    let entry = format!("{}: {value}{sep}", quote(key));
+    json.splice(obj.start + 1..obj.start + 1, entry.bytes());
+    Some(())
+}
+
+/// The ranges of the elements of the array at `r`, if it is one.
+pub fn elements(json: &[u8], r: Range<usize>) -> Option<Vec<Range<usize>>> {
+    let mut c = Cursor {
+        s: json.get(..r.end)?,
+        i: r.start,
+    };
+    c.eat(b'[')?;
+    let mut out = Vec::new();
+    loop {
+        c.ws();
+        if c.peek()? == b']' {
+            return Some(out);
+        }
+        out.push(c.value()?);
+        c.ws();
+        match c.peek()? {
+            b',' => c.i += 1,
+            b']' => {}
+            _ => return None,
+        }
+    }
+}
+
 /// A string as a JSON string literal.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -188,6 +233,47 @@ mod tests {
         );
         assert_eq!(string(br#""\u0041""#, 0..8), None);
         assert_eq!(quote("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
+    }
+
+    #[test]
+    fn sets_values_and_adds_keys() {
+        let mut doc = CONFIG.as_bytes().to_vec();
+        set(&mut doc, &["process", "terminal"], "true").unwrap();
+        set(&mut doc, &["process", "cwd"], "\"/tmp\"").unwrap();
+        set(&mut doc, &["root", "path"], "\"/abs\"").unwrap();
+        assert_eq!(
+            find(&doc, &["process", "terminal"]).map(|r| &doc[r]),
+            Some(&b"true"[..])
+        );
+        assert_eq!(
+            find(&doc, &["process", "cwd"]).map(|r| &doc[r]),
+            Some(&b"\"/tmp\""[..])
+        );
+        assert_eq!(
+            find(&doc, &["root", "path"]).map(|r| &doc[r]),
+            Some(&b"\"/abs\""[..])
+        );
+        assert_eq!(set(&mut doc, &["nothing", "x"], "1"), None);
+        let mut empty = b"{\"user\": {}}".to_vec();
+        set(&mut empty, &["user", "uid"], "5").unwrap();
+        assert_eq!(empty, b"{\"user\": {\"uid\": 5}}");
+        set(&mut empty, &["user", "gid"], "6").unwrap();
+        assert_eq!(empty, b"{\"user\": {\"gid\": 6, \"uid\": 5}}");
+    }
+
+    #[test]
+    fn array_elements() {
+        let doc = CONFIG.as_bytes();
+        let r = find(doc, &["process", "args"]).unwrap();
+        let items: Vec<&str> = elements(doc, r)
+            .unwrap()
+            .into_iter()
+            .map(|r| &CONFIG[r])
+            .collect();
+        assert_eq!(items, ["\"sh\"", "\"-c\"", r#""echo \"}\"""#]);
+        assert_eq!(elements(b"[]", 0..2), Some(vec![]));
+        assert_eq!(elements(b"{}", 0..2), None);
+        assert_eq!(elements(b"[1, 2", 0..5), None);
     }
 
     #[test]

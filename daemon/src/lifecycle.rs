@@ -49,6 +49,10 @@ pub enum Event {
     Exited,
     /// The shim exited without an `exitStatus`.
     ShimLost,
+    /// The runtime paused the container.
+    Paused,
+    /// The runtime resumed it.
+    Resumed,
 }
 
 /// The state after `event` in `status`, or `None` when the event cannot
@@ -63,6 +67,8 @@ pub fn transition(status: Status, event: Event) -> Option<Status> {
         (S::Stopped, E::Started) => Some(S::Stopped),
         (S::Creating | S::Created | S::Running | S::Paused, E::Exited) => Some(S::Stopped),
         (S::Creating | S::Created | S::Running | S::Paused, E::ShimLost) => Some(S::Unknown),
+        (S::Running, E::Paused) => Some(S::Paused),
+        (S::Paused, E::Resumed) => Some(S::Running),
         _ => None,
     }
 }
@@ -79,6 +85,15 @@ pub enum Verb {
     State,
     /// `attach`, `resize`, `closestdin`: the process's shim must be there.
     Console,
+    Pause,
+    Resume,
+    /// `update`: a live container's limits.
+    Update,
+    /// `exec`: a new process needs a running container.
+    Exec,
+    /// `stats`, `ps`: read from a live container's cgroup.
+    Inspect,
+    Checkpoint,
 }
 
 /// Whether `status` admits `verb`; the refusal says why.
@@ -103,8 +118,23 @@ pub fn admits(status: Status, verb: Verb) -> Result<(), Error> {
         (_, V::Delete { .. }) => Ok(()),
         (S::Unknown, V::Wait) => refuse(Code::State, "status is unknown: its shim was lost"),
         (_, V::Wait | V::State) => Ok(()),
-        (S::Created | S::Running | S::Paused, V::Console) => Ok(()),
-        (_, V::Console) => refuse(Code::State, &format!("is {}", status.as_str())),
+        (S::Created | S::Running | S::Paused, V::Console | V::Update | V::Inspect) => Ok(()),
+        (_, V::Console | V::Update | V::Inspect) => {
+            refuse(Code::State, &format!("is {}", status.as_str()))
+        }
+        (S::Running, V::Pause | V::Exec) | (S::Paused, V::Resume) => Ok(()),
+        (_, V::Pause | V::Exec) => {
+            refuse(Code::State, &format!("is {}, not running", status.as_str()))
+        }
+        (_, V::Resume) => refuse(Code::State, &format!("is {}, not paused", status.as_str())),
+        (S::Running | S::Paused, V::Checkpoint) => Ok(()),
+        (_, V::Checkpoint) => refuse(
+            Code::State,
+            &format!(
+                "is {}: only a live process can be checkpointed",
+                status.as_str()
+            ),
+        ),
     }
 }
 
@@ -185,6 +215,30 @@ mod tests {
                 .code,
             Code::Busy
         );
+    }
+
+    #[test]
+    fn pause_resume_exec_and_inspection() {
+        assert_eq!(transition(S::Running, E::Paused), Some(S::Paused));
+        assert_eq!(transition(S::Paused, E::Resumed), Some(S::Running));
+        assert_eq!(transition(S::Created, E::Paused), None);
+        assert_eq!(transition(S::Paused, E::Exited), Some(S::Stopped));
+        for s in ALL {
+            let only = |verb, wanted: &[Status]| {
+                let r = admits(s, verb);
+                assert_eq!(r.is_ok(), wanted.contains(&s), "{verb:?} in {s:?}");
+                if let Err(e) = r {
+                    let busy = s == S::Creating;
+                    assert_eq!(e.code, if busy { Code::Busy } else { Code::State });
+                }
+            };
+            only(Verb::Pause, &[S::Running]);
+            only(Verb::Exec, &[S::Running]);
+            only(Verb::Resume, &[S::Paused]);
+            only(Verb::Checkpoint, &[S::Running, S::Paused]);
+            only(Verb::Update, &[S::Created, S::Running, S::Paused]);
+            only(Verb::Inspect, &[S::Created, S::Running, S::Paused]);
+        }
     }
 
     #[test]

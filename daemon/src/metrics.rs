@@ -12,13 +12,23 @@ pub enum CallVerb {
     Start,
     Kill,
     Delete,
+    Exec,
+    Pause,
+    Resume,
+    Update,
+    Checkpoint,
 }
 
-const VERBS: [(CallVerb, &str); 4] = [
+const VERBS: [(CallVerb, &str); 9] = [
     (CallVerb::Create, "create"),
     (CallVerb::Start, "start"),
     (CallVerb::Kill, "kill"),
     (CallVerb::Delete, "delete"),
+    (CallVerb::Exec, "exec"),
+    (CallVerb::Pause, "pause"),
+    (CallVerb::Resume, "resume"),
+    (CallVerb::Update, "update"),
+    (CallVerb::Checkpoint, "checkpoint"),
 ];
 
 /// Upper bounds of the start-latency buckets: as shown, and in
@@ -39,8 +49,8 @@ const BUCKETS: [(&str, u64); 10] = [
 
 #[derive(Debug, Default, Clone)]
 pub struct Metrics {
-    calls: [u64; 4],
-    failures: [u64; 4],
+    calls: [u64; VERBS.len()],
+    failures: [u64; VERBS.len()],
     /// Start latency: `start` or `run` request to `started`.
     start_buckets: [u64; BUCKETS.len()],
     start_sum_us: u64,

@@ -2,8 +2,11 @@
 //! anything touches the filesystem or a runtime.
 
 use crate::events::{Filter, Kind};
+pub use crate::exec_spec::ExecSpec;
 use crate::proto::{refuse, Code, Error};
+pub use crate::resources::Resources;
 use crate::signal;
+pub use crate::statedir::INIT;
 
 /// Every verb with its usage and what it does; `help` prints this table.
 pub const VERBS: &[(&str, &str, &str)] = &[
@@ -23,14 +26,53 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "create and start",
     ),
     (
+        "exec",
+        "exec ID PROC [terminal] [interactive] [cwd=DIR] [env=K=V ...] [user=UID[:GID]] \
+         [cols=N] [rows=N] [log-size=BYTES] -- ARG...",
+        "run another process in a running container, with its own shim",
+    ),
+    (
         "wait",
-        "wait ID",
-        "wait for the container's init to exit; answers exit=N",
+        "wait ID [PROC]",
+        "wait for the init (or process PROC) to exit; answers exit=N",
     ),
     (
         "kill",
-        "kill ID [SIGNAL]",
-        "signal the init (TERM, SIGKILL, 9, ...; default TERM)",
+        "kill ID [SIGNAL] [all | proc=PROC]",
+        "signal the init, every process (all), or one exec process (TERM, SIGKILL, 9, ...; default TERM)",
+    ),
+    ("pause", "pause ID", "freeze every process of the container"),
+    ("resume", "resume ID", "thaw a paused container"),
+    (
+        "update",
+        "update ID [memory=BYTES] [memory-swap=BYTES] [cpu-shares=N] [cpu-quota=N] [cpu-period=N] [pids=N]",
+        "change a live container's limits (BYTES may end in k, m or g)",
+    ),
+    (
+        "stats",
+        "stats ID",
+        "memory, cpu and pids usage and limits, from the container's cgroup",
+    ),
+    ("ps", "ps ID", "the pids in the container, one per line"),
+    (
+        "checkpoint",
+        "checkpoint ID NAME [exit] [dir=DIR]",
+        "save the container's processes to DIR/NAME (default BUNDLE/checkpoints); exit stops it after",
+    ),
+    (
+        "restore",
+        "restore ID BUNDLE checkpoint=NAME [dir=DIR] [options as for create]",
+        "a new running container from a checkpoint",
+    ),
+    (
+        "checkpoints",
+        "checkpoints ID [dir=DIR]",
+        "the container's checkpoints, one per line",
+    ),
+    (
+        "checkpoint-delete",
+        "checkpoint-delete ID NAME [dir=DIR]",
+        "remove a checkpoint",
     ),
     (
         "delete",
@@ -66,7 +108,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "logs",
-        "logs ID [tail=N] [follow]",
+        "logs ID [PROC] [tail=N] [follow]",
         "the captured output (last N lines); follow streams what comes",
     ),
 ];
@@ -85,10 +127,43 @@ pub enum Request {
     Create(Spec),
     Run(Spec),
     Start(String),
-    Wait(String),
+    Exec(ExecSpec),
+    Wait {
+        id: String,
+        proc: String,
+    },
     Kill {
         id: String,
         signal: i32,
+        target: KillTarget,
+    },
+    Pause(String),
+    Resume(String),
+    Update {
+        id: String,
+        resources: Resources,
+    },
+    Stats(String),
+    Ps(String),
+    Checkpoint {
+        id: String,
+        name: String,
+        exit: bool,
+        dir: Option<String>,
+    },
+    Restore {
+        spec: Spec,
+        name: String,
+        dir: Option<String>,
+    },
+    Checkpoints {
+        id: String,
+        dir: Option<String>,
+    },
+    CheckpointDelete {
+        id: String,
+        name: String,
+        dir: Option<String>,
     },
     Delete {
         id: String,
@@ -114,9 +189,21 @@ pub enum Request {
     },
     Logs {
         id: String,
+        proc: String,
         tail: Option<usize>,
         follow: bool,
     },
+}
+
+/// What `kill` signals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KillTarget {
+    /// The init, through the runtime.
+    Init,
+    /// Every process of the container (`<runtime> kill --all`).
+    All,
+    /// One exec process, through its shim.
+    Proc(String),
 }
 
 /// What `create` and `run` say about a new container.
@@ -180,6 +267,10 @@ impl Request {
             }
             ("logs", [id, opts @ ..]) => {
                 let (mut tail, mut follow) = (None, false);
+                let (proc, opts) = match opts.split_first() {
+                    Some((p, rest)) if !p.contains('=') && *p != "follow" => (Some(p), rest),
+                    _ => (None, opts),
+                };
                 for opt in opts {
                     match opt.split_once('=') {
                         Some(("tail", n)) if tail.is_none() => {
@@ -194,24 +285,97 @@ impl Request {
                 }
                 Request::Logs {
                     id: check_id(id)?,
+                    proc: check_proc(proc)?,
                     tail,
                     follow,
+                }
+            }
+            ("exec", [id, proc, rest @ ..]) => Request::Exec(ExecSpec::parse(id, proc, rest)?),
+            ("pause", [id]) => Request::Pause(check_id(id)?),
+            ("resume", [id]) => Request::Resume(check_id(id)?),
+            ("stats", [id]) => Request::Stats(check_id(id)?),
+            ("ps", [id]) => Request::Ps(check_id(id)?),
+            ("update", [id, opts @ ..]) => Request::Update {
+                id: check_id(id)?,
+                resources: Resources::parse(opts)?,
+            },
+            ("checkpoint", [id, name, opts @ ..]) => {
+                let mut exit = false;
+                let dir = checkpoint_dir(opts, |opt| match opt {
+                    "exit" if !exit => {
+                        exit = true;
+                        true
+                    }
+                    _ => false,
+                })?;
+                Request::Checkpoint {
+                    id: check_id(id)?,
+                    name: check_name(name)?,
+                    exit,
+                    dir,
+                }
+            }
+            ("checkpoints", [id, opts @ ..]) => Request::Checkpoints {
+                id: check_id(id)?,
+                dir: checkpoint_dir(opts, |_| false)?,
+            },
+            ("checkpoint-delete", [id, name, opts @ ..]) => Request::CheckpointDelete {
+                id: check_id(id)?,
+                name: check_name(name)?,
+                dir: checkpoint_dir(opts, |_| false)?,
+            },
+            ("restore", [id, bundle, opts @ ..]) => {
+                let (mut name, mut dir, mut rest) = (None, None, Vec::new());
+                for opt in opts {
+                    match opt.split_once('=') {
+                        Some(("checkpoint", n)) if name.is_none() => name = Some(check_name(n)?),
+                        Some(("dir", d)) if dir.is_none() => dir = Some(check_path("dir", d)?),
+                        _ => rest.push(*opt),
+                    }
+                }
+                let name =
+                    name.ok_or_else(|| Error::new(Code::Invalid, "restore needs checkpoint=NAME"))?;
+                Request::Restore {
+                    spec: Spec::parse(id, bundle, &rest)?,
+                    name,
+                    dir,
                 }
             }
             ("create", [id, bundle, opts @ ..]) => Request::Create(Spec::parse(id, bundle, opts)?),
             ("run", [id, bundle, opts @ ..]) => Request::Run(Spec::parse(id, bundle, opts)?),
             ("start", [id]) => Request::Start(check_id(id)?),
-            ("wait", [id]) => Request::Wait(check_id(id)?),
+            ("wait", [id, proc @ ..]) if proc.len() < 2 => Request::Wait {
+                id: check_id(id)?,
+                proc: check_proc(proc.first())?,
+            },
             ("state", [id]) => Request::State(check_id(id)?),
-            ("kill", [id]) => Request::Kill {
-                id: check_id(id)?,
-                signal: libc::SIGTERM,
-            },
-            ("kill", [id, sig]) => Request::Kill {
-                id: check_id(id)?,
-                signal: signal::parse(sig)
-                    .ok_or_else(|| Error::new(Code::Invalid, format!("unknown signal {sig}")))?,
-            },
+            ("kill", [id, opts @ ..]) if opts.len() < 3 => {
+                let (mut signal, mut target) = (None, None);
+                for opt in opts {
+                    let t = match opt.split_once('=') {
+                        None if *opt == "all" => KillTarget::All,
+                        Some(("proc", p)) => match check_proc(Some(&p))? {
+                            p if p == INIT => KillTarget::Init,
+                            p => KillTarget::Proc(p),
+                        },
+                        None if signal.is_none() => {
+                            signal = Some(signal::parse(opt).ok_or_else(|| {
+                                Error::new(Code::Invalid, format!("unknown signal {opt}"))
+                            })?);
+                            continue;
+                        }
+                        _ => return Err(bad()),
+                    };
+                    if target.replace(t).is_some() {
+                        return refuse(Code::Invalid, "kill takes all or proc=PROC, once");
+                    }
+                }
+                Request::Kill {
+                    id: check_id(id)?,
+                    signal: signal.unwrap_or(libc::SIGTERM),
+                    target: target.unwrap_or(KillTarget::Init),
+                }
+            }
             ("delete", [id]) => Request::Delete {
                 id: check_id(id)?,
                 force: false,
@@ -227,6 +391,43 @@ impl Request {
     }
 }
 
+/// The console options `create` and `exec` share, `cols=N`, `rows=N` and
+/// `log-size=BYTES`, into their slots; false if `key` is none of them.
+pub(crate) fn console_option(
+    key: &str,
+    value: &str,
+    cols: &mut Option<u16>,
+    rows: &mut Option<u16>,
+    log_size: &mut Option<u32>,
+) -> Result<bool, Error> {
+    let twice = || Error::new(Code::Invalid, format!("{key} given twice"));
+    match key {
+        "cols" | "rows" => {
+            let n = value.parse::<u16>().ok().filter(|&n| n > 0);
+            let n =
+                n.ok_or_else(|| Error::new(Code::Invalid, format!("{key} must be 1 to 65535")))?;
+            let slot = if key == "cols" { cols } else { rows };
+            if slot.replace(n).is_some() {
+                return Err(twice());
+            }
+        }
+        "log-size" => {
+            let n = value.parse::<u32>().ok().filter(|&n| n >= MIN_LOG_SIZE);
+            let n = n.ok_or_else(|| {
+                Error::new(
+                    Code::Invalid,
+                    format!("log-size must be {MIN_LOG_SIZE} to 4294967295 bytes"),
+                )
+            })?;
+            if log_size.replace(n).is_some() {
+                return Err(twice());
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
 impl Spec {
     pub(crate) fn parse(id: &str, bundle: &str, opts: &[&str]) -> Result<Spec, Error> {
         let mut spec = Spec {
@@ -237,6 +438,15 @@ impl Spec {
         let twice = |key: &str| Error::new(Code::Invalid, format!("{key} given twice"));
         for opt in opts {
             let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+            if console_option(
+                key,
+                value,
+                &mut spec.cols,
+                &mut spec.rows,
+                &mut spec.log_size,
+            )? {
+                continue;
+            }
             match key {
                 "terminal" => {
                     let on = match value {
@@ -249,32 +459,6 @@ impl Spec {
                     }
                 }
                 "interactive" if value.is_empty() => spec.interactive = true,
-                "cols" | "rows" => {
-                    let n = value.parse::<u16>().ok().filter(|&n| n > 0);
-                    let n = n.ok_or_else(|| {
-                        Error::new(Code::Invalid, format!("{key} must be 1 to 65535"))
-                    })?;
-                    let slot = if key == "cols" {
-                        &mut spec.cols
-                    } else {
-                        &mut spec.rows
-                    };
-                    if slot.replace(n).is_some() {
-                        return Err(twice(key));
-                    }
-                }
-                "log-size" => {
-                    let n = value.parse::<u32>().ok().filter(|&n| n >= MIN_LOG_SIZE);
-                    let n = n.ok_or_else(|| {
-                        Error::new(
-                            Code::Invalid,
-                            format!("log-size must be {MIN_LOG_SIZE} to 4294967295 bytes"),
-                        )
-                    })?;
-                    if spec.log_size.replace(n).is_some() {
-                        return Err(twice(key));
-                    }
-                }
                 "stdin" | "stdout" | "stderr" | "runtime" if !value.is_empty() => {
                     let checked = if key == "runtime" {
                         check_runtime(value)?
@@ -374,13 +558,38 @@ fn parse_filter(opts: &[&str]) -> Result<Filter, Error> {
     Ok(f)
 }
 
-/// A process of a container: `init` (the default); exec processes come
-/// with `exec`.
+/// A process of a container: `init` (the default) or an exec process's
+/// name.
 fn check_proc(proc: Option<&&str>) -> Result<String, Error> {
     match proc.copied() {
-        None | Some("init") => Ok("init".into()),
-        Some(p) => refuse(Code::NotFound, format!("no process {p}")),
+        None => Ok(INIT.into()),
+        Some(p) => {
+            check_name(p).map_err(|e| Error::new(e.code, e.message.replace("id", "process name")))
+        }
     }
+}
+
+/// A checkpoint or process name: the rules of an id (one safe path
+/// component).
+fn check_name(name: &str) -> Result<String, Error> {
+    check_id(name).map_err(|e| Error::new(e.code, e.message.replacen("bad id", "bad name", 1)))
+}
+
+/// The `dir=DIR` of the checkpoint verbs; `other` takes the verb's own
+/// flag words.
+fn checkpoint_dir(
+    opts: &[&str],
+    mut other: impl FnMut(&str) -> bool,
+) -> Result<Option<String>, Error> {
+    let mut dir = None;
+    for opt in opts {
+        match opt.split_once('=') {
+            Some(("dir", d)) if dir.is_none() => dir = Some(check_path("dir", d)?),
+            None if other(opt) => {}
+            _ => return refuse(Code::Invalid, format!("unexpected {opt}")),
+        }
+    }
+    Ok(dir)
 }
 
 /// Longest container id.
@@ -412,7 +621,7 @@ pub fn check_id(id: &str) -> Result<String, Error> {
 }
 
 /// Checks a path given in a request: absolute, with no control characters.
-fn check_path(what: &str, path: &str) -> Result<String, Error> {
+pub(crate) fn check_path(what: &str, path: &str) -> Result<String, Error> {
     if !path.starts_with('/') {
         return refuse(Code::Invalid, format!("{what} must be an absolute path"));
     }
@@ -473,8 +682,21 @@ mod tests {
         assert_eq!(parse("start web").unwrap(), Request::Start("web".into()));
         assert_eq!(
             parse("wait a.b-c_9").unwrap(),
-            Request::Wait("a.b-c_9".into())
+            Request::Wait {
+                id: "a.b-c_9".into(),
+                proc: "init".into()
+            }
         );
+        assert_eq!(
+            parse("wait web sh1").unwrap(),
+            Request::Wait {
+                id: "web".into(),
+                proc: "sh1".into()
+            }
+        );
+        assert_eq!(parse("pause web").unwrap(), Request::Pause("web".into()));
+        assert_eq!(parse("stats web").unwrap(), Request::Stats("web".into()));
+        assert_eq!(parse("ps web").unwrap(), Request::Ps("web".into()));
         assert_eq!(
             parse("delete web force").unwrap(),
             Request::Delete {
@@ -498,6 +720,82 @@ mod tests {
         assert_eq!(code("kill web NOPE"), Code::Invalid);
         assert_eq!(code("kill web 0"), Code::Invalid);
         assert_eq!(code("kill web 65"), Code::Invalid);
+        let target = |line| match parse(line).unwrap() {
+            Request::Kill { target, signal, .. } => (signal, target),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(target("kill web"), (libc::SIGTERM, KillTarget::Init));
+        assert_eq!(
+            target("kill web KILL all"),
+            (libc::SIGKILL, KillTarget::All)
+        );
+        assert_eq!(target("kill web all"), (libc::SIGTERM, KillTarget::All));
+        assert_eq!(
+            target("kill web proc=sh1 INT"),
+            (libc::SIGINT, KillTarget::Proc("sh1".into()))
+        );
+        assert_eq!(target("kill web 9 proc=init"), (9, KillTarget::Init));
+        assert_eq!(code("kill web all proc=sh1"), Code::Invalid);
+        assert_eq!(code("kill web 9 9"), Code::Invalid);
+        assert_eq!(code("kill web proc=../x"), Code::Invalid);
+        assert_eq!(code("kill web 9 all extra"), Code::Invalid);
+    }
+
+    #[test]
+    fn processes_and_checkpoints() {
+        let Request::Exec(e) = parse("exec web sh1 terminal -- sh -c \"echo hi\"").unwrap() else {
+            panic!()
+        };
+        assert_eq!((e.id.as_str(), e.proc.as_str()), ("web", "sh1"));
+        assert_eq!(e.args, ["sh", "-c", "echo hi"]);
+        assert_eq!(code("exec web"), Code::Invalid);
+        assert_eq!(code("exec web init -- true"), Code::Invalid);
+        let logs = |line| match parse(line).unwrap() {
+            Request::Logs {
+                proc, tail, follow, ..
+            } => (proc, tail, follow),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(logs("logs web"), ("init".into(), None, false));
+        assert_eq!(logs("logs web follow"), ("init".into(), None, true));
+        assert_eq!(logs("logs web sh1 tail=3"), ("sh1".into(), Some(3), false));
+        assert_eq!(code("logs web a b"), Code::Invalid);
+        assert_eq!(
+            parse("checkpoint web one exit dir=/c").unwrap(),
+            Request::Checkpoint {
+                id: "web".into(),
+                name: "one".into(),
+                exit: true,
+                dir: Some("/c".into())
+            }
+        );
+        assert_eq!(code("checkpoint web one exit exit"), Code::Invalid);
+        assert_eq!(code("checkpoint web ../one"), Code::Invalid);
+        assert_eq!(code("checkpoint web one dir=rel"), Code::Invalid);
+        let Request::Restore { spec, name, dir } =
+            parse("restore web /b checkpoint=one terminal label.a=b").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (spec.bundle.as_str(), name.as_str(), dir),
+            ("/b", "one", None)
+        );
+        assert_eq!(spec.terminal, Some(true));
+        assert_eq!(code("restore web /b"), Code::Invalid);
+        assert_eq!(
+            parse("checkpoints web").unwrap(),
+            Request::Checkpoints {
+                id: "web".into(),
+                dir: None
+            }
+        );
+        assert_eq!(code("checkpoint-delete web"), Code::Invalid);
+        assert!(matches!(
+            parse("update web memory=8m pids=10").unwrap(),
+            Request::Update { .. }
+        ));
+        assert_eq!(code("update web"), Code::Invalid);
     }
 
     #[test]

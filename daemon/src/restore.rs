@@ -22,9 +22,10 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use crate::container::{Container, Op, OpKind};
+use crate::container::{AfterCreate, Container, Exec, Op, OpKind, Process};
 use crate::events::Kind;
 use crate::lifecycle::Status;
 use crate::record::Record;
@@ -124,10 +125,15 @@ impl Daemon {
                 },
             };
             let mut c = container(spec, runtime, created, &proc, status);
-            c.pid = pid.unwrap_or(0);
+            c.init.pid = pid.unwrap_or(0);
             if status == Status::Creating {
                 // The shim reports the create on `reply` now.
-                c.op = Some(Op::new(OpKind::Create { then_start: false }, None));
+                c.op = Some(Op::new(
+                    OpKind::Create {
+                        next: AfterCreate::Answer,
+                    },
+                    None,
+                ));
             }
             let Some(r) = self.adopt(c, exit, reply) else {
                 return;
@@ -137,22 +143,25 @@ impl Daemon {
                 self.watch_oom(r, pid);
             }
             self.catch_up_events(r);
+            self.restore_execs(r);
             // Whatever the shim said while the daemon was away.
             self.on_reply(r);
         } else if let Some(code) = exit_code {
             let mut c = container(spec, runtime, created, &proc, Status::Stopped);
-            c.pid = pid.unwrap_or(0);
-            c.exit_code = Some(code);
+            c.init.pid = pid.unwrap_or(0);
+            c.init.exit_code = Some(code);
             if let Some(r) = self.adopt(c, None, None) {
                 found.stopped += 1;
                 self.catch_up_events(r);
+                self.restore_execs(r);
             }
         } else if pid.is_some() {
             let mut c = container(spec, runtime, created, &proc, Status::Unknown);
-            c.pid = pid.unwrap_or(0);
+            c.init.pid = pid.unwrap_or(0);
             if let Some(r) = self.adopt(c, None, None) {
                 found.lost += 1;
                 self.catch_up_events(r);
+                self.restore_execs(r);
                 let _ = self.spawn_call(r, CallKind::Delete, &["delete", "--force", id]);
             }
         } else {
@@ -171,12 +180,12 @@ impl Daemon {
         let flags = rustix::event::epoll::EventFlags::IN;
         if let Some(exit) = exit {
             if self.watch(&exit, Source::Exit(r), flags).is_ok() {
-                self.containers.get_mut(r)?.exit = Some(exit);
+                self.containers.get_mut(r)?.init.exit = Some(exit);
             }
         }
         if let Some(reply) = reply {
             if self.watch(&reply.file, Source::Reply(r), flags).is_ok() {
-                self.containers.get_mut(r)?.reply = Some(reply);
+                self.containers.get_mut(r)?.init.reply = Some(reply);
             }
         }
         Some(r)
@@ -202,9 +211,14 @@ impl Daemon {
             return;
         };
         let id = c.id().to_string();
-        let seen = self.events.kinds_since_delete(&id);
-        let pid = c.pid.to_string();
-        let status = c.exit_code.map(|code| code.to_string());
+        let seen: Vec<Kind> = self
+            .events
+            .history(&id, INIT)
+            .iter()
+            .map(|e| e.kind)
+            .collect();
+        let pid = c.init.pid.to_string();
+        let status = c.init.exit_code.map(|code| code.to_string());
         let mut due: Vec<(Kind, Vec<(&str, &str)>)> = Vec::new();
         if c.status != Status::Creating && !seen.contains(&Kind::Create) {
             due.push((Kind::Create, vec![("pid", &pid)]));
@@ -229,23 +243,140 @@ impl Daemon {
 
 fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: Status) -> Container {
     // The record holds the terminal as it was resolved at create.
-    let spec_terminal = spec.terminal == Some(true);
+    let mut init = Process::new(
+        proc.to_path_buf(),
+        spec.terminal == Some(true),
+        spec.interactive,
+    );
+    init.shim_pid = read_pid(&proc.join("shim.pid")).unwrap_or(0);
     Container {
         spec,
         runtime,
         created,
         status,
-        pid: 0,
-        exit_code: None,
-        shim_pid: read_pid(&proc.join("shim.pid")).unwrap_or(0),
-        proc_dir: proc.to_path_buf(),
-        exit: None,
-        startup: None,
-        reply: None,
+        init,
         op: None,
         oom: None,
-        terminal: spec_terminal,
-        logs_watch: None,
+    }
+}
+
+impl Daemon {
+    /// The container's exec processes, from their process dirs.
+    fn restore_execs(&mut self, r: Ref) {
+        let Some(c) = self.containers.get(r) else {
+            return;
+        };
+        let dir = self.state.container(c.id());
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|name| name != INIT && name != "bundle" && check_id(name).is_ok())
+            .collect();
+        names.sort();
+        for name in names {
+            self.restore_exec(r, dir.join(&name), name);
+        }
+    }
+
+    /// One exec process: running (its shim is there and the runtime made
+    /// it), still being made (its shim reports on `reply`), stopped with
+    /// its exit status, or lost. One that never was (no record, or no
+    /// process and no shim) leaves no trace.
+    fn restore_exec(&mut self, r: Ref, dir: PathBuf, name: String) {
+        for tmp in [
+            ".exitStatus.tmp",
+            ".shim.pid.tmp",
+            "exec.tmp",
+            "process.json.tmp",
+        ] {
+            let _ = fs::remove_file(dir.join(tmp));
+        }
+        let Ok(record) = fs::read_to_string(dir.join("exec")) else {
+            let _ = fs::remove_dir_all(&dir);
+            return;
+        };
+        let exit = open_fifo_reader(&dir.join("exit")).ok();
+        let alive = exit.as_ref().is_some_and(has_writer);
+        let pid = read_pid(&dir.join("pid"));
+        let code = read_exit_status(&dir);
+        let status = match (alive, code, pid) {
+            (true, _, Some(_)) => Status::Running,
+            (true, _, None) => Status::Creating,
+            (false, Some(_), _) => Status::Stopped,
+            (false, None, Some(_)) => Status::Unknown,
+            (false, None, None) => {
+                let _ = fs::remove_dir_all(&dir);
+                return;
+            }
+        };
+        let has = |word| record.split_whitespace().any(|w| w == word);
+        let mut process = Process::new(dir, has("terminal"), has("interactive"));
+        process.pid = pid.unwrap_or(0);
+        process.exit_code = code;
+        process.shim_pid = read_pid(&process.dir.join("shim.pid")).unwrap_or(0);
+        if alive {
+            process.exit = exit;
+            process.reply = open_fifo_reader(&process.dir.join("reply"))
+                .ok()
+                .map(LineReader::new);
+        }
+        let exec = Exec {
+            container: r,
+            name,
+            status,
+            process,
+            client: None,
+            since: Instant::now(),
+        };
+        let Ok(e) = self.execs.insert(exec) else {
+            return;
+        };
+        if self.watch_exec(e).is_err() {
+            if let Some(x) = self.execs.get_mut(e) {
+                x.process.exit = None;
+                x.process.reply = None;
+            }
+        }
+        self.catch_up_exec_events(e);
+        // Whatever the shim said while the daemon was away.
+        self.on_exec_reply(e);
+    }
+
+    /// Emits the events an exec's state implies but the log lacks.
+    fn catch_up_exec_events(&mut self, e: Ref) {
+        let Some(x) = self.execs.get(e) else {
+            return;
+        };
+        let Some(id) = self.containers.get(x.container).map(|c| c.id().to_string()) else {
+            return;
+        };
+        let (name, status) = (x.name.clone(), x.status);
+        let pid = x.process.pid.to_string();
+        let code = x.process.exit_code.map(|c| c.to_string());
+        let history = self.events.history(&id, &name);
+        let added = history
+            .iter()
+            .any(|ev| ev.kind == Kind::ExecAdded && ev.field("pid") == Some(&pid));
+        let ended = added
+            && history
+                .iter()
+                .any(|ev| matches!(ev.kind, Kind::Exit | Kind::ShimLost));
+        if status != Status::Creating && !added {
+            self.emit(&id, Kind::ExecAdded, &[("proc", &name), ("pid", &pid)]);
+        }
+        match (status, code) {
+            (Status::Stopped, Some(code)) if !ended => {
+                self.emit(&id, Kind::Exit, &[("status", &code), ("proc", &name)]);
+            }
+            (Status::Unknown, _) if !ended => {
+                self.emit(&id, Kind::ShimLost, &[("proc", &name)]);
+            }
+            _ => {}
+        }
     }
 }
 

@@ -31,14 +31,15 @@ use rustix::process::WaitOptions;
 
 use crate::config::Config;
 use crate::conn::{Busy, Client, Line, MAX_PENDING_OUTPUT};
-use crate::container::Container;
+use crate::container::{Container, Exec, ProcRef};
 use crate::events::EventLog;
-use crate::metrics::Metrics;
+use crate::metrics::{CallVerb, Metrics};
 use crate::proto::{split_words, Code, Error, Reply};
 use crate::request::Request;
 use crate::slab::{Ref, Slab};
 use crate::statedir::StateDir;
 use crate::sys;
+use crate::tasks::Creation;
 
 /// Where an epoll event comes from; packed into the event's 64 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +54,10 @@ pub(crate) enum Source {
     Oom(Ref),
     /// The daemon's inotify descriptor (cgroup v2 `memory.events`).
     Inotify,
+    /// An exec process's shim: its startup pipe, `reply`, `exit`.
+    ExecStartup(Ref),
+    ExecReply(Ref),
+    ExecExit(Ref),
 }
 
 impl Source {
@@ -66,6 +71,9 @@ impl Source {
             Source::Exit(r) => (6, Some(r)),
             Source::Oom(r) => (7, Some(r)),
             Source::Inotify => (8, None),
+            Source::ExecStartup(r) => (9, Some(r)),
+            Source::ExecReply(r) => (10, Some(r)),
+            Source::ExecExit(r) => (11, Some(r)),
         };
         let r = r.map_or(0, |r| u64::from(r.index) << 32 | u64::from(r.generation));
         kind << 56 | r
@@ -85,6 +93,9 @@ impl Source {
             6 => Source::Exit(r),
             7 => Source::Oom(r),
             8 => Source::Inotify,
+            9 => Source::ExecStartup(r),
+            10 => Source::ExecReply(r),
+            11 => Source::ExecExit(r),
             _ => return None,
         })
     }
@@ -100,6 +111,8 @@ pub(crate) struct Call {
     pub since: std::time::Instant,
     /// Killed for taking longer than `--start-timeout`.
     pub timed_out: bool,
+    /// What the call made, removed if it fails (a partial checkpoint).
+    pub cleanup: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,6 +122,9 @@ pub(crate) enum CallKind {
     /// `delete --force ID`, for `delete` and to clean up after a failed
     /// create; the container's `op` says which.
     Delete,
+    /// `pause`, `resume`, `update`, `checkpoint`: the client gets the
+    /// answer; success has the verb's effect on the container.
+    Op { client: Ref, verb: CallVerb },
 }
 
 /// What a request handler did.
@@ -143,6 +159,7 @@ pub struct Daemon {
     listener: UnixListener,
     pub(crate) clients: Slab<Client>,
     pub(crate) containers: Slab<Container>,
+    pub(crate) execs: Slab<Exec>,
     pub(crate) calls: Slab<Call>,
     pub(crate) events: EventLog,
     pub(crate) metrics: Metrics,
@@ -201,6 +218,7 @@ impl Daemon {
             listener,
             clients: Slab::with_capacity(cfg.max_clients),
             containers: Slab::with_capacity(cfg.max_containers),
+            execs: Slab::with_capacity(cfg.max_execs),
             // Room for one cleanup call per container beyond the slots, so a
             // lost shim's container can always be deleted.
             calls: Slab::with_capacity(cfg.max_calls + cfg.max_containers),
@@ -294,6 +312,26 @@ impl Daemon {
         .map_err(sys::io_error)
     }
 
+    /// Watches a process's shim: its startup pipe, `reply` and `exit`, as
+    /// the three sources given.
+    pub(crate) fn watch_process(
+        &self,
+        p: &crate::container::Process,
+        [startup, reply, exit]: [Source; 3],
+    ) -> io::Result<()> {
+        let flags = EventFlags::IN;
+        if let Some(s) = &p.startup {
+            self.watch(&s.file, startup, flags)?;
+        }
+        if let Some(s) = &p.reply {
+            self.watch(&s.file, reply, flags)?;
+        }
+        if let Some(f) = &p.exit {
+            self.watch(f, exit, flags)?;
+        }
+        Ok(())
+    }
+
     fn on_event(&mut self, source: Source, flags: EventFlags) {
         match source {
             Source::Listener => self.accept_clients(),
@@ -304,6 +342,9 @@ impl Daemon {
             Source::Exit(r) => self.on_exit_fifo(r),
             Source::Oom(r) => self.check_oom(r),
             Source::Inotify => self.on_inotify(),
+            Source::ExecStartup(r) => self.on_exec_startup(r),
+            Source::ExecReply(r) => self.on_exec_reply(r),
+            Source::ExecExit(r) => self.on_exec_exit(r),
         }
     }
 
@@ -520,18 +561,47 @@ impl Daemon {
             Request::Help => Ok(self.help()),
             Request::List => Ok(self.list()),
             Request::State(id) => self.state(id),
-            Request::Create(spec) => self.create(client, spec, false),
-            Request::Run(spec) => self.create(client, spec, true),
+            Request::Create(spec) => self.create(client, spec, &Creation::Create),
+            Request::Run(spec) => self.create(client, spec, &Creation::Run),
             Request::Start(id) => self.start(client, id),
-            Request::Wait(id) => self.wait(client, id),
-            Request::Kill { id, signal } => self.kill(client, id, *signal),
+            Request::Exec(spec) => self.exec(client, spec),
+            Request::Wait { id, proc } => self.wait(client, id, proc),
+            Request::Kill { id, signal, target } => self.kill(client, id, *signal, target),
+            Request::Pause(id) => self.pause(client, id, true),
+            Request::Resume(id) => self.pause(client, id, false),
+            Request::Update { id, resources } => self.update(client, id, resources),
+            Request::Stats(id) => self.stats(id),
+            Request::Ps(id) => self.ps(id),
+            Request::Checkpoint {
+                id,
+                name,
+                exit,
+                dir,
+            } => self.checkpoint(client, id, name, *exit, dir.as_deref()),
+            Request::Restore { spec, name, dir } => {
+                self.restore_checkpoint(client, spec, name, dir.as_deref())
+            }
+            Request::Checkpoints { id, dir } => self.checkpoints(id, dir.as_deref()),
+            Request::CheckpointDelete { id, name, dir } => {
+                self.checkpoint_delete(id, name, dir.as_deref())
+            }
             Request::Delete { id, force } => self.delete(client, id, *force),
             Request::Events(filter) => self.subscribe(client, filter),
             Request::Metrics => Ok(self.metrics_text()),
-            Request::Attach { id, .. } => self.attach(id),
-            Request::Resize { id, cols, rows, .. } => self.resize(id, *cols, *rows),
-            Request::CloseStdin { id, .. } => self.close_stdin(id),
-            Request::Logs { id, tail, follow } => self.logs(client, id, *tail, *follow),
+            Request::Attach { id, proc } => self.attach(id, proc),
+            Request::Resize {
+                id,
+                proc,
+                cols,
+                rows,
+            } => self.resize(id, proc, *cols, *rows),
+            Request::CloseStdin { id, proc } => self.close_stdin(id, proc),
+            Request::Logs {
+                id,
+                proc,
+                tail,
+                follow,
+            } => self.logs(client, id, proc, *tail, *follow),
         }
         .unwrap_or_else(Outcome::err);
         if let Outcome::Stall = outcome {
@@ -579,17 +649,16 @@ impl Daemon {
         self.ready.push(r);
     }
 
-    /// Marks a client as waiting for a container's exit.
-    pub(crate) fn await_exit(&mut self, client: Ref, container: Ref) {
+    /// Marks a client as waiting for a process's exit.
+    pub(crate) fn await_exit(&mut self, client: Ref, p: ProcRef) {
         if let Some(c) = self.clients.get_mut(client) {
-            c.busy = Some(Busy::Wait(container));
+            c.busy = Some(Busy::Wait(p));
         }
     }
 
-    /// Clients waiting for `container` to exit.
-    pub(crate) fn waiters(&self, container: Ref) -> Vec<Ref> {
-        self.clients
-            .refs_where(|c| c.busy == Some(Busy::Wait(container)))
+    /// Clients waiting for a process to exit.
+    pub(crate) fn waiters(&self, p: ProcRef) -> Vec<Ref> {
+        self.clients.refs_where(|c| c.busy == Some(Busy::Wait(p)))
     }
 
     /// Runs answered clients' further lines, then stalled requests while
@@ -648,7 +717,12 @@ impl Daemon {
             .iter()
             .filter(|(_, c)| c.op.as_ref().is_some_and(|op| op.kind.uses_slot()))
             .count();
-        self.calls.len() + shim_calls < self.cfg.max_calls
+        let exec_calls = self
+            .execs
+            .iter()
+            .filter(|(_, e)| e.status == crate::lifecycle::Status::Creating)
+            .count();
+        self.calls.len() + shim_calls + exec_calls < self.cfg.max_calls
     }
 
     /// The container with this id, if any.
@@ -736,6 +810,9 @@ mod tests {
             Source::Exit(r),
             Source::Oom(r),
             Source::Inotify,
+            Source::ExecStartup(r),
+            Source::ExecReply(r),
+            Source::ExecExit(r),
         ] {
             assert_eq!(Source::from_token(s.token()), Some(s));
         }

@@ -25,18 +25,61 @@ pub struct Spawned {
     pub reply: File,
 }
 
+/// How the shim has the runtime make its process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Make<'a> {
+    /// `create`; `start` comes later on the control fifo.
+    Create,
+    /// `run --detach`: created and started in one runtime call.
+    Run,
+    /// `exec --detach --process FILE`: an extra process in a running
+    /// container.
+    Exec(&'a Path),
+    /// `restore --detach --image-path DIR`: a container from a checkpoint,
+    /// running once made.
+    Restore(&'a Path),
+}
+
 /// How a shim is to run its process.
 pub struct ShimOptions<'a> {
-    pub spec: &'a Spec,
+    pub id: &'a str,
     pub runtime: &'a Runtime,
     /// The bundle the runtime gets: the container's, or one derived from it
     /// in the state dir (see `create`).
     pub bundle: &'a Path,
     pub oom_score_adj: i32,
-    /// Create and start in one runtime call.
-    pub run: bool,
+    pub make: Make<'a>,
     /// The process has a terminal: the shim receives its pty.
     pub terminal: bool,
+    /// Its stdin is a pipe fed from attachers.
+    pub interactive: bool,
+    /// A terminal's first size (default 80x24).
+    pub size: (Option<u16>, Option<u16>),
+    pub log_size: Option<u32>,
+    /// stdin, stdout, stderr paths; the shim's defaults where `None`.
+    pub stdio: [Option<&'a str>; 3],
+}
+
+impl<'a> ShimOptions<'a> {
+    /// For a container's init, as `spec` asks.
+    pub fn init(spec: &'a Spec, runtime: &'a Runtime, bundle: &'a Path, make: Make<'a>) -> Self {
+        ShimOptions {
+            id: &spec.id,
+            runtime,
+            bundle,
+            oom_score_adj: 0,
+            make,
+            terminal: spec.terminal == Some(true),
+            interactive: spec.interactive,
+            size: (spec.cols, spec.rows),
+            log_size: spec.log_size,
+            stdio: [
+                spec.stdin.as_deref(),
+                spec.stdout.as_deref(),
+                spec.stderr.as_deref(),
+            ],
+        }
+    }
 }
 
 /// Starts `nanoctr-shim` in `proc` (a prepared process dir).
@@ -47,7 +90,7 @@ pub struct ShimOptions<'a> {
 /// close-on-exec, and the daemon has one thread, so no other spawn can
 /// pick it up in between); the shim is told its number.
 pub fn spawn(shim: &Path, proc: &Path, how: &ShimOptions<'_>) -> io::Result<Spawned> {
-    let (spec, runtime) = (how.spec, how.runtime);
+    let runtime = how.runtime;
     let exit = open_fifo_reader(&proc.join("exit"))?;
     let reply = open_fifo_reader(&proc.join("reply"))?;
     let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(sys::io_error)?;
@@ -61,7 +104,7 @@ pub fn spawn(shim: &Path, proc: &Path, how: &ShimOptions<'_>) -> io::Result<Spaw
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let path = |name: &str| proc.join(name).to_string_lossy().into_owned();
-    cmd.arg(kv("id", &spec.id))
+    cmd.arg(kv("id", how.id))
         .arg(kv("bundle", &how.bundle.to_string_lossy()))
         .arg(kv("runtime", &runtime.path.to_string_lossy()))
         .arg(kv("log", &path("log.json")))
@@ -74,26 +117,31 @@ pub fn spawn(shim: &Path, proc: &Path, how: &ShimOptions<'_>) -> io::Result<Spaw
     if let Some(root) = &runtime.root {
         cmd.arg(kv("root", &root.to_string_lossy()));
     }
-    if how.run {
-        cmd.arg("run=1");
+    match how.make {
+        Make::Create => {}
+        Make::Run => {
+            cmd.arg("run=1");
+        }
+        Make::Exec(file) => {
+            cmd.arg(kv("exec", &file.to_string_lossy()));
+        }
+        Make::Restore(dir) => {
+            cmd.arg(kv("restore", &dir.to_string_lossy()));
+        }
     }
     if how.terminal {
         cmd.arg("terminal=1")
             .arg(kv("console", &path("console.sock")));
-        cmd.arg(format!("cols={}", spec.cols.unwrap_or(80)));
-        cmd.arg(format!("rows={}", spec.rows.unwrap_or(24)));
+        cmd.arg(format!("cols={}", how.size.0.unwrap_or(80)));
+        cmd.arg(format!("rows={}", how.size.1.unwrap_or(24)));
     }
-    if spec.interactive {
+    if how.interactive {
         cmd.arg("interactive=1");
     }
-    if let Some(n) = spec.log_size {
+    if let Some(n) = how.log_size {
         cmd.arg(format!("log-size={n}"));
     }
-    for (key, value) in [
-        ("stdin", &spec.stdin),
-        ("stdout", &spec.stdout),
-        ("stderr", &spec.stderr),
-    ] {
+    for (key, value) in ["stdin", "stdout", "stderr"].into_iter().zip(how.stdio) {
         if let Some(v) = value {
             cmd.arg(kv(key, v));
         }

@@ -4,6 +4,9 @@
 //! <state-dir>/<id>/container      the daemon's record (record.rs)
 //! <state-dir>/<id>/init/          the init process's shim works here:
 //!     shim.pid pid exit control reply exitStatus log.json output
+//! <state-dir>/<id>/<proc>/        an exec process's shim, the same files,
+//!     and `exec` (its record) and `process.json` (the runtime's process)
+//! <state-dir>/<id>/bundle/        a derived bundle config, when asked for
 //! ```
 //!
 //! Everything the daemon knows about a container is in these files, so a
@@ -85,15 +88,25 @@ impl StateDir {
     pub fn prepare(&self, id: &str) -> io::Result<PathBuf> {
         let dir = self.container(id);
         fs::DirBuilder::new().mode(0o711).create(&dir)?;
+        let made = self.prepare_process(id, INIT);
+        if made.is_err() {
+            let _ = fs::remove_dir_all(&dir);
+        }
+        made
+    }
+
+    /// Makes the process dir `<id>/<proc>/` with its fifos. Fails with
+    /// `AlreadyExists` if it is there already.
+    pub fn prepare_process(&self, id: &str, proc: &str) -> io::Result<PathBuf> {
+        let dir = self.container(id).join(proc);
+        fs::DirBuilder::new().mode(0o711).create(&dir)?;
         let made = (|| {
-            let proc = self.process(id);
-            fs::DirBuilder::new().mode(0o711).create(&proc)?;
             for fifo in ["exit", "control", "reply"] {
-                let path = c_path(&proc.join(fifo))?;
+                let path = c_path(&dir.join(fifo))?;
                 rustix::fs::mkfifoat(rustix::fs::CWD, &*path, Mode::RUSR | Mode::WUSR)
                     .map_err(crate::sys::io_error)?;
             }
-            Ok(proc)
+            Ok(dir.clone())
         })();
         if made.is_err() {
             let _ = fs::remove_dir_all(&dir);

@@ -2,62 +2,70 @@
 //! shim serves them; the daemon says where (`attach`) or passes a control
 //! line on.
 
+use crate::container::Process;
 use crate::lifecycle::Verb;
 use crate::proto::{Code, Error};
 use crate::server::{Daemon, Outcome};
-use crate::slab::Ref;
-use crate::statedir::write_fifo;
 
 use super::internal;
 
 impl Daemon {
     /// Where the process's shim serves attachers, and whether it is a
     /// terminal.
-    pub(crate) fn attach(&self, id: &str) -> Result<Outcome, Error> {
-        let r = self.admit(id, Verb::Console)?;
-        let c = self
-            .containers
-            .get(r)
-            .ok_or_else(|| internal("container vanished"))?;
-        let path = c.proc_dir.join("attach.sock");
-        let terminal = if c.terminal { "1" } else { "0" };
+    pub(crate) fn attach(&self, id: &str, proc: &str) -> Result<Outcome, Error> {
+        let p = self.console_of(id, proc)?;
+        let path = p.dir.join("attach.sock");
+        let terminal = if p.terminal { "1" } else { "0" };
         Ok(Outcome::ok(&[
             ("path", &path.to_string_lossy()),
             ("terminal", terminal),
         ]))
     }
 
-    pub(crate) fn resize(&self, id: &str, cols: u16, rows: u16) -> Result<Outcome, Error> {
-        let r = self.admit(id, Verb::Console)?;
-        if !self.containers.get(r).is_some_and(|c| c.terminal) {
+    pub(crate) fn resize(
+        &self,
+        id: &str,
+        proc: &str,
+        cols: u16,
+        rows: u16,
+    ) -> Result<Outcome, Error> {
+        let p = self.console_of(id, proc)?;
+        if !p.terminal {
             return Err(Error::new(Code::State, "the process has no terminal"));
         }
-        self.control(r, &format!("resize {cols} {rows}\n"))
+        control(p, &format!("resize {cols} {rows}\n"))
     }
 
-    pub(crate) fn close_stdin(&self, id: &str) -> Result<Outcome, Error> {
-        let r = self.admit(id, Verb::Console)?;
-        let c = self
-            .containers
-            .get(r)
-            .ok_or_else(|| internal("container vanished"))?;
-        if !c.terminal && !c.spec.interactive {
+    pub(crate) fn close_stdin(&self, id: &str, proc: &str) -> Result<Outcome, Error> {
+        let p = self.console_of(id, proc)?;
+        if !p.terminal && !p.interactive {
             return Err(Error::new(
                 Code::State,
-                "the process's stdin is neither a terminal nor a pipe (create it with interactive)",
+                "the process's stdin is neither a terminal nor a pipe (start it with interactive)",
             ));
         }
-        self.control(r, "closestdin\n")
+        control(p, "closestdin\n")
     }
 
-    /// Writes a line to the shim's control fifo.
-    fn control(&self, r: Ref, line: &str) -> Result<Outcome, Error> {
-        let c = self
-            .containers
-            .get(r)
-            .ok_or_else(|| internal("container vanished"))?;
-        write_fifo(&c.proc_dir.join("control"), line.as_bytes())
-            .map_err(|e| internal(format!("cannot reach the shim: {e}")))?;
-        Ok(Outcome::ok(&[]))
+    /// A process whose shim is there to serve its console.
+    fn console_of(&self, id: &str, proc: &str) -> Result<&Process, Error> {
+        let (_, p) = self.admit_process(id, proc, Verb::Console)?;
+        let p = self
+            .process(p)
+            .ok_or_else(|| internal("process vanished"))?;
+        if !p.shim_alive() {
+            return Err(Error::new(
+                Code::State,
+                format!("process {proc} has exited"),
+            ));
+        }
+        Ok(p)
     }
+}
+
+/// Writes a line to the shim's control fifo.
+fn control(p: &Process, line: &str) -> Result<Outcome, Error> {
+    p.control(line)
+        .map_err(|e| internal(format!("cannot reach the shim: {e}")))?;
+    Ok(Outcome::ok(&[]))
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::find_program;
-use crate::container::{Container, Op, OpKind};
+use crate::container::{AfterCreate, Container, Op, OpKind, ProcRef, Process};
 use crate::events::Kind;
 use crate::json;
 use crate::lifecycle::{Event, Status};
@@ -22,18 +22,29 @@ use crate::record::Record;
 use crate::request::Spec;
 use crate::runtime::Runtime;
 use crate::server::{CallKind, Daemon, Outcome, Source};
-use crate::shim::{self, LineReader, ShimLine, ShimOptions};
+use crate::shim::{self, Make, ShimLine, ShimOptions};
 use crate::slab::Ref;
 use crate::statedir::write_atomic;
 
 use super::{internal, io_refusal};
+
+/// How a new container is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Creation {
+    /// `create`: made, not started.
+    Create,
+    /// `run`: made and started.
+    Run,
+    /// `restore`: made from the checkpoint image in this dir, running.
+    Restore(PathBuf),
+}
 
 impl Daemon {
     pub(crate) fn create(
         &mut self,
         client: Ref,
         spec: &Spec,
-        then_start: bool,
+        how: &Creation,
     ) -> Result<Outcome, Error> {
         if self.find(&spec.id).is_some() {
             return refuse(Code::Exists, format!("container {} exists", spec.id));
@@ -94,17 +105,17 @@ impl Daemon {
                     true => PathBuf::from(&spec.bundle),
                     false => derive_bundle(&spec.bundle, &config, terminal, &dir.join("bundle"))?,
                 };
-                let how = ShimOptions {
-                    spec,
-                    runtime: &runtime,
-                    bundle: &bundle,
-                    oom_score_adj: self.cfg.shim_oom_score_adj,
+                let make = match how {
+                    Creation::Create => Make::Create,
                     // A terminal gets its size between create and start, so
                     // that the process sees it from its first instruction.
-                    run: then_start && !terminal,
-                    terminal,
+                    Creation::Run if terminal => Make::Create,
+                    Creation::Run => Make::Run,
+                    Creation::Restore(image) => Make::Restore(image),
                 };
-                shim::spawn(&self.cfg.shim, &proc, &how)
+                let mut options = ShimOptions::init(spec, &runtime, &bundle, make);
+                options.oom_score_adj = self.cfg.shim_oom_score_adj;
+                shim::spawn(&self.cfg.shim, &proc, &options)
             });
         let spawned = match spawned {
             Ok(s) => s,
@@ -113,22 +124,21 @@ impl Daemon {
                 return Err(io_refusal("cannot start the shim", &e));
             }
         };
+        let next = match how {
+            Creation::Create => AfterCreate::Answer,
+            Creation::Run if terminal => AfterCreate::Start,
+            Creation::Run | Creation::Restore(_) => AfterCreate::AwaitStarted,
+        };
+        let mut init = Process::new(proc, terminal, spec.interactive);
+        init.adopt_shim(spawned);
         let container = Container {
             spec: spec.clone(),
             runtime,
             created: record.created,
             status: Status::Creating,
-            pid: 0,
-            exit_code: None,
-            shim_pid: spawned.pid,
-            proc_dir: proc,
-            exit: Some(spawned.exit),
-            startup: Some(LineReader::new(spawned.startup)),
-            reply: Some(LineReader::new(spawned.reply)),
-            op: Some(Op::new(OpKind::Create { then_start }, Some(client))),
+            init,
+            op: Some(Op::new(OpKind::Create { next }, Some(client))),
             oom: None,
-            terminal,
-            logs_watch: None,
         };
         let Ok(r) = self.containers.insert(container) else {
             return Err(internal("container table full"));
@@ -141,22 +151,19 @@ impl Daemon {
 
     fn watch_shim(&self, r: Ref) -> io::Result<()> {
         let c = self.containers.get(r).ok_or(io::ErrorKind::NotFound)?;
-        let flags = rustix::event::epoll::EventFlags::IN;
-        if let Some(s) = &c.startup {
-            self.watch(&s.file, Source::Startup(r), flags)?;
-        }
-        if let Some(s) = &c.reply {
-            self.watch(&s.file, Source::Reply(r), flags)?;
-        }
-        if let Some(f) = &c.exit {
-            self.watch(f, Source::Exit(r), flags)?;
-        }
-        Ok(())
+        self.watch_process(
+            &c.init,
+            [Source::Startup(r), Source::Reply(r), Source::Exit(r)],
+        )
     }
 
     /// The startup pipe has something: the create result, or EOF.
     pub(crate) fn on_startup(&mut self, r: Ref) {
-        let Some(reader) = self.containers.get_mut(r).and_then(|c| c.startup.as_mut()) else {
+        let Some(reader) = self
+            .containers
+            .get_mut(r)
+            .and_then(|c| c.init.startup.as_mut())
+        else {
             return;
         };
         let (lines, eof) = reader.read_lines();
@@ -179,8 +186,8 @@ impl Daemon {
         let Some(c) = self.containers.get_mut(r) else {
             return;
         };
-        c.startup = None;
-        c.pid = pid;
+        c.init.startup = None;
+        c.init.pid = pid;
         let op = c.op.take();
         let id = c.id().to_string();
         self.apply(r, Event::Created);
@@ -188,33 +195,32 @@ impl Daemon {
         self.emit(&id, Kind::Create, &[("pid", &pid.to_string())]);
         self.watch_oom(r, pid);
         let Some(Op {
-            kind: OpKind::Create { then_start },
+            kind: OpKind::Create { next },
             client,
             since,
         }) = op
         else {
             return;
         };
-        if !then_start {
-            return self.answer(client, Outcome::ok(&[("pid", &pid.to_string())]));
-        }
-        let Some(c) = self.containers.get_mut(r) else {
-            return;
-        };
-        if c.terminal {
-            // Created only: now the start.
-            if let Err(e) = self.begin_start(r, client, since) {
-                self.answer(client, Outcome::err(e));
+        match next {
+            AfterCreate::Answer => {
+                self.answer(client, Outcome::ok(&[("pid", &pid.to_string())]));
             }
-            return;
+            AfterCreate::Start => {
+                if let Err(e) = self.begin_start(r, client, since) {
+                    self.answer(client, Outcome::err(e));
+                }
+            }
+            AfterCreate::AwaitStarted => {
+                if let Some(c) = self.containers.get_mut(r) {
+                    c.op = Some(Op {
+                        kind: OpKind::Start,
+                        client,
+                        since,
+                    });
+                }
+            }
         }
-        // `run`: the shim started the container with the create, and says
-        // `started` on its reply fifo next.
-        c.op = Some(Op {
-            kind: OpKind::Start,
-            client,
-            since,
-        });
     }
 
     /// Ends a create that did not succeed: stop watching the shim (killing
@@ -224,11 +230,11 @@ impl Daemon {
         let Some(c) = self.containers.get_mut(r) else {
             return;
         };
-        c.startup = None;
-        c.reply = None;
-        c.exit = None;
+        c.init.startup = None;
+        c.init.reply = None;
+        c.init.exit = None;
         if kill_shim {
-            c.kill_shim();
+            c.init.kill_shim();
         }
         let client = c.op.take().and_then(|op| op.client);
         c.op = Some(Op::new(OpKind::Discard(error), client));
@@ -252,7 +258,7 @@ impl Daemon {
             Code::NotFound,
             format!("container {} was not created", c.id()),
         );
-        for w in self.waiters(r) {
+        for w in self.waiters(ProcRef::Init(r)) {
             self.answer(Some(w), Outcome::err(not_created.clone()));
         }
         if let Some(Op {

@@ -1,6 +1,6 @@
 //! `delete`: `<runtime> delete --force ID` (which kills a live container),
-//! then, once the shim is gone too, the state dir goes and the container
-//! leaves the table.
+//! then, once its shims are gone too (the init's and every exec's), the
+//! state dir goes and the container leaves the table.
 
 use crate::container::{Op, OpKind};
 use crate::events::Kind;
@@ -41,20 +41,43 @@ impl Daemon {
                 let e = self.call_failure(call, "delete", code);
                 self.answer(client, Outcome::err(e));
             }
-            Some(OpKind::Delete { .. }) if c.shim_alive() => {
+            Some(OpKind::Delete { .. }) => {
                 if let Some(op) = &mut c.op {
                     op.kind = OpKind::Delete {
                         awaiting_shim: true,
                     };
                 }
+                self.finish_delete_if_done(r);
             }
-            Some(OpKind::Delete { .. }) => self.finish_delete(r),
             _ => {}
+        }
+    }
+
+    /// Finishes a delete whose runtime call is done once no shim of the
+    /// container (its init's, its execs') is left.
+    pub(crate) fn finish_delete_if_done(&mut self, r: Ref) {
+        let Some(c) = self.containers.get(r) else {
+            return;
+        };
+        let awaiting = c.op.as_ref().map(|op| &op.kind)
+            == Some(&OpKind::Delete {
+                awaiting_shim: true,
+            });
+        let shims_left = c.init.shim_alive()
+            || self
+                .execs
+                .iter()
+                .any(|(_, e)| e.container == r && e.process.shim_alive());
+        if awaiting && !shims_left {
+            self.finish_delete(r);
         }
     }
 
     /// The runtime has deleted the container and its shim is gone.
     pub(crate) fn finish_delete(&mut self, r: Ref) {
+        for e in self.execs_of(r) {
+            self.forget_exec(e, false);
+        }
         let Some(c) = self.containers.remove(r) else {
             return;
         };

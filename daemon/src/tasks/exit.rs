@@ -1,9 +1,7 @@
 //! A shim is gone: EOF on its `exit` fifo. The container's init has exited
 //! (the shim wrote `exitStatus` first) or the shim was lost.
 
-use std::io::{self, Read};
-
-use crate::container::OpKind;
+use crate::container::{OpKind, ProcRef};
 use crate::events::Kind;
 use crate::lifecycle::Event;
 use crate::proto::{Code, Error};
@@ -13,7 +11,11 @@ use crate::statedir::{read_exit_status, INIT};
 
 impl Daemon {
     pub(crate) fn on_exit_fifo(&mut self, r: Ref) {
-        if !self.exit_fifo_at_eof(r) {
+        let at_eof = self
+            .containers
+            .get_mut(r)
+            .is_some_and(|c| c.init.exit_fifo_at_eof());
+        if !at_eof {
             return;
         }
         // Take in what the shim said before it went: a create result or a
@@ -23,13 +25,13 @@ impl Daemon {
         let Some(c) = self.containers.get_mut(r) else {
             return;
         };
-        if c.exit.take().is_none() {
+        if c.init.exit.take().is_none() {
             // A failed create already stopped watching this shim.
             return;
         }
-        c.reply = None;
-        c.exit_code = read_exit_status(&c.proc_dir);
-        let code = c.exit_code;
+        c.init.reply = None;
+        c.init.exit_code = read_exit_status(&c.init.dir);
+        let code = c.init.exit_code;
         let id = c.id().to_string();
         // An OOM kill is counted before its victim's exit reaches the shim:
         // look once more, so `oom` comes before `exit`, then stop watching.
@@ -56,39 +58,11 @@ impl Daemon {
             let e = Error::new(Code::Runtime, "the shim exited before answering start");
             self.answer(client, Outcome::err(e));
         }
-        for w in self.waiters(r) {
+        for w in self.waiters(ProcRef::Init(r)) {
             self.answer(Some(w), exit_outcome(code));
         }
-        self.end_logs(r);
-        let awaiting = OpKind::Delete {
-            awaiting_shim: true,
-        };
-        if self
-            .containers
-            .get(r)
-            .and_then(|c| c.op.as_ref())
-            .map(|op| &op.kind)
-            == Some(&awaiting)
-        {
-            self.finish_delete(r);
-        }
-    }
-
-    /// Reads the `exit` fifo dry; true at EOF (no writer left: the shim is
-    /// gone).
-    fn exit_fifo_at_eof(&mut self, r: Ref) -> bool {
-        let Some(fifo) = self.containers.get_mut(r).and_then(|c| c.exit.as_mut()) else {
-            return false;
-        };
-        let mut buf = [0u8; 64];
-        loop {
-            match fifo.read(&mut buf) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return false,
-            }
-        }
+        self.end_logs(ProcRef::Init(r));
+        self.finish_delete_if_done(r);
     }
 }
 

@@ -1,5 +1,5 @@
 //! Requests answered from memory: `hello`, `version`, `help`, `list`,
-//! `state`.
+//! `state` (the container, then a line per exec process).
 
 use crate::container::Container;
 use crate::lifecycle::{Status, Verb};
@@ -92,7 +92,7 @@ impl Daemon {
         let mut n = 0;
         for (_, c) in self.containers.iter() {
             if c.status != Status::Creating {
-                r.data(&summary(c, &c.pid.to_string()));
+                r.data(&summary(c, &c.init.pid.to_string()));
                 n += 1;
             }
         }
@@ -106,9 +106,9 @@ impl Daemon {
             .containers
             .get(r)
             .ok_or_else(|| super::internal("container vanished"))?;
-        let pid = c.pid.to_string();
+        let pid = c.init.pid.to_string();
         let created = c.created.to_string();
-        let exit = c.exit_code.map(|e| e.to_string());
+        let exit = c.init.exit_code.map(|e| e.to_string());
         let runtime = c.runtime.path.to_string_lossy();
         let labels: Vec<(String, &str)> = c
             .spec
@@ -123,9 +123,27 @@ impl Daemon {
         }
         pairs.push(("runtime", &runtime));
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
-        let mut r = Reply::new();
-        r.data(&pairs).ok(&[]);
-        Ok(Outcome::Reply(r))
+        let mut reply = Reply::new();
+        reply.data(&pairs);
+        // Then one line per exec process, oldest first.
+        for e in self.execs_of(r) {
+            let Some(x) = self.execs.get(e) else {
+                continue;
+            };
+            let pid = x.process.pid.to_string();
+            let exit = x.process.exit_code.map(|e| e.to_string());
+            let mut pairs = vec![
+                ("proc", x.name.as_str()),
+                ("status", x.status.as_str()),
+                ("pid", &pid),
+            ];
+            if let Some(exit) = &exit {
+                pairs.push(("exit", exit));
+            }
+            reply.data(&pairs);
+        }
+        reply.ok(&[]);
+        Ok(Outcome::Reply(reply))
     }
 }
 

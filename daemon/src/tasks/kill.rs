@@ -1,18 +1,53 @@
-//! `kill`: `<runtime> kill ID SIGNAL`.
+//! `kill`: `<runtime> kill ID SIGNAL` for the init, `<runtime> kill --all`
+//! for every process; an exec process is signalled by its shim, which
+//! reaps it and so can never hit a recycled pid.
 
-use crate::lifecycle::Verb;
-use crate::proto::Error;
+use crate::lifecycle::{Status, Verb};
+use crate::proto::{Code, Error};
+use crate::request::KillTarget;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 
+use super::internal;
+
 impl Daemon {
-    pub(crate) fn kill(&mut self, client: Ref, id: &str, signal: i32) -> Result<Outcome, Error> {
+    pub(crate) fn kill(
+        &mut self,
+        client: Ref,
+        id: &str,
+        signal: i32,
+        target: &KillTarget,
+    ) -> Result<Outcome, Error> {
         let r = self.admit(id, Verb::Kill)?;
+        let signal = signal.to_string();
+        let args: &[&str] = match target {
+            KillTarget::Proc(name) => {
+                let e = self.find_exec(r, name).ok_or_else(|| {
+                    Error::new(
+                        Code::NotFound,
+                        format!("container {id} has no process {name}"),
+                    )
+                })?;
+                let x = self
+                    .execs
+                    .get(e)
+                    .ok_or_else(|| internal("process vanished"))?;
+                if x.status != Status::Running || !x.process.shim_alive() {
+                    let why = format!("process {name} is {}", x.status.as_str());
+                    return Err(Error::new(Code::State, why));
+                }
+                x.process
+                    .control(&format!("kill {signal}\n"))
+                    .map_err(|e| internal(format!("cannot reach the shim: {e}")))?;
+                return Ok(Outcome::ok(&[]));
+            }
+            KillTarget::All => &["kill", "--all", id, &signal],
+            KillTarget::Init => &["kill", id, &signal],
+        };
         if !self.slot_free() {
             return Ok(Outcome::Stall);
         }
-        let signal = signal.to_string();
-        self.spawn_call(r, CallKind::Kill { client }, &["kill", id, &signal])?;
+        self.spawn_call(r, CallKind::Kill { client }, args)?;
         Ok(Outcome::Pending)
     }
 

@@ -1,6 +1,6 @@
-//! `logs ID [tail=N] [follow]`: the output the shim captured (`output.1`,
-//! then `output`), and with `follow` what comes after, line by line, until
-//! the container stops.
+//! `logs ID [PROC] [tail=N] [follow]`: the output a process's shim
+//! captured (`output.1`, then `output`), and with `follow` what comes
+//! after, line by line, until the process stops.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom};
@@ -10,6 +10,7 @@ use std::path::Path;
 use rustix::fs::inotify;
 
 use crate::conn::{Busy, LogFollow};
+use crate::container::ProcRef;
 use crate::lifecycle::Verb;
 use crate::proto::{Error, Reply};
 use crate::server::{Daemon, Outcome};
@@ -30,15 +31,15 @@ impl Daemon {
         &mut self,
         client: Ref,
         id: &str,
+        proc: &str,
         tail: Option<usize>,
         follow: bool,
     ) -> Result<Outcome, Error> {
-        let r = self.admit(id, Verb::State)?;
-        let c = self
-            .containers
-            .get(r)
-            .ok_or_else(|| internal("container vanished"))?;
-        let (dir, alive) = (c.proc_dir.clone(), c.shim_alive());
+        let (_, p) = self.admit_process(id, proc, Verb::State)?;
+        let process = self
+            .process(p)
+            .ok_or_else(|| internal("process vanished"))?;
+        let (dir, alive) = (process.dir.clone(), process.shim_alive());
         let mut text = read_tail(&dir.join("output.1"), MAX_LOGS_ANSWER).unwrap_or_default();
         let mut current = File::open(dir.join("output")).ok();
         if let Some(f) = &mut current {
@@ -71,12 +72,12 @@ impl Daemon {
         }
         let file = current.ok_or_else(|| internal("output vanished"))?;
         let inode = file.metadata().map(|m| m.ino()).unwrap_or(0);
-        self.watch_logs(r, &dir)?;
+        self.watch_logs(p, &dir)?;
         if let Some(cl) = self.clients.get_mut(client) {
             cl.output.extend_from_slice(reply.as_bytes());
             cl.busy = Some(Busy::Logs);
             cl.follow = Some(LogFollow {
-                container: r,
+                process: p,
                 file,
                 inode,
                 partial,
@@ -87,28 +88,24 @@ impl Daemon {
     }
 
     /// Watches the process dir, so followers hear of new output.
-    fn watch_logs(&mut self, r: Ref, dir: &Path) -> Result<(), Error> {
-        if self
-            .containers
-            .get(r)
-            .is_some_and(|c| c.logs_watch.is_some())
-        {
+    fn watch_logs(&mut self, p: ProcRef, dir: &Path) -> Result<(), Error> {
+        if self.process(p).is_some_and(|p| p.logs_watch.is_some()) {
             return Ok(());
         }
         let path = crate::statedir::c_path(dir).map_err(|e| internal(e.to_string()))?;
         let wd = inotify::add_watch(sys::fd(&self.inotify), &*path, inotify::WatchFlags::MODIFY)
             .map_err(|e| internal(format!("inotify: {e}")))?;
-        if let Some(c) = self.containers.get_mut(r) {
-            c.logs_watch = Some(wd);
+        if let Some(p) = self.process_mut(p) {
+            p.logs_watch = Some(wd);
         }
         Ok(())
     }
 
-    /// New output in a container's process dir: on to its followers.
-    pub(crate) fn logs_changed(&mut self, r: Ref) {
+    /// New output in a process dir: on to its followers.
+    pub(crate) fn logs_changed(&mut self, p: ProcRef) {
         for client in self
             .clients
-            .refs_where(|c| c.follow.as_ref().is_some_and(|f| f.container == r))
+            .refs_where(|c| c.follow.as_ref().is_some_and(|f| f.process == p))
         {
             self.pump_logs(client);
         }
@@ -117,15 +114,24 @@ impl Daemon {
     /// Sends a follower the whole lines written since it last read,
     /// reading on into a new `output` when the shim has rotated it.
     pub(crate) fn pump_logs(&mut self, client: Ref) {
+        let Some(p) = self
+            .clients
+            .get(client)
+            .and_then(|c| c.follow.as_ref())
+            .map(|f| f.process)
+        else {
+            return;
+        };
+        let Some(dir) = self.process(p).map(|p| p.dir.clone()) else {
+            return;
+        };
         let Some(c) = self.clients.get_mut(client) else {
             return;
         };
         let Some(f) = c.follow.as_mut() else {
             return;
         };
-        let Some(dir) = self.containers.get(f.container).map(|k| k.proc_dir.clone()) else {
-            return;
-        };
+
         let mut reply = Reply::new();
         loop {
             let mut chunk = [0u8; 4096];
@@ -162,11 +168,11 @@ impl Daemon {
         self.settle(client);
     }
 
-    /// The container stopped: its followers get what is left, then `OK`.
-    pub(crate) fn end_logs(&mut self, r: Ref) {
+    /// The process stopped: its followers get what is left, then `OK`.
+    pub(crate) fn end_logs(&mut self, p: ProcRef) {
         for client in self
             .clients
-            .refs_where(|c| c.follow.as_ref().is_some_and(|f| f.container == r))
+            .refs_where(|c| c.follow.as_ref().is_some_and(|f| f.process == p))
         {
             self.pump_logs(client);
             let Some(c) = self.clients.get_mut(client) else {
@@ -180,7 +186,7 @@ impl Daemon {
             c.busy = None;
             self.answer(Some(client), Outcome::Reply(reply));
         }
-        if let Some(wd) = self.containers.get_mut(r).and_then(|c| c.logs_watch.take()) {
+        if let Some(wd) = self.process_mut(p).and_then(|p| p.logs_watch.take()) {
             let _ = inotify::remove_watch(sys::fd(&self.inotify), wd);
         }
     }

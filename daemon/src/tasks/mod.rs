@@ -3,7 +3,11 @@
 
 mod console;
 mod create;
+pub(crate) use create::Creation;
+mod checkpoint;
+mod exec;
 pub(crate) mod logs;
+mod ops;
 
 mod delete;
 mod events;
@@ -15,9 +19,10 @@ mod start;
 mod timeout;
 mod wait;
 
-use crate::container::OpKind;
+use crate::container::{OpKind, ProcRef, Process};
 use crate::lifecycle::{admits, Event, Verb};
 use crate::proto::{Code, Error};
+use crate::request::INIT;
 use crate::server::{Call, CallKind, Daemon};
 use crate::slab::Ref;
 
@@ -46,9 +51,15 @@ impl Daemon {
             .ok_or_else(|| internal("container vanished"))?;
         if let Some(op) = &c.op {
             let overlaps = match verb {
-                Verb::Wait | Verb::State | Verb::Console => true,
+                Verb::Wait | Verb::State | Verb::Console | Verb::Inspect => true,
                 Verb::Kill => op.kind == OpKind::Start,
-                Verb::Start | Verb::Delete { .. } => false,
+                Verb::Start
+                | Verb::Delete { .. }
+                | Verb::Pause
+                | Verb::Resume
+                | Verb::Update
+                | Verb::Exec
+                | Verb::Checkpoint => false,
             };
             if !overlaps {
                 let why = format!("container is busy ({})", op.kind.describe());
@@ -59,6 +70,49 @@ impl Daemon {
         Ok(r)
     }
 
+    /// The process `proc` (`init` or an exec's name) of container `id`, if
+    /// the container admits `verb` now.
+    pub(crate) fn admit_process(
+        &self,
+        id: &str,
+        proc: &str,
+        verb: Verb,
+    ) -> Result<(Ref, ProcRef), Error> {
+        let r = self.admit(id, verb)?;
+        if proc == INIT {
+            return Ok((r, ProcRef::Init(r)));
+        }
+        let e = self.find_exec(r, proc).ok_or_else(|| {
+            Error::new(
+                Code::NotFound,
+                format!("container {id} has no process {proc}"),
+            )
+        })?;
+        Ok((r, ProcRef::Exec(e)))
+    }
+
+    /// The exec process of container `r` named `name`.
+    pub(crate) fn find_exec(&self, r: Ref, name: &str) -> Option<Ref> {
+        self.execs
+            .iter()
+            .find(|(_, e)| e.container == r && e.name == name)
+            .map(|(e, _)| e)
+    }
+
+    pub(crate) fn process(&self, p: ProcRef) -> Option<&Process> {
+        match p {
+            ProcRef::Init(r) => self.containers.get(r).map(|c| &c.init),
+            ProcRef::Exec(r) => self.execs.get(r).map(|e| &e.process),
+        }
+    }
+
+    pub(crate) fn process_mut(&mut self, p: ProcRef) -> Option<&mut Process> {
+        match p {
+            ProcRef::Init(r) => self.containers.get_mut(r).map(|c| &mut c.init),
+            ProcRef::Exec(r) => self.execs.get_mut(r).map(|e| &mut e.process),
+        }
+    }
+
     /// Starts `<runtime> ARGS` for a container; the call's end comes to
     /// [`Daemon::call_done`].
     pub(crate) fn spawn_call(
@@ -66,12 +120,12 @@ impl Daemon {
         r: Ref,
         kind: CallKind,
         args: &[&str],
-    ) -> Result<(), Error> {
+    ) -> Result<Ref, Error> {
         let c = self
             .containers
             .get(r)
             .ok_or_else(|| internal("container vanished"))?;
-        let log = c.log();
+        let log = c.init.log();
         let child = c
             .runtime
             .command(&log, args)
@@ -84,10 +138,10 @@ impl Daemon {
             log,
             since: std::time::Instant::now(),
             timed_out: false,
+            cleanup: None,
         };
         self.calls
             .insert(call)
-            .map(drop)
             .map_err(|_| internal("runtime call table full"))
     }
 
@@ -108,6 +162,7 @@ impl Daemon {
         match call.kind {
             CallKind::Kill { client } => self.kill_done(client, &call, code),
             CallKind::Delete => self.delete_done(call.container, &call, code),
+            CallKind::Op { client, verb } => self.op_done(client, verb, &call, code),
         }
     }
 }

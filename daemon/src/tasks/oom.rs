@@ -2,6 +2,7 @@
 //! its exit; every kill the kernel counts becomes an `oom` event.
 
 use crate::cgroup::{Memcg, OomWatch, Watch};
+use crate::container::ProcRef;
 use crate::events::Kind;
 use crate::server::{Daemon, Source};
 use crate::slab::Ref;
@@ -58,13 +59,18 @@ impl Daemon {
             changed.push(ev.wd());
         }
         for wd in changed {
-            let logs = self
+            let init = self
                 .containers
                 .iter()
-                .find(|(_, c)| c.logs_watch == Some(wd))
-                .map(|(r, _)| r);
-            if let Some(r) = logs {
-                self.logs_changed(r);
+                .find(|(_, c)| c.init.logs_watch == Some(wd))
+                .map(|(r, _)| ProcRef::Init(r));
+            let exec = self
+                .execs
+                .iter()
+                .find(|(_, e)| e.process.logs_watch == Some(wd))
+                .map(|(r, _)| ProcRef::Exec(r));
+            if let Some(p) = init.or(exec) {
+                self.logs_changed(p);
             }
             let owner = self.containers.iter().find_map(|(r, c)| {
                 matches!(c.oom.as_ref().map(|w| &w.how), Some(Watch::V2 { wd: w }) if *w == wd)

@@ -11,7 +11,6 @@ use crate::proto::{Code, Error};
 use crate::server::{Daemon, Outcome};
 use crate::shim::ShimLine;
 use crate::slab::Ref;
-use crate::statedir::write_fifo;
 
 use super::internal;
 
@@ -37,7 +36,8 @@ impl Daemon {
             .containers
             .get_mut(r)
             .ok_or_else(|| internal("container vanished"))?;
-        write_fifo(&c.proc_dir.join("control"), b"start\n")
+        c.init
+            .control("start\n")
             .map_err(|e| internal(format!("cannot reach the shim: {e}")))?;
         c.op = Some(Op {
             kind: OpKind::Start,
@@ -52,10 +52,18 @@ impl Daemon {
         // The shim writes the create result to its startup pipe before it
         // writes anything to `reply`, but epoll may hand over `reply`
         // first: take the startup pipe in before.
-        if self.containers.get(r).is_some_and(|c| c.startup.is_some()) {
+        if self
+            .containers
+            .get(r)
+            .is_some_and(|c| c.init.startup.is_some())
+        {
             self.on_startup(r);
         }
-        let Some(reader) = self.containers.get_mut(r).and_then(|c| c.reply.as_mut()) else {
+        let Some(reader) = self
+            .containers
+            .get_mut(r)
+            .and_then(|c| c.init.reply.as_mut())
+        else {
             return;
         };
         let (lines, eof) = reader.read_lines();
@@ -93,7 +101,7 @@ impl Daemon {
                     let (id, pid) = self
                         .containers
                         .get(r)
-                        .map_or((String::new(), 0), |c| (c.id().to_string(), c.pid));
+                        .map_or((String::new(), 0), |c| (c.id().to_string(), c.init.pid));
                     let pid = pid.to_string();
                     self.emit(&id, Kind::Start, &[("pid", &pid)]);
                     if let Some(op) = &op {
@@ -109,7 +117,7 @@ impl Daemon {
         }
         if eof {
             if let Some(c) = self.containers.get_mut(r) {
-                c.reply = None;
+                c.init.reply = None;
             }
         }
     }

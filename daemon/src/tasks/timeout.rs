@@ -1,5 +1,6 @@
 //! Deadlines: no runtime call may run longer than `--start-timeout`. A
-//! create that does not finish is killed with its shim and cleaned up; a
+//! create (or exec) that does not finish is killed with its shim and
+//! cleaned up; a
 //! start that does not finish takes its shim with it (the container then
 //! counts as lost, and is deleted through the runtime); a `kill` or `delete`
 //! call is killed. The client gets `ERR timeout`.
@@ -7,6 +8,7 @@
 use std::time::Instant;
 
 use crate::container::OpKind;
+use crate::lifecycle::Status;
 use crate::proto::{Code, Error};
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
@@ -25,7 +27,12 @@ impl Daemon {
             .iter()
             .filter(|(_, call)| !call.timed_out)
             .map(|(_, call)| call.since + limit);
-        ops.chain(calls).min()
+        let execs = self
+            .execs
+            .iter()
+            .filter(|(_, e)| e.status == Status::Creating)
+            .map(|(_, e)| e.since + limit);
+        ops.chain(calls).chain(execs).min()
     }
 
     /// Ends whatever has run past its deadline.
@@ -38,6 +45,12 @@ impl Daemon {
         });
         for r in late_ops {
             self.op_timed_out(r);
+        }
+        let late_execs = self
+            .execs
+            .refs_where(|e| e.status == Status::Creating && now >= e.since + limit);
+        for e in late_execs {
+            self.exec_timed_out(e);
         }
         for r in self
             .calls
@@ -72,7 +85,7 @@ impl Daemon {
         };
         // The shim's exit makes the container lost; it is then deleted
         // through the runtime, so nothing is left half-started.
-        c.kill_shim();
+        c.init.kill_shim();
         let client = c.op.take().and_then(|op| op.client);
         self.answer(client, Outcome::err(e));
     }

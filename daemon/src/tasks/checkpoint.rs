@@ -1,0 +1,141 @@
+//! Checkpoints: `checkpoint` saves a live container's processes with the
+//! runtime's `checkpoint` (CRIU underneath) into `DIR/NAME`, `restore`
+//! makes a new container from one (its shim runs `<runtime> restore
+//! --detach` in place of `create`), `checkpoints` lists them and
+//! `checkpoint-delete` removes one. DIR is `BUNDLE/checkpoints` unless the
+//! request says `dir=`.
+//!
+//! A checkpoint that fails leaves the container as it was (the runtime's
+//! own guarantee: CRIU resumes what it froze) and removes what it wrote; a
+//! restore that fails leaves nothing, as a failed create does.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::lifecycle::Verb;
+use crate::metrics::CallVerb;
+use crate::proto::{refuse, Code, Error, Reply};
+use crate::request::Spec;
+use crate::server::{CallKind, Daemon, Outcome};
+use crate::slab::Ref;
+use crate::tasks::Creation;
+
+use super::{internal, io_refusal};
+
+impl Daemon {
+    pub(crate) fn checkpoint(
+        &mut self,
+        client: Ref,
+        id: &str,
+        name: &str,
+        exit: bool,
+        dir: Option<&str>,
+    ) -> Result<Outcome, Error> {
+        let r = self.admit(id, Verb::Checkpoint)?;
+        let c = self
+            .containers
+            .get(r)
+            .ok_or_else(|| internal("container vanished"))?;
+        let image = checkpoint_dir(&c.spec.bundle, dir).join(name);
+        if image.exists() {
+            return refuse(
+                Code::Exists,
+                format!("checkpoint {} exists", image.display()),
+            );
+        }
+        let terminal = c.init.terminal;
+        if !self.slot_free() {
+            return Ok(Outcome::Stall);
+        }
+        let image_arg = image.to_string_lossy().into_owned();
+        let mut args = vec!["checkpoint", "--image-path", &image_arg];
+        if !exit {
+            args.push("--leave-running");
+        }
+        if terminal {
+            // The container's terminal is the shim's pty, outside it.
+            args.push("--shell-job");
+        }
+        args.push(id);
+        let verb = CallVerb::Checkpoint;
+        let call = self.spawn_call(r, CallKind::Op { client, verb }, &args)?;
+        if let Some(call) = self.calls.get_mut(call) {
+            call.cleanup = Some(image);
+        }
+        Ok(Outcome::Pending)
+    }
+
+    /// `restore ID BUNDLE checkpoint=NAME`: a new container, made from the
+    /// checkpoint and running.
+    pub(crate) fn restore_checkpoint(
+        &mut self,
+        client: Ref,
+        spec: &Spec,
+        name: &str,
+        dir: Option<&str>,
+    ) -> Result<Outcome, Error> {
+        let image = checkpoint_dir(&spec.bundle, dir).join(name);
+        if !image.is_dir() {
+            return refuse(Code::NotFound, format!("no checkpoint {}", image.display()));
+        }
+        self.create(client, spec, &Creation::Restore(image))
+    }
+
+    /// `checkpoints ID`: one `name=NAME` line per checkpoint.
+    pub(crate) fn checkpoints(&self, id: &str, dir: Option<&str>) -> Result<Outcome, Error> {
+        let base = self.checkpoint_base(id, dir)?;
+        let mut names: Vec<String> = match fs::read_dir(&base) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter_map(|e| e.file_name().into_string().ok())
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => return Err(io_refusal(&base.display().to_string(), &e)),
+        };
+        names.sort();
+        let mut reply = Reply::new();
+        for name in &names {
+            reply.data(&[("name", name)]);
+        }
+        reply.ok(&[
+            ("count", &names.len().to_string()),
+            ("dir", &base.to_string_lossy()),
+        ]);
+        Ok(Outcome::Reply(reply))
+    }
+
+    pub(crate) fn checkpoint_delete(
+        &self,
+        id: &str,
+        name: &str,
+        dir: Option<&str>,
+    ) -> Result<Outcome, Error> {
+        let image = self.checkpoint_base(id, dir)?.join(name);
+        match fs::remove_dir_all(&image) {
+            Ok(()) => Ok(Outcome::ok(&[])),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                refuse(Code::NotFound, format!("no checkpoint {}", image.display()))
+            }
+            Err(e) => Err(io_refusal(&image.display().to_string(), &e)),
+        }
+    }
+
+    fn checkpoint_base(&self, id: &str, dir: Option<&str>) -> Result<PathBuf, Error> {
+        let r = self.admit(id, Verb::State)?;
+        let c = self
+            .containers
+            .get(r)
+            .ok_or_else(|| internal("container vanished"))?;
+        Ok(checkpoint_dir(&c.spec.bundle, dir))
+    }
+}
+
+/// Where a bundle's checkpoints are kept: `dir`, or `BUNDLE/checkpoints`.
+fn checkpoint_dir(bundle: &str, dir: Option<&str>) -> PathBuf {
+    match dir {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(bundle).join("checkpoints"),
+    }
+}
