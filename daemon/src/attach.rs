@@ -98,8 +98,8 @@ impl Drop for RawMode {
 }
 
 /// Attaches; returns the client's exit status.
-pub fn attach(socket: &Path, id: &str, keys: &[u8]) -> Result<i32, String> {
-    let ok = ask(socket, &["attach", id])?;
+pub fn attach(socket: &Path, id: &str, proc: &str, keys: &[u8]) -> Result<Left, String> {
+    let ok = ask(socket, &["attach", id, proc])?;
     let fields = crate::proto::split_words(ok.as_bytes()).map_err(|e| e.to_string())?;
     let get = |k: &str| {
         fields
@@ -114,7 +114,7 @@ pub fn attach(socket: &Path, id: &str, keys: &[u8]) -> Result<i32, String> {
         .map_err(|e| format!("signalfd: {e}"))?;
     let raw = if terminal { RawMode::enter() } else { None };
     if terminal {
-        resize(socket, id);
+        resize(socket, id, proc);
     }
     let mut detach = DetachKeys::new(keys.to_vec());
     let (mut stdin, mut stdout) = (io::stdin(), io::stdout());
@@ -153,7 +153,7 @@ pub fn attach(socket: &Path, id: &str, keys: &[u8]) -> Result<i32, String> {
             if let Ok(n @ 4..) = rustix::io::read(sys::fd(&signals), &mut info) {
                 let _ = n;
                 match i32::from_ne_bytes([info[0], info[1], info[2], info[3]]) {
-                    libc::SIGWINCH if terminal => resize(socket, id),
+                    libc::SIGWINCH if terminal => resize(socket, id, proc),
                     libc::SIGWINCH => {}
                     _ => break Left::Detached,
                 }
@@ -165,7 +165,7 @@ pub fn attach(socket: &Path, id: &str, keys: &[u8]) -> Result<i32, String> {
                     // Piped input is used up: so is the container's.
                     stdin_open = false;
                     if !terminal {
-                        let _ = ask(socket, &["closestdin", id]);
+                        let _ = ask(socket, &["closestdin", id, proc]);
                     }
                 }
                 Ok(n) => {
@@ -183,26 +183,32 @@ pub fn attach(socket: &Path, id: &str, keys: &[u8]) -> Result<i32, String> {
     drop(raw);
     if let Left::Ended = left {
         // The stream ends when the process does, or when the shim dropped
-        // a client that could not keep up with it.
-        let state = ask(socket, &["state", id]).unwrap_or_default();
-        if state.contains("status=running") {
+        // a client that could not keep up with it: then the shim is still
+        // there to attach to a moment later.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if UnixStream::connect(path).is_ok() {
             eprintln!("\r\nnanoctr: disconnected: the output came faster than this terminal took it; attach again");
         }
     }
-    Ok(0)
+    Ok(left)
 }
 
-enum Left {
+/// How an attach ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Left {
+    /// The stream ended: the process is gone (or the shim let go of a
+    /// client too slow for it).
     Ended,
+    /// The detach keys, or a signal to the client: the process runs on.
     Detached,
 }
 
-/// Gives the container's terminal the size of ours.
-fn resize(socket: &Path, id: &str) {
+/// Gives the process's terminal the size of ours.
+fn resize(socket: &Path, id: &str, proc: &str) {
     if let Ok(size) = termios::tcgetwinsize(sys::fd(&io::stdout())) {
         if size.ws_col > 0 && size.ws_row > 0 {
             let (c, r) = (size.ws_col.to_string(), size.ws_row.to_string());
-            let _ = ask(socket, &["resize", id, "init", &c, &r]);
+            let _ = ask(socket, &["resize", id, proc, &c, &r]);
         }
     }
 }

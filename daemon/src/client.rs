@@ -18,8 +18,13 @@ pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 #[derive(Debug, PartialEq, Eq)]
 pub enum Invocation {
     Help,
+    /// `nanoctr help VERB` or `nanoctr VERB --help`: that verb's usage.
+    VerbHelp(String),
     Version,
-    Request { socket: PathBuf, words: Vec<String> },
+    Request {
+        socket: PathBuf,
+        words: Vec<String>,
+    },
 }
 
 /// Parses `nanoctr [--socket PATH] VERB [ARGS...]`. `env_socket` is
@@ -48,6 +53,9 @@ pub fn parse_args(args: &[String], env_socket: Option<String>) -> Result<Invocat
     if words.is_empty() {
         return Err("no request given".into());
     }
+    if let Some(verb) = help_for(&words)? {
+        return Ok(Invocation::VerbHelp(verb));
+    }
     absolutize(&mut words);
     Ok(Invocation::Request {
         socket: socket.unwrap_or_else(|| DEFAULT_SOCKET.into()),
@@ -55,22 +63,63 @@ pub fn parse_args(args: &[String], env_socket: Option<String>) -> Result<Invocat
     })
 }
 
+/// The verb whose help `words` ask for, if they do: `help VERB`, or
+/// `-h`/`--help` among a verb's words (before a `--`, after which words
+/// are a process's arguments).
+fn help_for(words: &[String]) -> Result<Option<String>, String> {
+    let known = |v: &str| VERBS.iter().any(|e| e.0 == v);
+    if let [help, verb] = words {
+        if help == "help" {
+            return match known(verb) {
+                true => Ok(Some(verb.clone())),
+                false => Err(format!("no verb {verb}")),
+            };
+        }
+    }
+    let asks = words[1..]
+        .iter()
+        .take_while(|w| *w != "--")
+        .any(|w| w == "-h" || w == "--help");
+    Ok((asks && known(&words[0])).then(|| words[0].clone()))
+}
+
+/// The usage of one verb, as `nanoctr VERB --help` prints it.
+pub fn verb_usage(verb: &str) -> String {
+    let (_, usage, what) = VERBS
+        .iter()
+        .find(|v| v.0 == verb)
+        .copied()
+        .unwrap_or_default();
+    let client = match verb {
+        "attach" => "\nthe client: nanoctr attach [--detach-keys KEYS] ID [PROC]\n  \
+                     joins the console; KEYS (default ctrl-p,ctrl-q) leave it running\n",
+        "exec" => "\nthe client: nanoctr exec [-d | --detach] [--detach-keys KEYS] ID PROC [options] -- ARG...\n  \
+                   stays with the process until it exits and exits with its status;\n  \
+                   -d prints its pid and leaves it running\n",
+        _ => "",
+    };
+    format!("usage: nanoctr {usage}\n  {what}\n{client}")
+}
+
 /// The daemon takes absolute paths only; a person types relative ones.
 fn absolutize(words: &mut [String]) {
     let abs = |p: &str| -> String {
         std::path::absolute(p).map_or_else(|_| p.to_string(), |a| a.to_string_lossy().into_owned())
     };
-    if !matches!(words.first().map(String::as_str), Some("create" | "run")) {
+    let verb = words.first().map_or("", String::as_str);
+    let with_bundle = matches!(verb, "create" | "run" | "restore");
+    let with_dir = matches!(verb, "checkpoint" | "checkpoints" | "checkpoint-delete");
+    if !with_bundle && !with_dir {
         return;
     }
-    if let Some(bundle) = words.get_mut(2) {
+    if let Some(bundle) = words.get_mut(2).filter(|_| with_bundle) {
         if !bundle.contains('=') && !bundle.is_empty() {
             *bundle = abs(bundle);
         }
     }
-    for w in words.iter_mut().skip(3) {
+    for w in words.iter_mut().skip(2) {
         if let Some((key, value)) = w.split_once('=') {
-            let is_path = matches!(key, "stdin" | "stdout" | "stderr")
+            let is_path = matches!(key, "stdin" | "stdout" | "stderr" | "dir")
                 || (key == "runtime" && value.contains('/'));
             if is_path && !value.is_empty() && !value.starts_with('/') {
                 *w = format!("{key}={}", abs(value));
@@ -98,17 +147,22 @@ pub fn usage() -> String {
          options:\n  \
          --socket PATH   daemon socket (default $NANOCTR_SOCKET, else /run/nanoctr/nanoctr.sock)\n  \
          -h, --help      this text\n  \
-         -V, --version   the client's version\n\n\
-         attach:\n  \
-         nanoctr attach ID [--detach-keys KEYS]\n      \
+         -V, --version   the client's version\n\
+         nanoctr help VERB, or nanoctr VERB --help, shows one verb.\n\n\
+         attach and exec, as the client does them:\n  \
+         nanoctr attach [--detach-keys KEYS] ID [PROC]\n      \
          join the process's console (or stdio); KEYS leave it running\n      \
-         (default ctrl-p,ctrl-q; a comma-separated list of ctrl-X or single characters)\n\n\
+         (default ctrl-p,ctrl-q; a comma-separated list of ctrl-X or single characters)\n  \
+         nanoctr exec [-d | --detach] [--detach-keys KEYS] ID PROC [options] -- ARG...\n      \
+         runs the process and stays with it: its output (and, with terminal or\n      \
+         interactive, your input) until it exits, then exits with its status;\n      \
+         -d prints its pid and leaves it running\n\n\
          verbs:\n",
     );
     for (_, usage, what) in VERBS {
         s.push_str(&format!("  {usage}\n      {what}\n"));
     }
-    s.push_str("\nRelative paths (BUNDLE, stdin=, stdout=, stderr=) are made absolute.\n");
+    s.push_str("\nRelative paths (BUNDLE, stdin=, stdout=, stderr=, dir=) are made absolute.\n");
     s
 }
 
@@ -254,6 +308,18 @@ mod tests {
     fn options_and_errors() {
         assert_eq!(parse_args(&args(&["--help"]), None), Ok(Invocation::Help));
         assert_eq!(parse_args(&args(&["-V"]), None), Ok(Invocation::Version));
+        let help = |w: &[&str]| parse_args(&args(w), None);
+        let pause = Ok(Invocation::VerbHelp("pause".into()));
+        assert_eq!(help(&["help", "pause"]), pause);
+        assert_eq!(help(&["pause", "--help"]), pause);
+        assert_eq!(help(&["pause", "web", "-h"]), pause);
+        assert!(help(&["help", "bogus"]).is_err());
+        // After `--`, --help is the process's.
+        assert!(matches!(
+            help(&["exec", "web", "p", "--", "ls", "--help"]),
+            Ok(Invocation::Request { .. })
+        ));
+        assert!(verb_usage("update").contains("memory=BYTES"));
         assert!(parse_args(&args(&[]), None).is_err());
         assert!(parse_args(&args(&["--socket"]), None).is_err());
         assert!(parse_args(&args(&["--bogus", "list"]), None).is_err());
