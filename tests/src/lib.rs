@@ -856,7 +856,12 @@ impl Daemon {
     /// Attaches to a container's init through its shim's socket, as the
     /// client does.
     pub fn attach(&self, id: &str) -> Stream<UnixStream> {
-        let ok = self.ask(&format!("attach {id}")).ok_field("path");
+        self.attach_proc(id, "init")
+    }
+
+    /// Attaches to one process of a container (`init` or an exec's name).
+    pub fn attach_proc(&self, id: &str, proc: &str) -> Stream<UnixStream> {
+        let ok = self.ask(&format!("attach {id} {proc}")).ok_field("path");
         let s = UnixStream::connect(&ok).expect("connect to the attach socket");
         s.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
