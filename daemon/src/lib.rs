@@ -16,6 +16,7 @@ pub mod exec_spec;
 pub mod json;
 
 pub mod lifecycle;
+pub mod logger;
 pub mod metrics;
 pub mod proto;
 pub mod record;
