@@ -18,6 +18,7 @@ pub mod json;
 pub mod lifecycle;
 pub mod logger;
 pub mod metrics;
+pub mod notify;
 pub mod proto;
 pub mod record;
 pub mod request;

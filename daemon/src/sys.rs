@@ -1,5 +1,6 @@
 //! The daemon's only `unsafe` code: signal masks and signalfd, which
-//! neither std nor rustix wraps.
+//! neither std nor rustix wraps, and descriptors passed between std and
+//! rustix or inherited by number.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -46,6 +47,32 @@ pub fn own(fd: rustix::fd::OwnedFd) -> OwnedFd {
     // SAFETY: `into_raw_fd` gives up rustix's ownership of an open
     // descriptor, so the new `OwnedFd` is its only owner.
     unsafe { OwnedFd::from_raw_fd(fd.into_raw_fd()) }
+}
+
+/// Takes ownership of descriptor `fd`, inherited by number from the
+/// process that started the daemon (s6's readiness `notification-fd`).
+///
+/// Call it at start-up, before the daemon opens any descriptor of its own:
+/// an open `fd` then can only be the inherited one, owned by nothing else
+/// in the process. 0, 1 and 2 are refused (std's stdio), and a number that
+/// is not open is an error (`EBADF`).
+pub fn claim_inherited_fd(fd: i32) -> io::Result<OwnedFd> {
+    if fd < 3 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "descriptors 0, 1 and 2 cannot be claimed",
+        ));
+    }
+    // SAFETY: `fcntl(F_GETFD)` only reads the descriptor's flags and fails
+    // with EBADF if `fd` is not open. If it is open it was inherited and
+    // nothing else owns it (see the precondition above), so the new
+    // `OwnedFd` is its only owner.
+    unsafe {
+        if libc::fcntl(fd, libc::F_GETFD) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
 }
 
 /// A rustix error as an `io::Error`.
