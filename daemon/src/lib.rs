@@ -33,3 +33,4 @@ pub mod statedir;
 pub mod stats;
 mod sys;
 pub(crate) mod tasks;
+pub mod tty;
