@@ -1,12 +1,12 @@
 #!/bin/sh
 # Installs what building and testing nanoctr needs, when it is missing:
-# runc, crun, busybox-static and criu (so checkpoints reach CRIU) from
-# Debian's packages, rustfmt and clippy, and the musl targets. Does
-# nothing when all is there already.
+# runc, crun, busybox-static, criu (so checkpoints reach CRIU) and, to
+# check the init scripts, shellcheck from Debian's packages, rustfmt and
+# clippy, and the musl targets. Does nothing when all is there already.
 set -eu
 
 missing=""
-for pkg in runc crun busybox-static criu file; do
+for pkg in runc crun busybox-static criu file shellcheck; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
 		missing="$missing $pkg"
 	fi
