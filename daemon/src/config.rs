@@ -1,80 +1,185 @@
-//! The daemon's flags and what they resolve to.
+//! The daemon's settings: flags, over the config file, over defaults.
+//!
+//! Every flag can be written in the config file as `key = value`, the key
+//! being the flag without `--` (see `conffile.rs`); a flag given on the
+//! command line wins over the file. Bad values are errors that name the
+//! flag, or the file and line: the daemon refuses to start rather than
+//! guess.
 
 use argh::FromArgs;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use crate::conffile::{self, ConfFile, Decl};
+
+/// Where the config file is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "/etc/nanoctr/nanoctrd.conf";
 
 /// nanoctrd: the nanoctr daemon. It serves the nanoctr line protocol on a
-/// unix socket, keeps the table of containers, and starts one nanoctr-shim
-/// per container, which survives the daemon. SIGTERM or SIGINT stop the
-/// daemon and leave the containers running.
-#[derive(FromArgs, Debug)]
+/// unix socket (and, with --control-tty, on a serial line), keeps the
+/// table of containers, starts one nanoctr-shim per container process,
+/// which survives the daemon, and starts the containers its config
+/// declares. It stays in the foreground; SIGTERM or SIGINT stop it and
+/// leave the containers running. Every option can also be set in the
+/// config file as `key = value` (the option without --); options given
+/// here win.
+#[derive(FromArgs, Debug, Default)]
 pub struct Flags {
-    /// unix socket to serve (default /run/nanoctr/nanoctr.sock); mode 0600
-    #[argh(option, default = "PathBuf::from(\"/run/nanoctr/nanoctr.sock\")")]
-    pub socket: PathBuf,
+    /// config file (default /etc/nanoctr/nanoctrd.conf when it exists)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
 
-    /// state directory, one subdirectory per container (default /run/nanoctr)
-    #[argh(option, default = "PathBuf::from(\"/run/nanoctr\")")]
-    pub state_dir: PathBuf,
+    /// unix socket to serve (default /run/nanoctr/nanoctr.sock); mode 0600
+    #[argh(option)]
+    pub socket: Option<String>,
+
+    /// state directory, one subdirectory per container (default
+    /// /run/nanoctr); it belongs on a tmpfs
+    #[argh(option)]
+    pub state_dir: Option<String>,
 
     /// OCI runtime: a name looked up in PATH or a path (default runc)
-    #[argh(option, default = "String::from(\"runc\")")]
-    pub runtime: String,
+    #[argh(option)]
+    pub runtime: Option<String>,
 
     /// state root handed to the runtime as --root (default: its own)
     #[argh(option)]
-    pub runtime_root: Option<PathBuf>,
+    pub runtime_root: Option<String>,
 
     /// nanoctr-shim binary (default: beside nanoctrd, then PATH)
     #[argh(option)]
-    pub shim: Option<PathBuf>,
+    pub shim: Option<String>,
 
     /// most containers held at once (default 64)
-    #[argh(option, default = "64")]
-    pub max_containers: usize,
+    #[argh(option)]
+    pub max_containers: Option<String>,
 
     /// most exec processes held at once, over all containers; an exited
     /// one stays (for wait and state) until its room is needed (default 32)
-    #[argh(option, default = "32")]
-    pub max_execs: usize,
+    #[argh(option)]
+    pub max_execs: Option<String>,
 
     /// most client connections at once; more wait to be accepted until one
     /// leaves (default 16)
-
-    #[argh(option, default = "16")]
-    pub max_clients: usize,
+    #[argh(option)]
+    pub max_clients: Option<String>,
 
     /// most runtime calls in flight at once; further requests wait their
     /// turn (default 8)
-    #[argh(option, default = "8")]
-    pub max_calls: usize,
+    #[argh(option)]
+    pub max_calls: Option<String>,
 
     /// events kept for replay, in memory and in the state dir; a subscriber
     /// that falls this far behind is cut off (default 512)
-    #[argh(option, default = "512")]
-    pub retain: usize,
+    #[argh(option)]
+    pub retain: Option<String>,
 
     /// seconds any runtime call may take before it is killed and the request
     /// answered ERR timeout (default 30)
-    #[argh(option, default = "30")]
-    pub start_timeout: u64,
+    #[argh(option)]
+    pub start_timeout: Option<String>,
 
     /// the daemon's own oom_score_adj, so the kernel kills containers before
     /// their supervisor (default -500)
-    #[argh(option, default = "-500")]
-    pub oom_score_adj: i32,
+    #[argh(option)]
+    pub oom_score_adj: Option<String>,
 
     /// the shims' oom_score_adj; containers get 0 (or what their bundle
     /// says) (default -500)
-    #[argh(option, default = "-500")]
-    pub shim_oom_score_adj: i32,
+    #[argh(option)]
+    pub shim_oom_score_adj: Option<String>,
+
+    /// milliseconds before a restart policy's first restart in a row; each
+    /// further one waits twice as long (default 100)
+    #[argh(option)]
+    pub restart_delay: Option<String>,
+
+    /// most milliseconds between restarts (default 30000)
+    #[argh(option)]
+    pub restart_max_delay: Option<String>,
+
+    /// seconds a container must run for its next restart to count as the
+    /// first of a row again (default 10)
+    #[argh(option)]
+    pub restart_window: Option<String>,
+
+    /// directory whose *.conf files declare more containers (default
+    /// /etc/nanoctr/containers.d, when it exists)
+    #[argh(option)]
+    pub containers_dir: Option<String>,
+
+    /// where the daemon logs: stderr or syslog (default stderr)
+    #[argh(option)]
+    pub log: Option<String>,
+
+    /// least important messages logged: error, warn, info or debug
+    /// (default info)
+    #[argh(option)]
+    pub log_level: Option<String>,
+
+    /// syslog's socket, for --log syslog (default /dev/log)
+    #[argh(option)]
+    pub syslog_socket: Option<String>,
+
+    /// also serve the line protocol on this serial device (canonical mode,
+    /// echo on); it is opened again when it goes away
+    #[argh(option)]
+    pub control_tty: Option<String>,
+
+    /// once the socket listens, write a newline to this descriptor and
+    /// close it (s6-style readiness)
+    #[argh(option)]
+    pub notify_fd: Option<String>,
+
+    /// write the daemon's pid here once it is serving; removed at exit
+    #[argh(option)]
+    pub pidfile: Option<String>,
 
     /// print the version and exit
     #[argh(switch)]
     pub version: bool,
 }
 
-/// The flags, checked and resolved.
+impl Flags {
+    /// Each option's value, by config key.
+    fn by_key(&self) -> [(&'static str, Option<&String>); 23] {
+        [
+            ("socket", self.socket.as_ref()),
+            ("state-dir", self.state_dir.as_ref()),
+            ("runtime", self.runtime.as_ref()),
+            ("runtime-root", self.runtime_root.as_ref()),
+            ("shim", self.shim.as_ref()),
+            ("max-containers", self.max_containers.as_ref()),
+            ("max-execs", self.max_execs.as_ref()),
+            ("max-clients", self.max_clients.as_ref()),
+            ("max-calls", self.max_calls.as_ref()),
+            ("retain", self.retain.as_ref()),
+            ("start-timeout", self.start_timeout.as_ref()),
+            ("oom-score-adj", self.oom_score_adj.as_ref()),
+            ("shim-oom-score-adj", self.shim_oom_score_adj.as_ref()),
+            ("restart-delay", self.restart_delay.as_ref()),
+            ("restart-max-delay", self.restart_max_delay.as_ref()),
+            ("restart-window", self.restart_window.as_ref()),
+            ("containers-dir", self.containers_dir.as_ref()),
+            ("log", self.log.as_ref()),
+            ("log-level", self.log_level.as_ref()),
+            ("syslog-socket", self.syslog_socket.as_ref()),
+            ("control-tty", self.control_tty.as_ref()),
+            ("notify-fd", self.notify_fd.as_ref()),
+            ("pidfile", self.pidfile.as_ref()),
+        ]
+    }
+}
+
+/// Where the daemon logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTo {
+    Stderr,
+    Syslog,
+}
+
+/// The settings, checked and resolved.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub socket: PathBuf,
@@ -89,68 +194,184 @@ pub struct Config {
     pub max_clients: usize,
     pub max_calls: usize,
     pub retain: usize,
-    pub start_timeout: std::time::Duration,
+    pub start_timeout: Duration,
     pub oom_score_adj: i32,
     pub shim_oom_score_adj: i32,
+    pub restart_delay: Duration,
+    pub restart_max_delay: Duration,
+    pub restart_window: Duration,
+    pub log: LogTo,
+    /// `error`, `warn`, `info` or `debug`.
+    pub log_level: String,
+    pub syslog_socket: PathBuf,
+    pub control_tty: Option<PathBuf>,
+    pub notify_fd: Option<i32>,
+    pub pidfile: Option<PathBuf>,
+    /// The containers to start at daemon start, as declared.
+    pub containers: Vec<Decl>,
+}
+
+/// Flags over the file: each value with where it came from.
+struct Layers<'a> {
+    flags: [(&'static str, Option<&'a String>); 23],
+    file: &'a ConfFile,
+}
+
+impl Layers<'_> {
+    /// The value of `key` and how to name it in a message.
+    fn get(&self, key: &str) -> Option<(&str, String)> {
+        if let Some((_, Some(v))) = self.flags.iter().find(|(k, _)| *k == key) {
+            return Some((v.as_str(), format!("--{key}")));
+        }
+        self.file
+            .get(key)
+            .map(|s| (s.value.as_str(), format!("{}: {key}", s.at)))
+    }
+
+    fn num<T>(&self, key: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, String>
+    where
+        T: FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some((v, at)) = self.get(key) else {
+            return Ok(default);
+        };
+        v.parse::<T>()
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "{at}: must be a number from {} to {}, not {v}",
+                    range.start(),
+                    range.end()
+                )
+            })
+    }
+
+    fn path(&self, key: &str) -> Result<Option<PathBuf>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some((v, _)) if v.starts_with('/') => Ok(Some(v.into())),
+            Some((v, at)) => Err(format!("{at}: must be an absolute path, not {v}")),
+        }
+    }
+
+    fn word(&self, key: &str, default: &str, words: &[&str]) -> Result<String, String> {
+        match self.get(key) {
+            None => Ok(default.into()),
+            Some((v, _)) if words.contains(&v) => Ok(v.into()),
+            Some((v, at)) => Err(format!("{at}: must be {}, not {v}", words.join(" or "))),
+        }
+    }
+}
+
+/// Reads the config file `--config` names, or the default one if it is
+/// there.
+fn read_config_file(flags: &Flags) -> Result<ConfFile, String> {
+    let (path, required) = match &flags.config {
+        Some(p) => (std::path::absolute(p).unwrap_or(p.clone()), true),
+        None => (PathBuf::from(DEFAULT_CONFIG), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => conffile::parse(&path, &text, true),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(ConfFile::default()),
+        Err(e) => Err(format!("config file {}: {e}", path.display())),
+    }
+}
+
+/// The container sections of every `*.conf` in `dir`, by file name.
+fn read_containers_dir(dir: &Path, required: bool) -> Result<Vec<Decl>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("containers dir {}: {e}", dir.display())),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "conf"))
+        .collect();
+    files.sort();
+    let mut decls = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        decls.extend(conffile::parse(&f, &text, false)?.containers);
+    }
+    Ok(decls)
 }
 
 impl Config {
-    pub fn from_flags(f: Flags) -> Result<Config, String> {
-        for (name, n) in [
-            ("--max-containers", f.max_containers),
-            ("--max-execs", f.max_execs),
-            ("--max-clients", f.max_clients),
-            ("--max-calls", f.max_calls),
-            ("--retain", f.retain),
-        ] {
-            if !(1..=65536).contains(&n) {
-                return Err(format!("{name} must be between 1 and 65536"));
+    /// Flags, over the config file, over the defaults.
+    pub fn load(flags: &Flags) -> Result<Config, String> {
+        let file = read_config_file(flags)?;
+        let l = Layers {
+            flags: flags.by_key(),
+            file: &file,
+        };
+        let mut containers = file.containers.clone();
+        let dir = l.path("containers-dir")?;
+        let explicit = dir.is_some();
+        let dir = dir.unwrap_or_else(|| "/etc/nanoctr/containers.d".into());
+        for d in read_containers_dir(&dir, explicit)? {
+            if let Some(first) = containers.iter().find(|c| c.spec.id == d.spec.id) {
+                return Err(format!(
+                    "{}: container {} is declared already, at {}",
+                    d.at, d.spec.id, first.at
+                ));
             }
+            containers.push(d);
         }
-        if !(1..=3600).contains(&f.start_timeout) {
-            return Err("--start-timeout must be between 1 and 3600 seconds".into());
-        }
-        for (name, adj) in [
-            ("--oom-score-adj", f.oom_score_adj),
-            ("--shim-oom-score-adj", f.shim_oom_score_adj),
-        ] {
-            if !(-1000..=1000).contains(&adj) {
-                return Err(format!("{name} must be between -1000 and 1000"));
+        let runtime = match l.get("runtime") {
+            Some((v, at)) => find_program(v)
+                .ok_or_else(|| format!("{at}: runtime {v} not found (looked in PATH)"))?,
+            None => find_program("runc").ok_or("runtime runc not found in PATH; set --runtime")?,
+        };
+        let shim = match l.get("shim") {
+            Some((p, at)) => {
+                find_program(p).ok_or_else(|| format!("{at}: {p} is not an executable file"))?
             }
-        }
-        let runtime = find_program(&f.runtime)
-            .ok_or_else(|| format!("runtime {} not found (looked in PATH)", f.runtime))?;
-        let shim = match f.shim {
-            Some(p) => find_program(&p.to_string_lossy())
-                .ok_or_else(|| format!("shim {} is not an executable file", p.display()))?,
             None => beside_self("nanoctr-shim")
                 .or_else(|| find_program("nanoctr-shim"))
                 .ok_or("nanoctr-shim not found beside nanoctrd or in PATH; use --shim")?,
         };
-        let absolute = |p: PathBuf, what: &str| {
-            if p.is_absolute() {
-                Ok(p)
-            } else {
-                Err(format!("{what} must be an absolute path"))
-            }
+        let restart_delay = Duration::from_millis(l.num("restart-delay", 100, 1..=3_600_000)?);
+        let restart_max_delay =
+            Duration::from_millis(l.num("restart-max-delay", 30_000, 1..=86_400_000)?);
+        if restart_max_delay < restart_delay {
+            return Err("restart-max-delay must not be below restart-delay".into());
+        }
+        let log = match l.word("log", "stderr", &["stderr", "syslog"])?.as_str() {
+            "syslog" => LogTo::Syslog,
+            _ => LogTo::Stderr,
         };
+        let cap = 1..=65536;
         Ok(Config {
-            socket: absolute(f.socket, "--socket")?,
-            state_dir: absolute(f.state_dir, "--state-dir")?,
+            socket: l
+                .path("socket")?
+                .unwrap_or("/run/nanoctr/nanoctr.sock".into()),
+            state_dir: l.path("state-dir")?.unwrap_or("/run/nanoctr".into()),
             runtime,
-            runtime_root: f
-                .runtime_root
-                .map(|p| absolute(p, "--runtime-root"))
-                .transpose()?,
+            runtime_root: l.path("runtime-root")?,
             shim,
-            max_containers: f.max_containers,
-            max_execs: f.max_execs,
-            max_clients: f.max_clients,
-            max_calls: f.max_calls,
-            retain: f.retain,
-            start_timeout: std::time::Duration::from_secs(f.start_timeout),
-            oom_score_adj: f.oom_score_adj,
-            shim_oom_score_adj: f.shim_oom_score_adj,
+            max_containers: l.num("max-containers", 64, cap.clone())?,
+            max_execs: l.num("max-execs", 32, cap.clone())?,
+            max_clients: l.num("max-clients", 16, cap.clone())?,
+            max_calls: l.num("max-calls", 8, cap.clone())?,
+            retain: l.num("retain", 512, cap)?,
+            start_timeout: Duration::from_secs(l.num("start-timeout", 30, 1..=3600)?),
+            oom_score_adj: l.num("oom-score-adj", -500, -1000..=1000)?,
+            shim_oom_score_adj: l.num("shim-oom-score-adj", -500, -1000..=1000)?,
+            restart_delay,
+            restart_max_delay,
+            restart_window: Duration::from_secs(l.num("restart-window", 10, 0..=86_400)?),
+            log,
+            log_level: l.word("log-level", "info", &["error", "warn", "info", "debug"])?,
+            syslog_socket: l.path("syslog-socket")?.unwrap_or("/dev/log".into()),
+            control_tty: l.path("control-tty")?,
+            notify_fd: match l.get("notify-fd") {
+                None => None,
+                Some(_) => Some(l.num("notify-fd", 0, 0..=1_048_576)?),
+            },
+            pidfile: l.path("pidfile")?,
+            containers,
         })
     }
 }

@@ -25,6 +25,25 @@ pub struct Container {
     pub op: Option<Op>,
     /// The watch on its memory cgroup's OOM kills, while it runs.
     pub oom: Option<OomWatch>,
+    /// What its restart policy keeps track of.
+    pub sup: Supervision,
+}
+
+/// What the restart policy knows of a container.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Supervision {
+    /// Times it was made again: in all, and in the current row.
+    pub restarts: u32,
+    pub streak: u32,
+    /// Stopped on purpose (`kill`): no restart.
+    pub held: bool,
+    /// When the pending restart is due.
+    pub due: Option<Instant>,
+    /// When it last started running, for `--restart-window`.
+    pub running_since: Option<Instant>,
+    /// Its init is being made again: a failure leaves it stopped, to be
+    /// tried again, instead of removing it as a failed create would.
+    pub respawning: bool,
 }
 
 /// A process of a container (its init, or one added with `exec`) as its
@@ -207,5 +226,17 @@ impl OpKind {
 impl Container {
     pub fn id(&self) -> &str {
         &self.spec.id
+    }
+
+    /// Its `container` file as it should be now.
+    pub fn record(&self) -> crate::record::Record {
+        crate::record::Record {
+            spec: self.spec.clone(),
+            runtime: self.runtime.path.clone(),
+            created: self.created,
+            restarts: self.sup.restarts,
+            streak: self.sup.streak,
+            held: self.sup.held,
+        }
     }
 }

@@ -37,9 +37,11 @@ pub enum Kind {
     Update,
     /// The shim went away without an exit status.
     ShimLost,
+    /// Its restart policy makes it again after `delay-ms`.
+    Restart,
 }
 
-const KINDS: [(Kind, &str); 10] = [
+const KINDS: [(Kind, &str); 11] = [
     (Kind::Create, "create"),
     (Kind::Start, "start"),
     (Kind::ExecAdded, "exec-added"),
@@ -50,6 +52,7 @@ const KINDS: [(Kind, &str); 10] = [
     (Kind::Delete, "delete"),
     (Kind::Update, "update"),
     (Kind::ShimLost, "shim-lost"),
+    (Kind::Restart, "restart"),
 ];
 
 impl Kind {

@@ -8,6 +8,7 @@
 pub mod attach;
 pub mod cgroup;
 pub mod client;
+pub mod conffile;
 pub mod config;
 pub mod conn;
 pub mod container;
@@ -23,6 +24,7 @@ pub mod proto;
 pub mod record;
 pub mod request;
 pub mod resources;
+pub mod restart;
 pub mod restore;
 pub mod runtime;
 pub mod server;

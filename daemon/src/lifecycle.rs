@@ -53,6 +53,8 @@ pub enum Event {
     Paused,
     /// The runtime resumed it.
     Resumed,
+    /// Its restart policy makes it again.
+    Restarting,
 }
 
 /// The state after `event` in `status`, or `None` when the event cannot
@@ -69,6 +71,7 @@ pub fn transition(status: Status, event: Event) -> Option<Status> {
         (S::Creating | S::Created | S::Running | S::Paused, E::ShimLost) => Some(S::Unknown),
         (S::Running, E::Paused) => Some(S::Paused),
         (S::Paused, E::Resumed) => Some(S::Running),
+        (S::Stopped | S::Unknown, E::Restarting) => Some(S::Creating),
         _ => None,
     }
 }

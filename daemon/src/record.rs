@@ -19,6 +19,11 @@ pub struct Record {
     pub runtime: PathBuf,
     /// Seconds since the epoch (the device's clock, right or not).
     pub created: u64,
+    /// Times the restart policy has made it again, in all and in a row.
+    pub restarts: u32,
+    pub streak: u32,
+    /// Stopped on purpose (`kill`): the restart policy leaves it stopped.
+    pub held: bool,
 }
 
 impl Record {
@@ -30,6 +35,12 @@ impl Record {
             format!("runtime={}", quote(&self.runtime.to_string_lossy())),
             format!("created={}", self.created),
         ];
+        if self.restarts > 0 {
+            words.push(format!("restarts={} streak={}", self.restarts, self.streak));
+        }
+        if self.held {
+            words.push("held=1".into());
+        }
         words.extend(s.options());
         let mut line = words.join(" ");
         line.push('\n');
@@ -40,6 +51,7 @@ impl Record {
     pub fn decode(text: &str) -> Result<Record, Error> {
         let words = split_words(text.trim_end_matches('\n').as_bytes())?;
         let (mut id, mut bundle, mut runtime, mut created) = (None, None, None, None);
+        let (mut restarts, mut streak, mut held) = (Some(0), Some(0), false);
         let mut opts = Vec::new();
         for w in &words {
             match w.split_once('=') {
@@ -47,9 +59,15 @@ impl Record {
                 Some(("bundle", v)) => bundle = Some(v),
                 Some(("runtime", v)) => runtime = Some(v),
                 Some(("created", v)) => created = v.parse().ok(),
+                Some(("restarts", v)) => restarts = v.parse().ok(),
+                Some(("streak", v)) => streak = v.parse().ok(),
+                Some(("held", "1")) => held = true,
                 _ => opts.push(w.as_str()),
             }
         }
+        let (Some(restarts), Some(streak)) = (restarts, streak) else {
+            return refuse(Code::Invalid, "record has a bad restarts or streak");
+        };
         let (Some(id), Some(bundle), Some(runtime), Some(created)) = (id, bundle, runtime, created)
         else {
             return refuse(Code::Invalid, "record lacks id, bundle, runtime or created");
@@ -62,6 +80,9 @@ impl Record {
             spec,
             runtime: runtime.into(),
             created,
+            restarts,
+            streak,
+            held,
         })
     }
 }
@@ -86,9 +107,13 @@ mod tests {
                 cols: Some(132),
                 rows: None,
                 log_size: Some(8192),
+                restart: crate::restart::Restart::OnFailure(Some(4)),
             },
             runtime: "/usr/bin/runc".into(),
             created: 1_700_000_000,
+            restarts: 7,
+            streak: 2,
+            held: true,
         };
         let text = r.encode();
         assert!(text.ends_with('\n') && text.lines().count() == 1);

@@ -5,6 +5,7 @@ use crate::events::{Filter, Kind};
 pub use crate::exec_spec::ExecSpec;
 use crate::proto::{refuse, Code, Error};
 pub use crate::resources::Resources;
+use crate::restart::Restart;
 use crate::signal;
 pub use crate::statedir::INIT;
 
@@ -16,7 +17,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     (
         "create",
         "create ID BUNDLE [stdin=PATH] [stdout=PATH] [stderr=PATH] [runtime=NAME] [terminal[=no]] \
-         [interactive] [cols=N] [rows=N] [log-size=BYTES] [label.KEY=VALUE ...]",
+         [interactive] [cols=N] [rows=N] [log-size=BYTES] [restart=POLICY] [label.KEY=VALUE ...]",
         "create a container from an OCI bundle, not yet started",
     ),
     ("start", "start ID", "start a created container"),
@@ -228,6 +229,8 @@ pub struct Spec {
     pub rows: Option<u16>,
     /// Cap of the captured output log (`log-size=BYTES`, default 64 KiB).
     pub log_size: Option<u32>,
+    /// What happens when it stops (`restart=POLICY`).
+    pub restart: Restart,
 }
 
 impl Request {
@@ -412,7 +415,9 @@ pub(crate) fn console_option(
             }
         }
         "log-size" => {
-            let n = value.parse::<u32>().ok().filter(|&n| n >= MIN_LOG_SIZE);
+            let n = crate::resources::parse_bytes(value)
+                .and_then(|n| u32::try_from(n).ok())
+                .filter(|&n| n >= MIN_LOG_SIZE);
             let n = n.ok_or_else(|| {
                 Error::new(
                     Code::Invalid,
@@ -459,6 +464,12 @@ impl Spec {
                     }
                 }
                 "interactive" if value.is_empty() => spec.interactive = true,
+                "restart" => {
+                    let policy = Restart::parse(value).map_err(|m| Error::new(Code::Invalid, m))?;
+                    if std::mem::replace(&mut spec.restart, policy) != Restart::No {
+                        return Err(twice(key));
+                    }
+                }
                 "stdin" | "stdout" | "stderr" | "runtime" if !value.is_empty() => {
                     let checked = if key == "runtime" {
                         check_runtime(value)?
@@ -524,6 +535,9 @@ impl Spec {
         }
         if let Some(n) = self.log_size {
             words.push(format!("log-size={n}"));
+        }
+        if self.restart != Restart::No {
+            words.push(format!("restart={}", self.restart.as_string()));
         }
         for (k, v) in &self.labels {
             words.push(format!("label.{k}={}", quote(v)));

@@ -65,7 +65,7 @@ impl Resources {
 }
 
 /// Bytes, with an optional k, m or g (powers of 1024) suffix.
-fn parse_bytes(v: &str) -> Option<i64> {
+pub fn parse_bytes(v: &str) -> Option<i64> {
     let (digits, shift) = match v.as_bytes().last()?.to_ascii_lowercase() {
         b'k' => (&v[..v.len() - 1], 10),
         b'm' => (&v[..v.len() - 1], 20),

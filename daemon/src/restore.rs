@@ -25,7 +25,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::container::{AfterCreate, Container, Exec, Op, OpKind, Process};
+use crate::container::{AfterCreate, Container, Exec, Op, OpKind, Process, Supervision};
 use crate::events::Kind;
 use crate::lifecycle::Status;
 use crate::record::Record;
@@ -68,6 +68,7 @@ impl Daemon {
             }
             self.restore_one(&id, &mut found);
         }
+        self.resume_supervision();
         found
     }
 
@@ -107,6 +108,12 @@ impl Daemon {
         };
         let pid = read_pid(&proc.join("pid"));
         let exit_code = read_exit_status(&proc);
+        let sup = Supervision {
+            restarts: record.restarts,
+            streak: record.streak,
+            held: record.held,
+            ..Supervision::default()
+        };
         let (created, spec) = (record.created, record.spec);
         if alive {
             let reply = open_fifo_reader(&proc.join("reply"))
@@ -125,6 +132,7 @@ impl Daemon {
                 },
             };
             let mut c = container(spec, runtime, created, &proc, status);
+            c.sup = sup;
             c.init.pid = pid.unwrap_or(0);
             if status == Status::Creating {
                 // The shim reports the create on `reply` now.
@@ -148,6 +156,7 @@ impl Daemon {
             self.on_reply(r);
         } else if let Some(code) = exit_code {
             let mut c = container(spec, runtime, created, &proc, Status::Stopped);
+            c.sup = sup;
             c.init.pid = pid.unwrap_or(0);
             c.init.exit_code = Some(code);
             if let Some(r) = self.adopt(c, None, None) {
@@ -157,6 +166,7 @@ impl Daemon {
             }
         } else if pid.is_some() {
             let mut c = container(spec, runtime, created, &proc, Status::Unknown);
+            c.sup = sup;
             c.init.pid = pid.unwrap_or(0);
             if let Some(r) = self.adopt(c, None, None) {
                 found.lost += 1;
@@ -257,6 +267,7 @@ fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: St
         init,
         op: None,
         oom: None,
+        sup: Default::default(),
     }
 }
 

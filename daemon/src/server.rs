@@ -125,6 +125,8 @@ pub(crate) enum CallKind {
     /// `pause`, `resume`, `update`, `checkpoint`: the client gets the
     /// answer; success has the verb's effect on the container.
     Op { client: Ref, verb: CallVerb },
+    /// `delete --force ID` before the restart policy makes it again.
+    Restart,
 }
 
 /// What a request handler did.
@@ -173,6 +175,8 @@ pub struct Daemon {
     /// closed for a moment to accept and refuse a client (`ERR busy`)
     /// rather than leave the listener ready forever.
     spare: Option<std::fs::File>,
+    /// The declared containers, while autostart goes on.
+    pub(crate) autostarts: Vec<crate::tasks::Auto>,
     stopping: bool,
     /// The listener is in the epoll set (there is room for a client).
     listening: bool,
@@ -228,6 +232,7 @@ impl Daemon {
             stalled: VecDeque::with_capacity(cfg.max_clients),
             ready: Vec::with_capacity(cfg.max_clients),
             spare: std::fs::File::open("/dev/null").ok(),
+            autostarts: Vec::new(),
             stopping: false,
             listening: true,
 
@@ -561,8 +566,8 @@ impl Daemon {
             Request::Help => Ok(self.help()),
             Request::List => Ok(self.list()),
             Request::State(id) => self.state(id),
-            Request::Create(spec) => self.create(client, spec, &Creation::Create),
-            Request::Run(spec) => self.create(client, spec, &Creation::Run),
+            Request::Create(spec) => self.create(Some(client), spec, &Creation::Create),
+            Request::Run(spec) => self.create(Some(client), spec, &Creation::Run),
             Request::Start(id) => self.start(client, id),
             Request::Exec(spec) => self.exec(client, spec),
             Request::Wait { id, proc } => self.wait(client, id, proc),

@@ -371,6 +371,9 @@ pub struct Launch {
     pub state_tmpfs_kib: Option<u32>,
     /// Run this nanoctrd instead of the release one.
     pub daemon: Option<PathBuf>,
+    /// The config file's text (empty when `None`): `conf/nanoctrd.conf`,
+    /// with `conf/containers.d/` as the containers dir.
+    pub config: Option<String>,
 }
 
 /// A daemon of a test's own.
@@ -400,12 +403,21 @@ impl Daemon {
     }
 
     pub fn launch(runtime: Runtime, launch: Launch) -> Daemon {
+        let mut d = Daemon::prepare(runtime, launch);
+        d.spawn();
+        d
+    }
+
+    /// The daemon's dirs and config, without starting it: for bundles the
+    /// config names, which must be there when it starts. [`Daemon::spawn`]
+    /// starts it.
+    pub fn prepare(runtime: Runtime, launch: Launch) -> Daemon {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("nct-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("make the test dir");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let mut d = Daemon {
+        let d = Daemon {
             child: None,
             socket: dir.join("s.sock"),
             state: dir.join("state"),
@@ -429,12 +441,16 @@ impl Daemon {
                 .unwrap();
             assert!(status.success(), "mount a tmpfs state dir");
         }
+        let conf = d.dir.join("conf");
+        std::fs::create_dir_all(conf.join("containers.d")).expect("make the config dir");
+        let text = d.launch.config.clone().unwrap_or_default();
+        std::fs::write(conf.join("nanoctrd.conf"), text).expect("write the config");
         rootfs();
-        d.spawn();
         d
     }
 
-    fn spawn(&mut self) {
+    /// Starts the daemon and waits until it answers.
+    pub fn spawn(&mut self) {
         let daemon = self
             .launch
             .daemon
@@ -455,6 +471,14 @@ impl Daemon {
             self.runtime_root.to_str().unwrap(),
             "--shim",
             shim.to_str().unwrap(),
+        ]);
+        let conf = self.dir.join("conf");
+        let (config, containers) = (conf.join("nanoctrd.conf"), conf.join("containers.d"));
+        argv.extend_from_slice(&[
+            "--config",
+            config.to_str().unwrap(),
+            "--containers-dir",
+            containers.to_str().unwrap(),
         ]);
         argv.extend(self.launch.flags.iter().map(String::as_str));
         let log = std::fs::File::create(self.dir.join("daemon.log")).expect("daemon log");
@@ -686,7 +710,6 @@ pub fn read_pid(path: &Path) -> u32 {
 /// `start`, `kill`, `delete`, `state` (`run` is what the shim calls for a
 /// `run` request: create and start in one). What each verb does is a file
 /// in its directory, so a test can change it while the daemon runs.
-
 pub struct Faults {
     dir: PathBuf,
     pub runtime: PathBuf,

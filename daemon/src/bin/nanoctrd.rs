@@ -1,6 +1,7 @@
 //! nanoctrd: see `nanoctrd --help` and the crate docs.
 
 use nanoctr::config::{Config, Flags};
+use nanoctr::logger;
 use nanoctr::server::Daemon;
 
 fn main() {
@@ -9,27 +10,32 @@ fn main() {
         println!("nanoctrd {}", env!("CARGO_PKG_VERSION"));
         return;
     }
-    let cfg = Config::from_flags(flags).unwrap_or_else(|e| {
+    let cfg = Config::load(&flags).unwrap_or_else(|e| {
         eprintln!("nanoctrd: {e}");
         std::process::exit(2)
     });
     let socket = cfg.socket.clone();
     let served = Daemon::new(cfg).and_then(|mut d| {
         let r = d.restore();
-        eprintln!(
-            "nanoctrd: restored {} live, {} stopped, {} lost, {} unreadable containers; cleaned up {}{}",
+        logger::info(&format!(
+            "restored {} live, {} stopped, {} lost, {} unreadable containers; cleaned up {}{}",
             r.live,
             r.stopped,
             r.lost,
             r.unknown,
             r.cleaned,
-            if r.skipped > 0 { format!("; {} left out (--max-containers)", r.skipped) } else { String::new() },
-        );
-        eprintln!("nanoctrd: serving {}", socket.display());
+            if r.skipped > 0 {
+                format!("; {} left out (--max-containers)", r.skipped)
+            } else {
+                String::new()
+            },
+        ));
+        logger::info(&format!("serving {}", socket.display()));
+        d.autostart();
         d.run()
     });
     if let Err(e) = served {
-        eprintln!("nanoctrd: {e}");
+        logger::error(&e);
         std::process::exit(1);
     }
 }

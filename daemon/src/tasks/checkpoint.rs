@@ -79,7 +79,7 @@ impl Daemon {
         if !image.is_dir() {
             return refuse(Code::NotFound, format!("no checkpoint {}", image.display()));
         }
-        self.create(client, spec, &Creation::Restore(image))
+        self.create(Some(client), spec, &Creation::Restore(image))
     }
 
     /// `checkpoints ID`: one `name=NAME` line per checkpoint.

@@ -42,7 +42,7 @@ pub(crate) enum Creation {
 impl Daemon {
     pub(crate) fn create(
         &mut self,
-        client: Ref,
+        client: Option<Ref>,
         spec: &Spec,
         how: &Creation,
     ) -> Result<Outcome, Error> {
@@ -95,6 +95,9 @@ impl Daemon {
             created: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
+            restarts: 0,
+            streak: 0,
+            held: false,
         };
         let dir = self.state.container(&spec.id);
         let spawned =
@@ -137,8 +140,9 @@ impl Daemon {
             created: record.created,
             status: Status::Creating,
             init,
-            op: Some(Op::new(OpKind::Create { next }, Some(client))),
+            op: Some(Op::new(OpKind::Create { next }, client)),
             oom: None,
+            sup: Default::default(),
         };
         let Ok(r) = self.containers.insert(container) else {
             return Err(internal("container table full"));
@@ -250,6 +254,15 @@ impl Daemon {
 
     /// Removes a container that failed to be created, and answers.
     pub(crate) fn discard(&mut self, r: Ref) {
+        if let Some(c) = self.containers.get_mut(r).filter(|c| c.sup.respawning) {
+            if let Some(Op {
+                kind: OpKind::Discard(error),
+                ..
+            }) = c.op.take()
+            {
+                return self.respawn_failed(r, &error);
+            }
+        }
         let Some(c) = self.containers.remove(r) else {
             return;
         };

@@ -63,6 +63,7 @@ impl Daemon {
         }
         self.end_logs(ProcRef::Init(r));
         self.finish_delete_if_done(r);
+        self.consider_restart(r);
     }
 }
 

@@ -86,12 +86,13 @@ impl Daemon {
     }
 
     /// One line per container; containers still being created are not
-    /// shown until their create has succeeded.
+    /// shown until their create has succeeded (those being made again by
+    /// their restart policy are, as `restarting`).
     pub(crate) fn list(&self) -> Outcome {
         let mut r = Reply::new();
         let mut n = 0;
         for (_, c) in self.containers.iter() {
-            if c.status != Status::Creating {
+            if c.status != Status::Creating || c.sup.respawning {
                 r.data(&summary(c, &c.init.pid.to_string()));
                 n += 1;
             }
@@ -101,7 +102,13 @@ impl Daemon {
     }
 
     pub(crate) fn state(&self, id: &str) -> Result<Outcome, Error> {
-        let r = self.admit(id, Verb::State)?;
+        let restarting = self
+            .find(id)
+            .filter(|&r| self.containers.get(r).is_some_and(|c| c.sup.respawning));
+        let r = match restarting {
+            Some(r) => r,
+            None => self.admit(id, Verb::State)?,
+        };
         let c = self
             .containers
             .get(r)
@@ -122,6 +129,15 @@ impl Daemon {
             pairs.push(("exit", exit));
         }
         pairs.push(("runtime", &runtime));
+        let policy = c.spec.restart.as_string();
+        let restarts = c.sup.restarts.to_string();
+        if c.spec.restart != crate::restart::Restart::No {
+            pairs.push(("restart", &policy));
+            pairs.push(("restarts", &restarts));
+            if c.sup.held {
+                pairs.push(("held", "1"));
+            }
+        }
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
         let mut reply = Reply::new();
         reply.data(&pairs);
@@ -151,7 +167,13 @@ impl Daemon {
 fn summary<'a>(c: &'a Container, pid: &'a str) -> Vec<(&'static str, &'a str)> {
     vec![
         ("id", c.id()),
-        ("status", c.status.as_str()),
+        (
+            "status",
+            match c.status == Status::Creating && c.sup.respawning {
+                true => "restarting",
+                false => c.status.as_str(),
+            },
+        ),
         ("pid", pid),
         ("bundle", &c.spec.bundle),
     ]

@@ -18,6 +18,11 @@ impl Daemon {
         signal: i32,
         target: &KillTarget,
     ) -> Result<Outcome, Error> {
+        if !matches!(target, KillTarget::Proc(_)) {
+            if let Some(done) = self.cancel_restart(id) {
+                return Ok(done);
+            }
+        }
         let r = self.admit(id, Verb::Kill)?;
         let signal = signal.to_string();
         let args: &[&str] = match target {
@@ -54,6 +59,8 @@ impl Daemon {
     pub(crate) fn kill_done(&mut self, client: Ref, call: &Call, code: i32) {
         self.metrics.call(crate::metrics::CallVerb::Kill, code == 0);
         let outcome = if code == 0 {
+            // Stopped on purpose: not for the restart policy to undo.
+            self.hold(call.container);
             Outcome::ok(&[])
         } else {
             Outcome::err(self.call_failure(call, "kill", code))

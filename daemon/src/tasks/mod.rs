@@ -16,11 +16,13 @@ mod info;
 mod kill;
 mod oom;
 mod start;
+mod supervise;
+pub(crate) use supervise::Auto;
 mod timeout;
 mod wait;
 
 use crate::container::{OpKind, ProcRef, Process};
-use crate::lifecycle::{admits, Event, Verb};
+use crate::lifecycle::{admits, Event, Status, Verb};
 use crate::proto::{Code, Error};
 use crate::request::INIT;
 use crate::server::{Call, CallKind, Daemon};
@@ -32,6 +34,10 @@ impl Daemon {
     pub(crate) fn apply(&mut self, r: Ref, event: Event) {
         if let Some(c) = self.containers.get_mut(r) {
             if let Some(next) = crate::lifecycle::transition(c.status, event) {
+                if event == Event::Started && next == Status::Running {
+                    c.sup.running_since = Some(std::time::Instant::now());
+                    c.sup.respawning = false;
+                }
                 c.status = next;
             }
         }
@@ -163,6 +169,11 @@ impl Daemon {
             CallKind::Kill { client } => self.kill_done(client, &call, code),
             CallKind::Delete => self.delete_done(call.container, &call, code),
             CallKind::Op { client, verb } => self.op_done(client, verb, &call, code),
+            CallKind::Restart => {
+                self.metrics
+                    .call(crate::metrics::CallVerb::Delete, code == 0);
+                self.respawn(call.container)
+            }
         }
     }
 }

@@ -32,11 +32,17 @@ impl Daemon {
             .iter()
             .filter(|(_, e)| e.status == Status::Creating)
             .map(|(_, e)| e.since + limit);
-        ops.chain(calls).chain(execs).min()
+        ops.chain(calls)
+            .chain(execs)
+            .chain(self.next_restart())
+            .chain(self.next_autostart())
+            .min()
     }
 
     /// Ends whatever has run past its deadline.
     pub(crate) fn expire(&mut self) {
+        self.fire_restarts();
+        self.autostart_tick();
         let now = Instant::now();
         let limit = self.cfg.start_timeout;
         let late_ops = self.containers.refs_where(|c| {

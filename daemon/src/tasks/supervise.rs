@@ -1,0 +1,356 @@
+//! Supervision: restart policies (see `restart.rs`) and the containers
+//! declared in the config, started in order at daemon start.
+//!
+//! A restart is made in place: the container keeps its entry, its state
+//! dir and its output log. Its exit is reported as always (event, `wait`);
+//! after the policy's delay the runtime deletes what is left of it, and a
+//! new shim makes it again from the same bundle and options. The record
+//! counts restarts, so a restarted daemon goes on from there; a daemon
+//! killed at any point finds a stopped (or lost) container with a policy,
+//! and schedules its restart again.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::conffile::{start_order, Decl, Ready};
+use crate::container::{AfterCreate, Op, OpKind, Process};
+use crate::events::Kind;
+use crate::lifecycle::{Event, Status};
+use crate::proto::Error;
+use crate::restart::{delay, Restart};
+use crate::server::{CallKind, Daemon, Outcome, Source};
+use crate::shim::{self, Make, ShimOptions};
+use crate::slab::Ref;
+use crate::statedir::write_atomic;
+use crate::tasks::Creation;
+
+/// How often waiting autostarts look again (a `ready = file:` dependency,
+/// or no free runtime-call slot).
+const AUTOSTART_POLL: Duration = Duration::from_millis(100);
+
+/// A declared container on its way up.
+pub(crate) struct Auto {
+    pub decl: Decl,
+    pub state: AutoState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AutoState {
+    /// Waiting for the containers it comes after.
+    Waiting,
+    /// Asked for (or found running after a daemon restart).
+    Made,
+    /// Deleted by hand since this state dir's autostart: left alone.
+    Skipped,
+    Failed,
+}
+
+impl Daemon {
+    // ---- restart policies ----
+
+    /// The init has stopped or its shim was lost: if the policy says so,
+    /// the container is made again after its delay.
+    pub(crate) fn consider_restart(&mut self, r: Ref) {
+        let (first, max, window) = (
+            self.cfg.restart_delay,
+            self.cfg.restart_max_delay,
+            self.cfg.restart_window,
+        );
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        if c.op.is_some() || !matches!(c.status, Status::Stopped | Status::Unknown) {
+            return;
+        }
+        // A container that ran long enough starts a new row.
+        if c.sup
+            .running_since
+            .take()
+            .is_some_and(|t| t.elapsed() >= window)
+        {
+            c.sup.streak = 0;
+        }
+        if !c
+            .spec
+            .restart
+            .wants(c.init.exit_code, c.sup.streak, c.sup.held)
+        {
+            if c.spec.restart != Restart::No && !c.sup.held {
+                crate::logger::info(&format!(
+                    "{}: restart policy {} gives up after {} restarts in a row",
+                    c.id(),
+                    c.spec.restart.as_string(),
+                    c.sup.streak
+                ));
+            }
+            return;
+        }
+        let wait = delay(first, max, c.sup.streak);
+        c.sup.due = Some(Instant::now() + wait);
+        let id = c.id().to_string();
+        let count = (c.sup.restarts + 1).to_string();
+        let ms = wait.as_millis().to_string();
+        self.emit(&id, Kind::Restart, &[("count", &count), ("delay-ms", &ms)]);
+    }
+
+    /// The earliest pending restart.
+    pub(crate) fn next_restart(&self) -> Option<Instant> {
+        self.containers.iter().filter_map(|(_, c)| c.sup.due).min()
+    }
+
+    /// Begins the restarts that are due: the runtime deletes what is left
+    /// of the old container first.
+    pub(crate) fn fire_restarts(&mut self) {
+        let now = Instant::now();
+        for r in self
+            .containers
+            .refs_where(|c| c.sup.due.is_some_and(|due| due <= now))
+        {
+            if !self.slot_free() {
+                // Again when a slot may be free; never a busy loop.
+                if let Some(c) = self.containers.get_mut(r) {
+                    c.sup.due = Some(now + AUTOSTART_POLL);
+                }
+                continue;
+            }
+            let Some(c) = self.containers.get_mut(r) else {
+                continue;
+            };
+            c.sup.due = None;
+            c.sup.respawning = true;
+            let id = c.id().to_string();
+            if self
+                .spawn_call(r, CallKind::Restart, &["delete", "--force", &id])
+                .is_err()
+            {
+                self.respawn(r);
+            }
+        }
+    }
+
+    /// Makes the container again: a new shim in the same process dir,
+    /// running the same bundle with the same options.
+    pub(crate) fn respawn(&mut self, r: Ref) {
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        if c.sup.held || c.op.is_some() {
+            c.sup.respawning = false;
+            return;
+        }
+        c.sup.restarts += 1;
+        c.sup.streak += 1;
+        let dir = self.state.container(c.id());
+        if let Err(e) = write_atomic(&dir.join("container"), c.record().encode().as_bytes()) {
+            crate::logger::warn(&format!("{}: cannot update its record: {e}", c.id()));
+        }
+        // The old exit status must not pass for the new run's.
+        let _ = std::fs::remove_file(c.init.dir.join("exitStatus"));
+        let derived = dir.join("bundle");
+        let bundle = match derived.join("config.json").is_file() {
+            true => derived,
+            false => PathBuf::from(&c.spec.bundle),
+        };
+        let terminal = c.init.terminal;
+        let make = if terminal { Make::Create } else { Make::Run };
+        let mut options = ShimOptions::init(&c.spec, &c.runtime, &bundle, make);
+        options.oom_score_adj = self.cfg.shim_oom_score_adj;
+        let spawned = shim::spawn(&self.cfg.shim, &c.init.dir, &options);
+        let spawned = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                let e = Error::new(
+                    crate::proto::Code::Internal,
+                    format!("cannot start the shim: {e}"),
+                );
+                return self.respawn_failed(r, &e);
+            }
+        };
+        let mut init = Process::new(c.init.dir.clone(), terminal, c.spec.interactive);
+        init.adopt_shim(spawned);
+        c.init = init;
+        let next = match terminal {
+            true => AfterCreate::Start,
+            false => AfterCreate::AwaitStarted,
+        };
+        c.op = Some(Op::new(OpKind::Create { next }, None));
+        self.apply(r, Event::Restarting);
+        let watched = self.containers.get(r).map(|c| {
+            self.watch_process(
+                &c.init,
+                [Source::Startup(r), Source::Reply(r), Source::Exit(r)],
+            )
+        });
+        if let Some(Err(e)) = watched {
+            self.create_failed(r, super::internal(format!("epoll: {e}")), true);
+        }
+    }
+
+    /// A restart's create failed (the runtime has deleted what it made):
+    /// the container stays, stopped, for the policy's next try.
+    pub(crate) fn respawn_failed(&mut self, r: Ref, error: &Error) {
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        crate::logger::warn(&format!("{}: restart failed: {}", c.id(), error.message));
+        c.sup.respawning = false;
+        c.op = None;
+        c.init.startup = None;
+        c.init.reply = None;
+        c.init.exit = None;
+        c.init.exit_code = None;
+        self.apply(r, Event::Exited);
+        self.consider_restart(r);
+    }
+
+    /// An explicit `kill` of the container: its policy restarts it no
+    /// more, now or after a daemon restart (`always` excepted there).
+    pub(crate) fn hold(&mut self, r: Ref) {
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        c.sup.due = None;
+        if c.sup.held || c.spec.restart == Restart::No {
+            c.sup.held = true;
+            return;
+        }
+        c.sup.held = true;
+        let file = self.state.container(c.id()).join("container");
+        if let Err(e) = write_atomic(&file, c.record().encode().as_bytes()) {
+            crate::logger::warn(&format!("{}: cannot record the kill: {e}", c.id()));
+        }
+    }
+
+    /// `kill` of a stopped container waiting for its restart: the restart
+    /// is called off. None when no restart is pending.
+    pub(crate) fn cancel_restart(&mut self, id: &str) -> Option<Outcome> {
+        let r = self.find(id)?;
+        self.containers.get(r)?.sup.due?;
+        self.hold(r);
+        Some(Outcome::ok(&[("restart", "cancelled")]))
+    }
+
+    /// After restore: containers found stopped are handed to their
+    /// policies (a held `always` one too: a daemon restart lifts the hold,
+    /// as docker's `always` does; `unless-stopped` keeps it).
+    pub(crate) fn resume_supervision(&mut self) {
+        for r in self.containers.refs_where(|_| true) {
+            if let Some(c) = self.containers.get_mut(r) {
+                if c.spec.restart == Restart::Always && c.sup.held {
+                    c.sup.held = false;
+                }
+            }
+            self.consider_restart(r);
+        }
+    }
+
+    // ---- autostart ----
+
+    /// Starts the declared containers, in order, as their dependencies
+    /// become ready. Problems (an `after` naming no declared container, a
+    /// cycle) are reported and leave that container out; the rest start.
+    pub fn autostart(&mut self) {
+        let decls = std::mem::take(&mut self.cfg.containers);
+        let (order, problems) = start_order(&decls);
+        for p in problems {
+            crate::logger::error(&p);
+        }
+        for i in order {
+            let decl = decls[i].clone();
+            let id = &decl.spec.id;
+            let state = if self.find(id).is_some() {
+                AutoState::Made
+            } else if self.state.root().join(format!(".auto.{id}")).exists() {
+                AutoState::Skipped
+            } else {
+                AutoState::Waiting
+            };
+            self.autostarts.push(Auto { decl, state });
+        }
+        self.cfg.containers = decls;
+        self.autostart_tick();
+    }
+
+    /// When waiting autostarts want to look again.
+    pub(crate) fn next_autostart(&self) -> Option<Instant> {
+        self.autostarts
+            .iter()
+            .any(|a| a.state == AutoState::Waiting)
+            .then(|| Instant::now() + AUTOSTART_POLL)
+    }
+
+    /// Starts every waiting declared container whose dependencies are
+    /// ready, in order.
+    pub(crate) fn autostart_tick(&mut self) {
+        for i in 0..self.autostarts.len() {
+            if self.autostarts[i].state != AutoState::Waiting {
+                continue;
+            }
+            let mut ready = true;
+            for dep in self.autostarts[i].decl.after.clone() {
+                match self.dependency_ready(&dep) {
+                    Ok(r) => ready &= r,
+                    Err(why) => {
+                        let a = &mut self.autostarts[i];
+                        a.state = AutoState::Failed;
+                        crate::logger::error(&format!(
+                            "{}: container {}: not started: {why}",
+                            a.decl.at, a.decl.spec.id
+                        ));
+                        ready = false;
+                        break;
+                    }
+                }
+            }
+            if !ready || self.autostarts[i].state != AutoState::Waiting {
+                continue;
+            }
+            let spec = self.autostarts[i].decl.spec.clone();
+            match self.create(None, &spec, &Creation::Run) {
+                Ok(Outcome::Stall) => return,
+                Ok(_) => {
+                    self.autostarts[i].state = AutoState::Made;
+                    let marker = self.state.root().join(format!(".auto.{}", spec.id));
+                    let _ = std::fs::write(marker, b"");
+                    crate::logger::info(&format!("{}: started at boot", spec.id));
+                }
+                Err(e) => {
+                    self.autostarts[i].state = AutoState::Failed;
+                    crate::logger::error(&format!(
+                        "{}: container {}: not started: {}",
+                        self.autostarts[i].decl.at, spec.id, e.message
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Whether the declared container `id` counts as up for those that
+    /// come after it; an error if it never will.
+    fn dependency_ready(&self, id: &str) -> Result<bool, String> {
+        let Some(a) = self.autostarts.iter().find(|a| a.decl.spec.id == id) else {
+            return Err(format!("{id} is not declared"));
+        };
+        match a.state {
+            AutoState::Failed => return Err(format!("{id} was not started")),
+            AutoState::Skipped => return Ok(true),
+            AutoState::Waiting => return Ok(false),
+            AutoState::Made => {}
+        }
+        let Some(c) = self.find(id).and_then(|r| self.containers.get(r)) else {
+            return Err(format!("{id} could not be created"));
+        };
+        let c = Some(c);
+        Ok(match &a.decl.ready {
+            Ready::File(path) => path.exists(),
+            Ready::Started => c.is_some_and(|c| match c.status {
+                Status::Running | Status::Paused => true,
+                Status::Stopped => c.init.exit_code.is_some(),
+                _ => false,
+            }),
+            Ready::Exited0 => {
+                c.is_some_and(|c| c.status == Status::Stopped && c.init.exit_code == Some(0))
+            }
+        })
+    }
+}
