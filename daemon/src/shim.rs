@@ -102,7 +102,7 @@ pub fn spawn(shim: &Path, proc: &Path, how: &ShimOptions<'_>) -> io::Result<Spaw
     cmd.current_dir(proc)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(shim_log(proc));
     let path = |name: &str| proc.join(name).to_string_lossy().into_owned();
     cmd.arg(kv("id", how.id))
         .arg(kv("bundle", &how.bundle.to_string_lossy()))
@@ -227,6 +227,26 @@ impl ShimLine {
             _ => ShimLine::Other,
         }
     }
+}
+
+/// Most bytes `shim.log` grows to; past it, the next shim of the process
+/// dir (a restart) starts it afresh.
+const SHIM_LOG_CAP: u64 = 16 * 1024;
+
+/// The shim's stderr: `shim.log` in its process dir, where it says why it
+/// failed (the same message the daemon gets), kept across restarts.
+fn shim_log(proc: &Path) -> Stdio {
+    let path = proc.join("shim.log");
+    let big = std::fs::metadata(&path).is_ok_and(|m| m.len() > SHIM_LOG_CAP);
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(!big)
+        .write(true)
+        .truncate(big)
+        .mode(0o600)
+        .open(&path);
+    file.map_or_else(|_| Stdio::null(), Stdio::from)
 }
 
 #[cfg(test)]

@@ -149,6 +149,8 @@ fn failure(log: &CStr, f: Failure) -> Message {
             };
         }
     }
+    // Also kept in the process dir: the daemon makes stderr `shim.log`.
+    let _ = io::write(sys::stderr(), l.finish());
     l
 }
 
