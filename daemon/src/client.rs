@@ -11,6 +11,16 @@ use crate::request::VERBS;
 
 pub const DEFAULT_SOCKET: &str = "/run/nanoctr/nanoctr.sock";
 
+/// The socket the daemon's default config file names, if it names one:
+/// the client's default after `$NANOCTR_SOCKET`, so a device whose config
+/// moves the socket needs nothing more.
+pub fn configured_socket() -> Option<String> {
+    let path = Path::new(crate::config::DEFAULT_CONFIG);
+    let text = std::fs::read_to_string(path).ok()?;
+    let conf = crate::conffile::parse(path, &text, true).ok()?;
+    conf.get("socket").map(|s| s.value.clone())
+}
+
 /// What ends `nanoctr attach`, docker's convention.
 pub const DEFAULT_DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
@@ -28,7 +38,7 @@ pub enum Invocation {
 }
 
 /// Parses `nanoctr [--socket PATH] VERB [ARGS...]`. `env_socket` is
-/// `$NANOCTR_SOCKET`.
+/// `$NANOCTR_SOCKET`, or the socket the config file names.
 pub fn parse_args(args: &[String], env_socket: Option<String>) -> Result<Invocation, String> {
     let mut socket = env_socket.map(PathBuf::from);
     let mut i = 0;
@@ -145,7 +155,7 @@ pub fn usage() -> String {
          daemon answers OK, 1 when it answers ERR (the message goes to stderr),\n\
          2 on a usage or connection error.\n\n\
          options:\n  \
-         --socket PATH   daemon socket (default $NANOCTR_SOCKET, else /run/nanoctr/nanoctr.sock)\n  \
+         --socket PATH   daemon socket (default $NANOCTR_SOCKET, else the socket\n                  /etc/nanoctr/nanoctrd.conf names, else /run/nanoctr/nanoctr.sock)\n  \
          -h, --help      this text\n  \
          -V, --version   the client's version\n\
          nanoctr help VERB, or nanoctr VERB --help, shows one verb.\n\n\

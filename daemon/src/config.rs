@@ -6,9 +6,7 @@
 //! flag, or the file and line: the daemon refuses to start rather than
 //! guess.
 
-use argh::FromArgs;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use crate::conffile::{self, ConfFile, Decl};
@@ -16,159 +14,200 @@ use crate::conffile::{self, ConfFile, Decl};
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/nanoctr/nanoctrd.conf";
 
-/// nanoctrd: the nanoctr daemon. It serves the nanoctr line protocol on a
-/// unix socket (and, with --control-tty, on a serial line), keeps the
-/// table of containers, starts one nanoctr-shim per container process,
-/// which survives the daemon, and starts the containers its config
-/// declares. It stays in the foreground; SIGTERM or SIGINT stop it and
-/// leave the containers running. Every option can also be set in the
-/// config file as `key = value` (the option without --); options given
-/// here win.
-#[derive(FromArgs, Debug, Default)]
+/// What `nanoctrd --help` says before the options.
+const ABOUT: &str = "\
+usage: nanoctrd [--config PATH] [--check-config] [--OPTION VALUE ...]
+
+nanoctrd: the nanoctr daemon. It serves the nanoctr line protocol on a unix
+socket (and, with --control-tty, on a serial line), keeps the table of
+containers, starts one nanoctr-shim per container process, which survives
+the daemon, and starts the containers its config declares. It stays in the
+foreground; SIGTERM or SIGINT stop it and leave the containers running.
+
+Every option can also be set in the config file as `key = value` (the
+option without --); options given here win.
+
+  --config PATH     config file (default /etc/nanoctr/nanoctrd.conf when it
+                    exists)
+  --check-config    read the config and the declared containers, say what
+                    is wrong (exit 1 for a container that would not start,
+                    2 for a bad config) or that it is good (0), and exit
+  --version         print the version and exit
+  --help            this text
+";
+
+/// The options that are also config keys: name, value, what it does.
+pub const OPTIONS: &[(&str, &str, &str)] = &[
+    (
+        "socket",
+        "PATH",
+        "unix socket to serve, mode 0600 (default /run/nanoctr/nanoctr.sock)",
+    ),
+    (
+        "state-dir",
+        "DIR",
+        "state directory, on a tmpfs (default /run/nanoctr)",
+    ),
+    (
+        "runtime",
+        "NAME",
+        "OCI runtime: a name in PATH or a path (default runc)",
+    ),
+    (
+        "runtime-root",
+        "DIR",
+        "state root handed to the runtime as --root (default: its own)",
+    ),
+    (
+        "shim",
+        "PATH",
+        "nanoctr-shim (default: beside nanoctrd, then PATH)",
+    ),
+    (
+        "max-containers",
+        "N",
+        "most containers held at once (default 64)",
+    ),
+    (
+        "max-execs",
+        "N",
+        "most exec processes, over all containers (default 32)",
+    ),
+    (
+        "max-clients",
+        "N",
+        "most client connections; more wait their turn (default 16)",
+    ),
+    (
+        "max-calls",
+        "N",
+        "most runtime calls at once; more wait their turn (default 8)",
+    ),
+    (
+        "retain",
+        "N",
+        "events kept for replay, in memory and on disk (default 512)",
+    ),
+    (
+        "start-timeout",
+        "SECONDS",
+        "longest a runtime call may take (default 30)",
+    ),
+    (
+        "oom-score-adj",
+        "N",
+        "the daemon's oom_score_adj (default -500)",
+    ),
+    (
+        "shim-oom-score-adj",
+        "N",
+        "the shims' oom_score_adj (default -500)",
+    ),
+    (
+        "restart-delay",
+        "MS",
+        "first restart's delay; doubles in a row (default 100)",
+    ),
+    (
+        "restart-max-delay",
+        "MS",
+        "longest delay between restarts (default 30000)",
+    ),
+    (
+        "restart-window",
+        "SECONDS",
+        "a run this long starts a new row (default 10)",
+    ),
+    (
+        "containers-dir",
+        "DIR",
+        "*.conf files declaring containers (default /etc/nanoctr/containers.d)",
+    ),
+    ("log", "WHERE", "stderr or syslog (default stderr)"),
+    (
+        "log-level",
+        "LEVEL",
+        "error, warn, info or debug (default info)",
+    ),
+    (
+        "syslog-socket",
+        "PATH",
+        "syslog's socket (default /dev/log)",
+    ),
+    (
+        "control-tty",
+        "DEVICE",
+        "also serve the protocol on this serial line",
+    ),
+    (
+        "notify-fd",
+        "N",
+        "write a newline on descriptor N once serving (s6)",
+    ),
+    (
+        "pidfile",
+        "PATH",
+        "write the pid here once serving; removed at exit",
+    ),
+];
+
+/// The command line: the daemon's own switches, and options by config key.
+#[derive(Debug, Default)]
 pub struct Flags {
-    /// config file (default /etc/nanoctr/nanoctrd.conf when it exists)
-    #[argh(option)]
     pub config: Option<PathBuf>,
-
-    /// unix socket to serve (default /run/nanoctr/nanoctr.sock); mode 0600
-    #[argh(option)]
-    pub socket: Option<String>,
-
-    /// state directory, one subdirectory per container (default
-    /// /run/nanoctr); it belongs on a tmpfs
-    #[argh(option)]
-    pub state_dir: Option<String>,
-
-    /// OCI runtime: a name looked up in PATH or a path (default runc)
-    #[argh(option)]
-    pub runtime: Option<String>,
-
-    /// state root handed to the runtime as --root (default: its own)
-    #[argh(option)]
-    pub runtime_root: Option<String>,
-
-    /// nanoctr-shim binary (default: beside nanoctrd, then PATH)
-    #[argh(option)]
-    pub shim: Option<String>,
-
-    /// most containers held at once (default 64)
-    #[argh(option)]
-    pub max_containers: Option<String>,
-
-    /// most exec processes held at once, over all containers; an exited
-    /// one stays (for wait and state) until its room is needed (default 32)
-    #[argh(option)]
-    pub max_execs: Option<String>,
-
-    /// most client connections at once; more wait to be accepted until one
-    /// leaves (default 16)
-    #[argh(option)]
-    pub max_clients: Option<String>,
-
-    /// most runtime calls in flight at once; further requests wait their
-    /// turn (default 8)
-    #[argh(option)]
-    pub max_calls: Option<String>,
-
-    /// events kept for replay, in memory and in the state dir; a subscriber
-    /// that falls this far behind is cut off (default 512)
-    #[argh(option)]
-    pub retain: Option<String>,
-
-    /// seconds any runtime call may take before it is killed and the request
-    /// answered ERR timeout (default 30)
-    #[argh(option)]
-    pub start_timeout: Option<String>,
-
-    /// the daemon's own oom_score_adj, so the kernel kills containers before
-    /// their supervisor (default -500)
-    #[argh(option)]
-    pub oom_score_adj: Option<String>,
-
-    /// the shims' oom_score_adj; containers get 0 (or what their bundle
-    /// says) (default -500)
-    #[argh(option)]
-    pub shim_oom_score_adj: Option<String>,
-
-    /// milliseconds before a restart policy's first restart in a row; each
-    /// further one waits twice as long (default 100)
-    #[argh(option)]
-    pub restart_delay: Option<String>,
-
-    /// most milliseconds between restarts (default 30000)
-    #[argh(option)]
-    pub restart_max_delay: Option<String>,
-
-    /// seconds a container must run for its next restart to count as the
-    /// first of a row again (default 10)
-    #[argh(option)]
-    pub restart_window: Option<String>,
-
-    /// directory whose *.conf files declare more containers (default
-    /// /etc/nanoctr/containers.d, when it exists)
-    #[argh(option)]
-    pub containers_dir: Option<String>,
-
-    /// where the daemon logs: stderr or syslog (default stderr)
-    #[argh(option)]
-    pub log: Option<String>,
-
-    /// least important messages logged: error, warn, info or debug
-    /// (default info)
-    #[argh(option)]
-    pub log_level: Option<String>,
-
-    /// syslog's socket, for --log syslog (default /dev/log)
-    #[argh(option)]
-    pub syslog_socket: Option<String>,
-
-    /// also serve the line protocol on this serial device (canonical mode,
-    /// echo on); it is opened again when it goes away
-    #[argh(option)]
-    pub control_tty: Option<String>,
-
-    /// once the socket listens, write a newline to this descriptor and
-    /// close it (s6-style readiness)
-    #[argh(option)]
-    pub notify_fd: Option<String>,
-
-    /// write the daemon's pid here once it is serving; removed at exit
-    #[argh(option)]
-    pub pidfile: Option<String>,
-
-    /// print the version and exit
-    #[argh(switch)]
+    pub check_config: bool,
     pub version: bool,
+    pub help: bool,
+    /// `--KEY VALUE` or `--KEY=VALUE`, by key.
+    pub values: Vec<(&'static str, String)>,
 }
 
 impl Flags {
-    /// Each option's value, by config key.
-    fn by_key(&self) -> [(&'static str, Option<&String>); 23] {
-        [
-            ("socket", self.socket.as_ref()),
-            ("state-dir", self.state_dir.as_ref()),
-            ("runtime", self.runtime.as_ref()),
-            ("runtime-root", self.runtime_root.as_ref()),
-            ("shim", self.shim.as_ref()),
-            ("max-containers", self.max_containers.as_ref()),
-            ("max-execs", self.max_execs.as_ref()),
-            ("max-clients", self.max_clients.as_ref()),
-            ("max-calls", self.max_calls.as_ref()),
-            ("retain", self.retain.as_ref()),
-            ("start-timeout", self.start_timeout.as_ref()),
-            ("oom-score-adj", self.oom_score_adj.as_ref()),
-            ("shim-oom-score-adj", self.shim_oom_score_adj.as_ref()),
-            ("restart-delay", self.restart_delay.as_ref()),
-            ("restart-max-delay", self.restart_max_delay.as_ref()),
-            ("restart-window", self.restart_window.as_ref()),
-            ("containers-dir", self.containers_dir.as_ref()),
-            ("log", self.log.as_ref()),
-            ("log-level", self.log_level.as_ref()),
-            ("syslog-socket", self.syslog_socket.as_ref()),
-            ("control-tty", self.control_tty.as_ref()),
-            ("notify-fd", self.notify_fd.as_ref()),
-            ("pidfile", self.pidfile.as_ref()),
-        ]
+    /// Reads the arguments (without the program name).
+    pub fn parse(args: &[String]) -> Result<Flags, String> {
+        let mut f = Flags::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let Some(opt) = arg.strip_prefix("--") else {
+                return Err(format!("unexpected argument {arg}; see --help"));
+            };
+            let (name, inline) = match opt.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (opt, None),
+            };
+            let mut value = || {
+                inline
+                    .clone()
+                    .or_else(|| args.next().cloned())
+                    .ok_or_else(|| format!("--{name} needs a value"))
+            };
+            match name {
+                "help" => f.help = true,
+                "version" => f.version = true,
+                "check-config" => f.check_config = true,
+                "config" => f.config = Some(value()?.into()),
+                _ => {
+                    let Some(&(key, _, _)) = OPTIONS.iter().find(|o| o.0 == name) else {
+                        return Err(format!("unknown option --{name}; see --help"));
+                    };
+                    if f.values.iter().any(|(k, _)| *k == key) {
+                        return Err(format!("--{key} given twice"));
+                    }
+                    f.values.push((key, value()?));
+                }
+            }
+        }
+        Ok(f)
+    }
+
+    /// What `--help` prints.
+    pub fn usage() -> String {
+        let mut s = String::from(ABOUT);
+        for (key, value, what) in OPTIONS {
+            let opt = format!("--{key} {value}");
+            s.push_str(&format!("  {opt:<28}{what}\n"));
+        }
+        s
     }
 }
 
@@ -213,14 +252,14 @@ pub struct Config {
 
 /// Flags over the file: each value with where it came from.
 struct Layers<'a> {
-    flags: [(&'static str, Option<&'a String>); 23],
+    flags: &'a [(&'static str, String)],
     file: &'a ConfFile,
 }
 
 impl Layers<'_> {
     /// The value of `key` and how to name it in a message.
     fn get(&self, key: &str) -> Option<(&str, String)> {
-        if let Some((_, Some(v))) = self.flags.iter().find(|(k, _)| *k == key) {
+        if let Some((_, v)) = self.flags.iter().find(|(k, _)| *k == key) {
             return Some((v.as_str(), format!("--{key}")));
         }
         self.file
@@ -228,14 +267,18 @@ impl Layers<'_> {
             .map(|s| (s.value.as_str(), format!("{}: {key}", s.at)))
     }
 
-    fn num<T>(&self, key: &str, default: T, range: std::ops::RangeInclusive<T>) -> Result<T, String>
-    where
-        T: FromStr + PartialOrd + std::fmt::Display + Copy,
-    {
+    /// A whole number in `range` (one integer type for every setting:
+    /// each generic copy of the parsing costs the binary room).
+    fn num(
+        &self,
+        key: &str,
+        default: i64,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<i64, String> {
         let Some((v, at)) = self.get(key) else {
             return Ok(default);
         };
-        v.parse::<T>()
+        v.parse::<i64>()
             .ok()
             .filter(|n| range.contains(n))
             .ok_or_else(|| {
@@ -289,7 +332,7 @@ fn read_containers_dir(dir: &Path, required: bool) -> Result<Vec<Decl>, String> 
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "conf"))
         .collect();
-    files.sort();
+    crate::slab::sort_small(&mut files, |a, b| a < b);
     let mut decls = Vec::new();
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
@@ -303,7 +346,7 @@ impl Config {
     pub fn load(flags: &Flags) -> Result<Config, String> {
         let file = read_config_file(flags)?;
         let l = Layers {
-            flags: flags.by_key(),
+            flags: &flags.values,
             file: &file,
         };
         let mut containers = file.containers.clone();
@@ -332,9 +375,9 @@ impl Config {
                 .or_else(|| find_program("nanoctr-shim"))
                 .ok_or("nanoctr-shim not found beside nanoctrd or in PATH; use --shim")?,
         };
-        let restart_delay = Duration::from_millis(l.num("restart-delay", 100, 1..=3_600_000)?);
-        let restart_max_delay =
-            Duration::from_millis(l.num("restart-max-delay", 30_000, 1..=86_400_000)?);
+        let ms = |n: i64| Duration::from_millis(n as u64);
+        let restart_delay = ms(l.num("restart-delay", 100, 1..=3_600_000)?);
+        let restart_max_delay = ms(l.num("restart-max-delay", 30_000, 1..=86_400_000)?);
         if restart_max_delay < restart_delay {
             return Err("restart-max-delay must not be below restart-delay".into());
         }
@@ -351,24 +394,24 @@ impl Config {
             runtime,
             runtime_root: l.path("runtime-root")?,
             shim,
-            max_containers: l.num("max-containers", 64, cap.clone())?,
-            max_execs: l.num("max-execs", 32, cap.clone())?,
-            max_clients: l.num("max-clients", 16, cap.clone())?,
-            max_calls: l.num("max-calls", 8, cap.clone())?,
-            retain: l.num("retain", 512, cap)?,
-            start_timeout: Duration::from_secs(l.num("start-timeout", 30, 1..=3600)?),
-            oom_score_adj: l.num("oom-score-adj", -500, -1000..=1000)?,
-            shim_oom_score_adj: l.num("shim-oom-score-adj", -500, -1000..=1000)?,
+            max_containers: l.num("max-containers", 64, cap.clone())? as usize,
+            max_execs: l.num("max-execs", 32, cap.clone())? as usize,
+            max_clients: l.num("max-clients", 16, cap.clone())? as usize,
+            max_calls: l.num("max-calls", 8, cap.clone())? as usize,
+            retain: l.num("retain", 512, cap)? as usize,
+            start_timeout: Duration::from_secs(l.num("start-timeout", 30, 1..=3600)? as u64),
+            oom_score_adj: l.num("oom-score-adj", -500, -1000..=1000)? as i32,
+            shim_oom_score_adj: l.num("shim-oom-score-adj", -500, -1000..=1000)? as i32,
             restart_delay,
             restart_max_delay,
-            restart_window: Duration::from_secs(l.num("restart-window", 10, 0..=86_400)?),
+            restart_window: Duration::from_secs(l.num("restart-window", 10, 0..=86_400)? as u64),
             log,
             log_level: l.word("log-level", "info", &["error", "warn", "info", "debug"])?,
             syslog_socket: l.path("syslog-socket")?.unwrap_or("/dev/log".into()),
             control_tty: l.path("control-tty")?,
             notify_fd: match l.get("notify-fd") {
                 None => None,
-                Some(_) => Some(l.num("notify-fd", 0, 0..=1_048_576)?),
+                Some(_) => Some(l.num("notify-fd", 0, 0..=1_048_576)? as i32),
             },
             pidfile: l.path("pidfile")?,
             containers,
@@ -444,6 +487,38 @@ fn is_executable(path: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn options_are_the_config_keys() {
+        let names: Vec<&str> = OPTIONS.iter().map(|o| o.0).collect();
+        assert_eq!(names, conffile::KEYS);
+    }
+
+    #[test]
+    fn reads_the_command_line() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let f = Flags::parse(&args(&[
+            "--config",
+            "/c",
+            "--retain=9",
+            "--socket",
+            "/s",
+            "--check-config",
+        ]))
+        .unwrap();
+        assert_eq!(f.config, Some(PathBuf::from("/c")));
+        assert!(f.check_config && !f.help && !f.version);
+        assert_eq!(f.values, [("retain", "9".into()), ("socket", "/s".into())]);
+        for bad in [
+            &["--bogus", "1"][..],
+            &["--retain"],
+            &["--retain", "1", "--retain", "2"],
+            &["stray"],
+        ] {
+            assert!(Flags::parse(&args(bad)).is_err(), "{bad:?}");
+        }
+        assert!(Flags::usage().contains("--restart-window SECONDS"));
+    }
 
     #[test]
     fn finds_programs() {

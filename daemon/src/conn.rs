@@ -1,7 +1,7 @@
 //! A client connection: request lines in, reply bytes out, both bounded.
 
+use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::net::UnixStream;
 
 use rustix::event::epoll::EventFlags;
 
@@ -119,7 +119,12 @@ pub struct Subscription {
 }
 
 pub struct Client {
-    pub stream: UnixStream,
+    /// A unix stream socket, or the control tty.
+    pub stream: File,
+    /// The control tty: a person typing lines at a serial console. It is
+    /// never at its end (a ^D is only an empty read), and when it goes
+    /// away it is opened again.
+    pub tty: bool,
     pub input: LineBuffer,
     pub output: Vec<u8>,
     pub busy: Option<Busy>,
@@ -137,9 +142,10 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new(stream: UnixStream) -> Self {
+    pub fn new(stream: File, tty: bool) -> Self {
         Client {
             stream,
+            tty,
             input: LineBuffer::with_capacity(),
             output: Vec::new(),
             busy: None,

@@ -184,7 +184,7 @@ impl EventLog {
     /// events; the sequence goes on after the highest one found.
     pub fn open(dir: &Path, retain: usize) -> io::Result<EventLog> {
         let (store, mut found) = Store::open(dir, retain)?;
-        found.sort_by_key(|e| e.seq);
+        found.sort_unstable_by_key(|e| e.seq);
         found.dedup_by_key(|e| e.seq);
         let skip = found.len().saturating_sub(retain);
         let mut recent = VecDeque::with_capacity(retain);

@@ -60,7 +60,7 @@ impl Daemon {
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|name| check_id(name).is_ok())
             .collect();
-        ids.sort();
+        crate::slab::sort_small(&mut ids, |a, b| a < b);
         for id in ids {
             if self.containers.is_full() {
                 found.skipped += 1;
@@ -287,7 +287,7 @@ impl Daemon {
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|name| name != INIT && name != "bundle" && check_id(name).is_ok())
             .collect();
-        names.sort();
+        crate::slab::sort_small(&mut names, |a, b| a < b);
         for name in names {
             self.restore_exec(r, dir.join(&name), name);
         }

@@ -101,6 +101,21 @@ impl Source {
     }
 }
 
+/// How long the control tty stays closed after it went away or could not
+/// be opened.
+const TTY_REOPEN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The serial line the protocol is also served on (`--control-tty`).
+pub(crate) struct ControlTty {
+    pub path: std::path::PathBuf,
+    /// Its client, while it is open.
+    pub client: Option<Ref>,
+    /// When to try opening it again.
+    pub reopen_at: Option<std::time::Instant>,
+    /// Why it last could not be opened, so that is said once.
+    pub last_error: Option<String>,
+}
+
 /// A runtime process the daemon started and waits for.
 pub(crate) struct Call {
     pub pid: u32,
@@ -177,6 +192,7 @@ pub struct Daemon {
     spare: Option<std::fs::File>,
     /// The declared containers, while autostart goes on.
     pub(crate) autostarts: Vec<crate::tasks::Auto>,
+    pub(crate) tty: Option<ControlTty>,
     stopping: bool,
     /// The listener is in the epoll set (there is room for a client).
     listening: bool,
@@ -199,11 +215,11 @@ impl Daemon {
         // container processes, the runtime's leftovers. Nothing lingers as
         // a zombie that a runtime's delete would wait for.
         if let Err(e) = rustix::process::set_child_subreaper(Some(rustix::process::getpid())) {
-            eprintln!("nanoctrd: cannot become a child subreaper: {e}");
+            crate::logger::warn(&format!("cannot become a child subreaper: {e}"));
         }
         // The kernel should kill containers before their supervisor.
         if let Err(e) = std::fs::write("/proc/self/oom_score_adj", cfg.oom_score_adj.to_string()) {
-            eprintln!("nanoctrd: cannot set oom_score_adj: {e}");
+            crate::logger::warn(&format!("cannot set oom_score_adj: {e}"));
         }
         let state = StateDir::open(&cfg.state_dir)
             .map_err(|e| format!("state dir {}: {e}", cfg.state_dir.display()))?;
@@ -233,6 +249,12 @@ impl Daemon {
             ready: Vec::with_capacity(cfg.max_clients),
             spare: std::fs::File::open("/dev/null").ok(),
             autostarts: Vec::new(),
+            tty: cfg.control_tty.clone().map(|path| ControlTty {
+                path,
+                client: None,
+                reopen_at: Some(std::time::Instant::now()),
+                last_error: None,
+            }),
             stopping: false,
             listening: true,
 
@@ -407,7 +429,8 @@ impl Daemon {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
-            let Ok(r) = self.clients.insert(Client::new(stream)) else {
+            let stream = std::fs::File::from(OwnedFd::from(stream));
+            let Ok(r) = self.clients.insert(Client::new(stream, false)) else {
                 continue;
             };
             let Some(c) = self.clients.get_mut(r) else {
@@ -471,6 +494,11 @@ impl Daemon {
         let Some(c) = self.clients.get_mut(r) else {
             return;
         };
+        if c.tty && flags.intersects(EventFlags::ERR | EventFlags::HUP) {
+            // The line is gone (hung up, or the device went away): it is
+            // opened again after a while.
+            return self.close_client(r);
+        }
         if flags.intersects(EventFlags::ERR | EventFlags::HUP) {
             // Gone for good. Requests it sent before leaving still run (a
             // request that arrived is never lost); waiting on its behalf
@@ -507,7 +535,7 @@ impl Daemon {
             return true;
         }
         match c.input.fill(&mut c.stream) {
-            Ok(0) if !c.input.is_full() => c.eof = true,
+            Ok(0) if !c.input.is_full() && !c.tty => c.eof = true,
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => c.eof |= c.hung_up,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -710,6 +738,59 @@ impl Daemon {
             let _ = epoll::delete(&self.epoll, sys::fd(&c.stream));
             self.stalled.retain(|&s| s != r);
             self.listen_while_room();
+            if c.tty {
+                if let Some(t) = &mut self.tty {
+                    t.client = None;
+                    t.reopen_at = Some(std::time::Instant::now() + TTY_REOPEN);
+                }
+            }
+        }
+    }
+
+    // ---- the control tty ----
+
+    /// Opens the control tty and serves it as a client; when that fails,
+    /// tries again after [`TTY_REOPEN`], saying so once per new reason.
+    pub(crate) fn open_tty(&mut self) {
+        let Some(t) = &mut self.tty else {
+            return;
+        };
+        t.reopen_at = None;
+        let fail = |t: &mut ControlTty, why: String| {
+            if t.last_error.as_deref() != Some(why.as_str()) {
+                crate::logger::warn(&format!("control tty: {why}; trying again every second"));
+                t.last_error = Some(why);
+            }
+            t.reopen_at = Some(std::time::Instant::now() + TTY_REOPEN);
+        };
+        let fd = match crate::tty::open_control_tty(&t.path) {
+            Ok(fd) => fd,
+            Err(e) => return fail(t, e.to_string()),
+        };
+        let client = Client::new(std::fs::File::from(fd), true);
+        let Ok(r) = self.clients.insert(client) else {
+            let t = self.tty.as_mut().expect("checked above");
+            return fail(t, "the client table is full".into());
+        };
+        let Some(c) = self.clients.get_mut(r) else {
+            return;
+        };
+        c.interest = c.wanted_interest();
+        let token = EventData::new_u64(Source::Client(r).token());
+        let added = epoll::add(&self.epoll, sys::fd(&c.stream), token, c.interest);
+        let t = self.tty.as_mut().expect("checked above");
+        match added {
+            Ok(()) => {
+                if t.last_error.take().is_some() {
+                    crate::logger::info(&format!("control tty {} is back", t.path.display()));
+                }
+                t.client = Some(r);
+            }
+            Err(e) => {
+                self.clients.remove(r);
+                let t = self.tty.as_mut().expect("checked above");
+                fail(t, format!("epoll: {e}"));
+            }
         }
     }
 

@@ -104,9 +104,32 @@ impl<T> Slab<T> {
     }
 }
 
+/// Sorts a short list (directory entries, a container's processes) by
+/// insertion. The lists are small, and each copy of std's sort for another
+/// element type would cost the binary more than this whole function.
+pub fn sort_small<T>(v: &mut [T], less: impl Fn(&T, &T) -> bool) {
+    for i in 1..v.len() {
+        let mut j = i;
+        while j > 0 && less(&v[j], &v[j - 1]) {
+            v.swap(j, j - 1);
+            j -= 1;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorts_small_lists() {
+        let mut v = vec![5, 1, 4, 1, 3];
+        sort_small(&mut v, |a, b| a < b);
+        assert_eq!(v, [1, 1, 3, 4, 5]);
+        let mut e: Vec<u8> = Vec::new();
+        sort_small(&mut e, |a, b| a > b);
+        assert!(e.is_empty());
+    }
 
     #[test]
     fn capacity_is_fixed() {

@@ -178,7 +178,7 @@ pub fn read_pids(cg: &Cgroups) -> io::Result<Vec<u32>> {
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect();
-    pids.sort_unstable();
+    crate::slab::sort_small(&mut pids, |a, b| a < b);
     pids.dedup();
     Ok(pids)
 }

@@ -6,7 +6,10 @@ use nanoctr::client::{self, Invocation};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let code = match client::parse_args(&args, std::env::var("NANOCTR_SOCKET").ok()) {
+    let socket = std::env::var("NANOCTR_SOCKET")
+        .ok()
+        .or_else(client::configured_socket);
+    let code = match client::parse_args(&args, socket) {
         Ok(Invocation::Help) => {
             print!("{}", client::usage());
             0

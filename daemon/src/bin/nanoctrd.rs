@@ -1,11 +1,20 @@
 //! nanoctrd: see `nanoctrd --help` and the crate docs.
 
-use nanoctr::config::{Config, Flags};
-use nanoctr::logger;
+use nanoctr::config::{Config, Flags, LogTo};
+use nanoctr::logger::{self, Level, Sink};
+use nanoctr::notify;
 use nanoctr::server::Daemon;
 
 fn main() {
-    let flags: Flags = argh::from_env();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let flags = Flags::parse(&args).unwrap_or_else(|e| {
+        eprintln!("nanoctrd: {e}");
+        std::process::exit(2)
+    });
+    if flags.help {
+        print!("{}", Flags::usage());
+        return;
+    }
     if flags.version {
         println!("nanoctrd {}", env!("CARGO_PKG_VERSION"));
         return;
@@ -14,7 +23,44 @@ fn main() {
         eprintln!("nanoctrd: {e}");
         std::process::exit(2)
     });
+    if flags.check_config {
+        let (order, problems) = nanoctr::conffile::start_order(&cfg.containers);
+        for p in &problems {
+            eprintln!("nanoctrd: {p}");
+        }
+        let ids: Vec<&str> = order
+            .iter()
+            .map(|&i| cfg.containers[i].spec.id.as_str())
+            .collect();
+        match ids.is_empty() {
+            true => println!("config ok; no containers to start"),
+            false => println!(
+                "config ok; containers started in this order: {}",
+                ids.join(" ")
+            ),
+        }
+        std::process::exit(if problems.is_empty() { 0 } else { 1 });
+    }
+    // The readiness descriptor is claimed before the daemon opens any of
+    // its own, so its number can never be one of them.
+    let ready_fd = cfg
+        .notify_fd
+        .map(notify::claim_fd)
+        .transpose()
+        .unwrap_or_else(|e| {
+            eprintln!("nanoctrd: notify-fd: {e}");
+            std::process::exit(2)
+        });
+    // Not passed on: a runtime that sees NOTIFY_SOCKET waits for the
+    // container's own READY=1.
+    let notify_socket = notify::take_notify_socket();
+    let level = Level::parse(&cfg.log_level).unwrap_or(Level::Info);
+    match cfg.log {
+        LogTo::Stderr => logger::init(Sink::Stderr, level),
+        LogTo::Syslog => logger::init(Sink::Syslog(cfg.syslog_socket.clone()), level),
+    }
     let socket = cfg.socket.clone();
+    let pidfile = cfg.pidfile.clone();
     let served = Daemon::new(cfg).and_then(|mut d| {
         let r = d.restore();
         logger::info(&format!(
@@ -30,10 +76,30 @@ fn main() {
                 String::new()
             },
         ));
+        // Serving from here on: the socket listens, the table is whole.
+        if let Some(path) = &pidfile {
+            if let Err(e) = notify::write_pidfile(path) {
+                logger::warn(&format!("pidfile {}: {e}", path.display()));
+            }
+        }
+        if let Some(fd) = ready_fd {
+            if let Err(e) = notify::notify_fd(fd) {
+                logger::warn(&format!("notify-fd: {e}"));
+            }
+        }
+        if let Some(addr) = &notify_socket {
+            let state = format!("READY=1\nMAINPID={}", std::process::id());
+            if let Err(e) = notify::sd_notify_to(addr, &state) {
+                logger::warn(&format!("NOTIFY_SOCKET {addr}: {e}"));
+            }
+        }
         logger::info(&format!("serving {}", socket.display()));
         d.autostart();
         d.run()
     });
+    if let Some(path) = &pidfile {
+        notify::remove_pidfile(path);
+    }
     if let Err(e) = served {
         logger::error(&e);
         std::process::exit(1);

@@ -94,7 +94,7 @@ impl Daemon {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(e) => return Err(io_refusal(&base.display().to_string(), &e)),
         };
-        names.sort();
+        crate::slab::sort_small(&mut names, |a, b| a < b);
         let mut reply = Reply::new();
         for name in &names {
             reply.data(&[("name", name)]);

@@ -326,7 +326,7 @@ fn derive_bundle(bundle: &str, config: &[u8], terminal: bool, dir: &Path) -> io:
             json::quote(&Path::new(bundle).join(path).to_string_lossy()),
         ));
     }
-    edits.sort_by_key(|e| std::cmp::Reverse(e.0.start));
+    crate::slab::sort_small(&mut edits, |a, b| a.0.start > b.0.start);
     let mut out = config.to_vec();
     for (range, text) in edits {
         out.splice(range, text.bytes());

@@ -317,7 +317,7 @@ impl Daemon {
             .filter(|(_, e)| e.container == r)
             .map(|(e, x)| (e, x.since))
             .collect();
-        execs.sort_by_key(|x| x.1);
+        crate::slab::sort_small(&mut execs, |a, b| a.1 < b.1);
         execs.into_iter().map(|x| x.0).collect()
     }
 

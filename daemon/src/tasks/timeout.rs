@@ -36,6 +36,7 @@ impl Daemon {
             .chain(execs)
             .chain(self.next_restart())
             .chain(self.next_autostart())
+            .chain(self.tty.as_ref().and_then(|t| t.reopen_at))
             .min()
     }
 
@@ -43,6 +44,14 @@ impl Daemon {
     pub(crate) fn expire(&mut self) {
         self.fire_restarts();
         self.autostart_tick();
+        if self
+            .tty
+            .as_ref()
+            .and_then(|t| t.reopen_at)
+            .is_some_and(|at| at <= Instant::now())
+        {
+            self.open_tty();
+        }
         let now = Instant::now();
         let limit = self.cfg.start_timeout;
         let late_ops = self.containers.refs_where(|c| {
