@@ -349,3 +349,282 @@ fn restarts_go_on_across_a_daemon_crash() {
     });
     assert_eq!(next(&mut exits)["status"], "4");
 }
+
+/// Reads what is there on a non-blocking descriptor until `pattern` has
+/// come (or `wait` has passed); returns all that was read.
+fn read_until(f: &mut std::fs::File, pattern: &str, wait: Duration) -> String {
+    use std::io::Read;
+    let deadline = Instant::now() + wait;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline {
+        match f.read(&mut buf) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            _ => std::thread::sleep(Duration::from_millis(10)),
+        }
+        if String::from_utf8_lossy(&got).contains(pattern) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// A pty whose slave stands in for a serial device: the master (read
+/// without blocking) and the slave's path.
+fn serial_line() -> (std::fs::File, std::path::PathBuf) {
+    let (master, slave) = nanoctr_tests::sys::openpty(80, 24).unwrap();
+    let path = std::fs::read_link(format!("/proc/self/fd/{}", {
+        use std::os::fd::AsRawFd;
+        slave.as_raw_fd()
+    }))
+    .unwrap();
+    drop(slave);
+    let master = std::fs::File::from(master);
+    nanoctr_tests::sys::set_nonblocking(&master);
+    (master, path)
+}
+
+#[test]
+fn the_protocol_works_on_a_serial_line() {
+    use std::io::Write;
+    let dir = std::env::temp_dir().join(format!("nct-tty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut first, path) = serial_line();
+    // The daemon opens the device by a name that can be pointed elsewhere.
+    let link = dir.join("ttyS1");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let d = Daemon::start_with(Runtime::Runc, &["--control-tty", link.to_str().unwrap()]);
+    // Typed with a mistake and a backspace (DEL) over it.
+    let mut answered = String::new();
+    for _ in 0..50 {
+        first.write_all(b"hellp\x7fo\n").unwrap();
+        answered = read_until(&mut first, "OK nanoctr", Duration::from_millis(200));
+        if answered.contains("OK nanoctr") {
+            break;
+        }
+    }
+    assert!(answered.contains("OK nanoctr protocol=1"), "{answered:?}");
+    // The line was echoed as typed, the erase shown, and lines end in CRLF.
+    assert!(answered.contains("hellp\x08 \x08o\r\n"), "{answered:?}");
+    let b = d.bundle("s", &["sleep", "1000"]);
+    first
+        .write_all(format!("run web {}\n", b.display()).as_bytes())
+        .unwrap();
+    let got = read_until(&mut first, "OK pid=", Duration::from_secs(10));
+    assert!(got.contains("OK pid="), "{got:?}");
+    first.write_all(b"list\n").unwrap();
+    let got = read_until(&mut first, "OK count=1\r\n", Duration::from_secs(5));
+    assert!(got.contains("id=web status=running"), "{got:?}");
+    first.write_all(b"bogus\n").unwrap();
+    let got = read_until(&mut first, "ERR invalid", Duration::from_secs(5));
+    assert!(got.contains("ERR invalid unknown verb bogus"), "{got:?}");
+    // The line goes away (hangup); the daemon opens it again when it can.
+    drop(first);
+    let (mut second, path) = serial_line();
+    std::fs::remove_file(&link).unwrap();
+    std::os::unix::fs::symlink(&path, &link).unwrap();
+    let mut answered = String::new();
+    for _ in 0..40 {
+        second.write_all(b"list\n").unwrap();
+        answered = read_until(&mut second, "OK count=1", Duration::from_millis(200));
+        if answered.contains("OK count=1") {
+            break;
+        }
+    }
+    assert!(answered.contains("OK count=1"), "{answered:?} {}", d.log());
+    // The socket served throughout.
+    assert_eq!(state(&d, "web")["status"], "running");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn readiness_comes_when_the_socket_accepts() {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let d = Daemon::prepare(Runtime::Runc, Launch::default());
+    let fifo = d.dir.join("ready");
+    let pidfile = d.dir.join("nanoctrd.pid");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    // Open first, without blocking, so the daemon's side can open too.
+    let mut ready = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let notify = std::os::unix::net::UnixDatagram::bind(d.dir.join("notify.sock")).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" \"$@\" 3>\"$READY\"")
+        .arg(bin("nanoctrd"))
+        .args(["--socket", d.socket.to_str().unwrap()])
+        .args(["--state-dir", d.state.to_str().unwrap()])
+        .args(["--runtime-root", d.runtime_root.to_str().unwrap()])
+        .args([
+            "--config",
+            d.dir.join("conf/nanoctrd.conf").to_str().unwrap(),
+        ])
+        .args([
+            "--containers-dir",
+            d.dir.join("conf/containers.d").to_str().unwrap(),
+        ])
+        .args(["--notify-fd", "3", "--pidfile", pidfile.to_str().unwrap()])
+        .env("READY", &fifo)
+        .env("NOTIFY_SOCKET", d.dir.join("notify.sock"))
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut got = Vec::new();
+    loop {
+        let mut buf = [0u8; 16];
+        match ready.read(&mut buf) {
+            Ok(n) if n > 0 => {
+                got.extend_from_slice(&buf[..n]);
+                // Ready means answering, right now.
+                let mut c = Conn::connect(&d.socket).expect("the socket accepts once ready");
+                assert!(c.ask("hello").ok().starts_with("nanoctr"));
+                break;
+            }
+            _ => std::thread::sleep(Duration::from_millis(2)),
+        }
+        assert!(Instant::now() < deadline, "no readiness newline");
+    }
+    assert_eq!(got, b"\n");
+    let mut buf = [0u8; 128];
+    let n = notify.recv(&mut buf).unwrap();
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert_eq!(msg, format!("READY=1\nMAINPID={}", child.id()));
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(pid.trim(), child.id().to_string());
+    // NOTIFY_SOCKET is not handed on: runc would wait for the container's
+    // own READY=1 and never start it.
+    let b = d.bundle("s", &["true"]);
+    let mut c = Conn::connect(&d.socket).unwrap();
+    c.ask(&format!("run n {}", b.display())).ok();
+    assert_eq!(c.ask("wait n").ok(), "exit=0");
+    Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    assert!(!pidfile.exists());
+}
+
+#[test]
+fn syslog_gets_the_daemon_log() {
+    let d = Daemon::prepare(Runtime::Runc, Launch::default());
+    let log = std::os::unix::net::UnixDatagram::bind(d.dir.join("log.sock")).unwrap();
+    log.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut d = d;
+    let sock = d.dir.join("log.sock");
+    d.launch_flags(&["--log", "syslog", "--syslog-socket", sock.to_str().unwrap()]);
+    d.spawn();
+    let mut records = Vec::new();
+    let mut buf = [0u8; 1100];
+    while let Ok(n) = log.recv(&mut buf) {
+        let r = String::from_utf8_lossy(&buf[..n]).into_owned();
+        let done = r.contains("serving");
+        records.push(r);
+        if done {
+            break;
+        }
+    }
+    let serving = records.last().expect("records");
+    // <daemon.info>Mmm dd hh:mm:ss nanoctrd[PID]: message
+    let pid = d.pid();
+    assert!(serving.starts_with("<30>"), "{serving}");
+    assert!(
+        serving.contains(&format!(" nanoctrd[{pid}]: serving ")),
+        "{serving}"
+    );
+    // Nothing of it went to stderr.
+    assert!(!d.log().contains("serving"), "{}", d.log());
+}
+
+#[test]
+fn a_restart_that_fails_is_logged_and_tried_again() {
+    let d = Daemon::start_with(Runtime::Runc, &["--restart-delay", "500"]);
+    let b = d.bundle("f", &["sh", "-c", "exit 1"]);
+    let mut restarts = d.conn();
+    restarts.send("events since=0 id=f type=restart");
+    d.ask(&format!("run f {} restart=on-failure:2", b.display()))
+        .ok();
+    assert_eq!(next(&mut restarts)["delay-ms"], "500");
+    // The bundle breaks before the restart comes.
+    let config = nanoctr_tests::bundle_config(&["/no/such/program"]);
+    std::fs::write(b.join("config.json"), config).unwrap();
+    // The failed restart counts, and the next comes after a longer delay.
+    assert_eq!(next(&mut restarts)["delay-ms"], "1000");
+    let s = state(&d, "f");
+    assert_eq!(
+        (s["status"].as_str(), s["restarts"].as_str()),
+        ("stopped", "1")
+    );
+    let shim_log = std::fs::read_to_string(d.state.join("f/init/shim.log")).unwrap();
+    assert!(shim_log.contains("/no/such/program"), "{shim_log}");
+    assert!(d.log().contains("f: restart failed"), "{}", d.log());
+}
+
+#[test]
+fn check_config_reports_without_starting() {
+    let check = |config: &str| {
+        let dir = std::env::temp_dir().join(format!("nct-check-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("none")).unwrap();
+        let file = dir.join(format!("c{}.conf", config.len()));
+        std::fs::write(&file, config).unwrap();
+        let out = Command::new(bin("nanoctrd"))
+            .args(["--check-config", "--config", file.to_str().unwrap()])
+            .args(["--containers-dir", dir.join("none").to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code(), text)
+    };
+    let (code, text) = check("[container b]\nbundle = /b\nafter = a\n[container a]\nbundle = /a\n");
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("containers started in this order: a b"),
+        "{text}"
+    );
+    let (code, text) = check("[container b]\nbundle = /b\nafter = ghost\n");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("ghost"), "{text}");
+    let (code, text) = check("max-calls = 0\n");
+    assert_eq!(code, Some(2), "{text}");
+}
+
+#[test]
+fn a_daemon_restart_lifts_a_kill_for_always_only() {
+    let mut d = Daemon::start_with(Runtime::Runc, &["--restart-delay", "100"]);
+    let b = d.bundle("s", &["sleep", "1000"]);
+    d.ask(&format!("run al {} restart=always", b.display()))
+        .ok();
+    d.ask(&format!("run us {} restart=unless-stopped", b.display()))
+        .ok();
+    for id in ["al", "us"] {
+        d.ask(&format!("kill {id} KILL")).ok();
+        d.ask(&format!("wait {id}")).ok();
+    }
+    d.kill9();
+    d.restart();
+    d.eventually("al to run again", || state(&d, "al")["status"] == "running");
+    assert_eq!(state(&d, "al")["restarts"], "1");
+    std::thread::sleep(Duration::from_millis(400));
+    let us = state(&d, "us");
+    assert_eq!(
+        (
+            us["status"].as_str(),
+            us["held"].as_str(),
+            us["restarts"].as_str()
+        ),
+        ("stopped", "1", "0")
+    );
+}

@@ -385,7 +385,7 @@ fn init_files_use_only_daemon_flags() {
     let known: HashSet<&str> = DAEMON_KEYS
         .iter()
         .map(|(k, _)| *k)
-        .chain(["config"])
+        .chain(["config", "check-config"])
         .collect();
     let mut failures = Vec::new();
     for file in [
@@ -616,4 +616,22 @@ fn example_configuration_uses_nanoctrds_keys() {
         }
     }
     assert_none_failed(failures);
+}
+
+/// The hand-kept list is the daemon's own, and the example files pass the
+/// daemon's own parser.
+#[test]
+fn the_daemon_agrees() {
+    let listed: Vec<&str> = DAEMON_KEYS.iter().map(|(k, _)| *k).collect();
+    assert_eq!(listed, nanoctr::conffile::KEYS);
+    for (file, settings) in [
+        ("configs/nanoctrd.conf", true),
+        ("configs/containers.d/demo.conf", false),
+    ] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Err(e) = nanoctr::conffile::parse(&path, &text, settings) {
+            panic!("{e}");
+        }
+    }
 }

@@ -449,6 +449,13 @@ impl Daemon {
         d
     }
 
+    /// More flags for the next [`Daemon::spawn`].
+    pub fn launch_flags(&mut self, flags: &[&str]) {
+        self.launch
+            .flags
+            .extend(flags.iter().map(|s| s.to_string()));
+    }
+
     /// Starts the daemon and waits until it answers.
     pub fn spawn(&mut self) {
         let daemon = self

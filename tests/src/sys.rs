@@ -44,6 +44,12 @@ pub fn openpty(
     if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
+    // Not inherited by the processes the test starts (a daemon holding a
+    // master would keep the line from ever hanging up).
+    for fd in [master, slave] {
+        // SAFETY: F_SETFD on a descriptor just made, owned here.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
     // SAFETY: both are new descriptors that nothing else owns.
     Ok(unsafe {
         (
