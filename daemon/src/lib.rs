@@ -14,6 +14,8 @@ pub mod conn;
 pub mod container;
 pub mod events;
 pub mod exec_spec;
+#[cfg(test)]
+mod fuzz;
 pub mod json;
 
 pub mod lifecycle;
