@@ -47,9 +47,10 @@ fi
 
 # apt refused. On this project's machines the cause is qemu-utils from
 # bookworm-backports (held), which Breaks the qemu-system-common that
-# Debian's qemu-system-* depend on. The emulator binary needs nothing from
-# either: install its libraries and data (ROMs, BIOS) as packages, and
-# unpack the binary itself under target/firmware-cache/qemu.
+# Debian's qemu-system-* depend on. Install the emulator's libraries and
+# data (ROMs, BIOS) as packages, and unpack the emulator and
+# qemu-system-common (its loadable modules: x86's TCG is one) under
+# target/firmware-cache/qemu, where run.py looks for them.
 echo "setup: apt cannot install $pkg; unpacking it under $private instead"
 deps=$(apt-cache show --no-all-versions "$pkg" | sed -n 's/^Depends: //p' |
 	tr ',' '\n' | sed 's/|.*//; s/(.*//; s/[[:space:]]//g' | grep -v '^qemu-system-common$')
@@ -57,7 +58,9 @@ deps=$(apt-cache show --no-all-versions "$pkg" | sed -n 's/^Depends: //p' |
 install $deps
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd "$tmp" && apt-get download -q "$pkg" >/dev/null 2>&1)
+(cd "$tmp" && apt-get download -q "$pkg" qemu-system-common >/dev/null 2>&1)
 mkdir -p "$private"
-dpkg-deb -x "$tmp"/*.deb "$private"
+for deb in "$tmp"/*.deb; do
+	dpkg-deb -x "$deb" "$private"
+done
 "$private/usr/bin/$qemu" --version | head -n 1
