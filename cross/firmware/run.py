@@ -294,10 +294,13 @@ def main():
             "p=$(pidof nanoctrd); t=$(cut -d' ' -f1 /proc/uptime); kill -9 $p; "
             "until [ -n \"$(pidof nanoctrd)\" ] && [ \"$(pidof nanoctrd)\" != $p ] && nanoctr hello >/dev/null 2>&1; "
             "do usleep 20000; done; echo killed=$t back=$(cut -d' ' -f1 /proc/uptime) "
-            "ppid=$(cut -d' ' -f4 /proc/$(pidof nanoctrd)/stat); nanoctr list", timeout=30)
+            "ppid=$(cut -d' ' -f4 /proc/$(pidof nanoctrd)/stat) "
+            "started=$(cut -d' ' -f22 /proc/$(pidof nanoctrd)/stat); nanoctr list", timeout=30)
         after = out
-        if uptime(out, "killed") is not None and uptime(out, "back") is not None:
-            timings["daemon back after kill -9 (s)"] = uptime(out, "back") - uptime(out, "killed")
+        killed, back, again = uptime(out, "killed"), uptime(out, "back"), uptime(out, "started")
+        if killed is not None and back is not None and again is not None:
+            timings["nanoctrd started again after kill -9 (s later)"] = again / 100 - killed
+            timings["nanoctrd answering again after kill -9 (s later)"] = back - killed
 
         def table(text):
             return sorted(re.findall(r"^id=(\S+) status=(\S+) pid=(\S+)", text, re.M))
