@@ -193,6 +193,7 @@ def main():
 
     con = None
     log = None
+    shell_ready = hello_polls = output_polls = None
     step = "starting qemu"
     try:
         # qemu waits for the console's client before it starts the guest.
@@ -320,7 +321,7 @@ def main():
             check("poweroff -f ends qemu", proc.returncode == 0, f"exit {proc.returncode}")
         except subprocess.TimeoutExpired:
             check("poweroff -f ends qemu", False, "qemu still running after 30 s")
-    except Timeout as e:
+    except (Timeout, OSError) as e:
         check(f"{step} within time", False, str(e))
         if con is not None and not con.closed:
             try:  # what the guest can still say about it, into the transcript
@@ -340,7 +341,6 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
     elapsed = time.monotonic() - started
-    shell_ready = locals().get("shell_ready")
     print("\nTimings (seconds since the guest kernel started, from /proc/uptime):")
     for name, value in timings.items():
         if value is None:
