@@ -287,7 +287,7 @@ fn a_killed_container_is_not_restarted() {
     let d = Daemon::start_with(Runtime::Runc, &["--restart-delay", "100"]);
     let b = d.bundle("s", &["sleep", "1000"]);
     let mut restarts = d.conn();
-    restarts.send("events type=restart");
+    restarts.send("events since=0 type=restart");
     d.ask(&format!("run k {} restart=always", b.display())).ok();
     d.ask("kill k KILL").ok();
     assert_eq!(d.ask("wait k").ok(), "exit=137");

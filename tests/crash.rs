@@ -322,7 +322,7 @@ fn a_killed_shim_is_lost_and_its_container_removed() {
     let shim = read_pid(&d.state.join("lost/init/shim.pid"));
     let init = read_pid(&d.state.join("lost/init/pid"));
     let mut sub = d.conn();
-    sub.send("events id=lost");
+    sub.send("events since=0 id=lost type=shim-lost");
     let mut waiter = d.conn();
     waiter.send("wait lost");
     std::process::Command::new("kill")

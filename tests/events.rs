@@ -151,7 +151,7 @@ fn an_oom_kill_is_an_event_before_the_exit() {
     // everything it reads.
     let b = d.bundle("oom", &["tail", "/dev/zero"]);
     let mut sub = d.conn();
-    sub.send("events id=hog");
+    sub.send("events since=0 id=hog");
     d.ask(&format!("run hog {}", b.display())).ok();
     assert_eq!(d.ask("wait hog").ok(), "exit=137");
     let evs = events(&mut sub, 4);
