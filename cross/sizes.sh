@@ -3,15 +3,25 @@
 # target, checks that each is statically linked, and enforces the budgets
 # on x86_64: the shim may not pass 24 KiB (goal 16 KiB), the daemon 640 KiB
 # (goal 512 KiB). Sizes are exact, so unlike timings they can be checked.
-# Usage: cross/sizes.sh [TARGET...]   (default: the targets built so far)
+# Usage: cross/sizes.sh [--dist] [TARGET...]   (default: the targets built
+# so far). It reads target/TARGET/release/, or with --dist the stripped
+# copies cross/build.sh puts in dist/TARGET/.
 set -eu
 cd "$(dirname "$0")/.."
-targets=${*:-$(cd target && ls -d *-linux-musl* 2>/dev/null || true)}
+top=target
+if [ "${1:-}" = --dist ]; then
+	top=dist
+	shift
+fi
+dir_of() { # target
+	if [ "$top" = dist ]; then echo "dist/$1"; else echo "target/$1/release"; fi
+}
+targets=${*:-$( (cd "$top" && ls -d -- *-linux-musl*) 2>/dev/null || true)}
 status=0
-printf '%-28s %12s %12s %12s\n' target nanoctrd nanoctr nanoctr-shim
+printf '%-32s %12s %12s %12s\n' target nanoctrd nanoctr nanoctr-shim
 for t in $targets; do
-	dir="target/$t/release"
-	row=$(printf '%-28s' "$t")
+	dir=$(dir_of "$t")
+	row=$(printf '%-32s' "$t")
 	for b in nanoctrd nanoctr nanoctr-shim; do
 		if [ ! -f "$dir/$b" ]; then
 			row="$row $(printf '%12s' -)"
@@ -28,7 +38,7 @@ for t in $targets; do
 done
 
 budget() { # binary goal limit
-	f="target/x86_64-unknown-linux-musl/release/$1"
+	f="$(dir_of x86_64-unknown-linux-musl)/$1"
 	[ -f "$f" ] || return 0
 	size=$(stat -c %s "$f")
 	echo "$1 x86_64: $size bytes (goal $2, limit $3)"

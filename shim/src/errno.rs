@@ -13,6 +13,7 @@ pub fn errno_name(n: i32) -> Option<&'static str> {
         17 => "EEXIST",
         20 => "ENOTDIR",
         21 => "EISDIR",
+        22 => "EINVAL",
         23 => "ENFILE",
         24 => "EMFILE",
         28 => "ENOSPC",
@@ -30,6 +31,7 @@ mod tests {
         for (n, name) in [
             (libc::ENOENT, "ENOENT"),
             (libc::ENXIO, "ENXIO"),
+            (libc::EINVAL, "EINVAL"),
             (libc::ENOSPC, "ENOSPC"),
             (libc::EMFILE, "EMFILE"),
             (libc::EROFS, "EROFS"),

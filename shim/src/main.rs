@@ -128,12 +128,7 @@ fn failure(log: &CStr, f: Failure) -> Message {
     l.push(b"error ");
     match f {
         Failure::Sys(what, e) => {
-            let n = e.raw_os_error();
-            l.push(what.as_bytes()).push(b": ");
-            match errno_name(n) {
-                Some(name) => l.push(name.as_bytes()),
-                None => l.push(b"errno ").push_int(n.into()),
-            };
+            push_errno(l.push(what.as_bytes()).push(b": "), e);
         }
         Failure::Runtime(what, code) => {
             let mut tail = [0u8; runtime_log::TAIL];
@@ -152,6 +147,15 @@ fn failure(log: &CStr, f: Failure) -> Message {
     // Also kept in the process dir: the daemon makes stderr `shim.log`.
     let _ = io::write(sys::stderr(), l.finish());
     l
+}
+
+/// Appends an errno by name (`ENOENT`), or as `errno N`.
+fn push_errno(l: &mut Message, e: Errno) -> &mut Message {
+    let n = e.raw_os_error();
+    match errno_name(n) {
+        Some(name) => l.push(name.as_bytes()),
+        None => l.push(b"errno ").push_int(n.into()),
+    }
 }
 
 /// Makes sure descriptors 0, 1 and 2 are open (on /dev/null if nothing
@@ -194,9 +198,16 @@ impl<'a> Shim<'a> {
         // already a group leader, which is as good.
         let _ = process::setsid();
         // Orphaned container processes are reparented to the shim, so it
-        // can reap them and see the container's init exit. qemu-user has no
-        // subreaper; the shim still works there for processes it forks.
-        let _ = process::set_child_subreaper(Some(process::getpid()));
+        // can reap them and see the container's init exit. Where that is
+        // refused (qemu-user has no PR_SET_CHILD_SUBREAPER), they go to
+        // init, or to the shim if it is a pid namespace's init: the shim
+        // goes on and says so.
+        if let Err(e) = process::set_child_subreaper(Some(process::getpid())) {
+            let mut l = Message::new();
+            l.push(b"nanoctr-shim: not a child subreaper (");
+            push_errno(&mut l, e).push(b"): orphaned container processes go to init");
+            let _ = io::write(sys::stderr(), l.finish());
+        }
         // The kernel should kill containers before their supervisors; the
         // runtime (and so the container) gets 0 back in `Command::spawn`.
         // Best effort: without CAP_SYS_RESOURCE the value cannot go down.
