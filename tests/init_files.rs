@@ -99,12 +99,12 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The shell scripts in init/ and configs/: `*.sh`, and files whose first
+/// The shell scripts in init/, configs/, cross/ and tests/: `*.sh`, and files whose first
 /// line is `#!/bin/sh` (with or without an argument, as procd's
 /// `#!/bin/sh /etc/rc.common`).
 fn shell_scripts() -> Vec<PathBuf> {
     let mut files = Vec::new();
-    for dir in ["init", "configs"] {
+    for dir in ["init", "configs", "cross", "tests"] {
         files_under(&workspace().join(dir), &mut files);
     }
     let mut scripts: Vec<PathBuf> = files

@@ -1,16 +1,20 @@
 #!/bin/sh
 # Installs what building and testing nanoctr needs, when it is missing:
-# runc, crun, busybox-static, criu (so checkpoints reach CRIU) and, to
-# check the init scripts, shellcheck from Debian's packages, rustfmt and
-# clippy, and the musl targets. Does nothing when all is there already.
+# from Debian's packages runc, crun, busybox-static, criu (so checkpoints
+# reach CRIU), shellcheck (the init scripts), and for the cross builds and
+# their tests under qemu-user qemu-user-static, clang, llvm and dpkg-dev;
+# rustfmt and clippy, the musl targets, and nightly with rust-src (the
+# targets rustup has no prebuilt std for). Does nothing when all is there
+# already. apt may not remove anything to make room (--no-remove).
 set -eu
 
 missing=""
-for pkg in runc crun busybox-static criu file shellcheck; do
+for pkg in runc crun busybox-static criu file shellcheck qemu-user-static clang llvm dpkg-dev python3; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
 		missing="$missing $pkg"
 	fi
 done
+# shellcheck disable=SC2086 # $missing: one word per package
 if [ -n "$missing" ]; then
 	if [ "$(id -u)" != 0 ]; then
 		echo "setup: missing packages:$missing (run as root to install them)" >&2
@@ -18,8 +22,8 @@ if [ -n "$missing" ]; then
 	fi
 	echo "setup: installing$missing"
 	export DEBIAN_FRONTEND=noninteractive
-	apt-get install -y -q $missing >/dev/null 2>&1 ||
-		{ apt-get update -q >/dev/null && apt-get install -y -q $missing >/dev/null; }
+	apt-get install -y -q --no-remove $missing >/dev/null 2>&1 ||
+		{ apt-get update -q >/dev/null && apt-get install -y -q --no-remove $missing >/dev/null; }
 fi
 
 installed=$(rustup target list --installed)
@@ -36,3 +40,8 @@ for c in rustfmt clippy; do
 	*) rustup component add "$c" ;;
 	esac
 done
+if ! rustup toolchain list | grep -q '^nightly'; then
+	rustup toolchain install nightly --profile minimal
+fi
+rustup component list --installed --toolchain nightly | grep -q '^rust-src' ||
+	rustup component add rust-src --toolchain nightly
