@@ -37,6 +37,8 @@ pub struct Supervision {
     pub streak: u32,
     /// Stopped on purpose (`kill`): no restart.
     pub held: bool,
+    /// A `kill` is on its way: an exit seen meanwhile is its doing.
+    pub killing: bool,
     /// When the pending restart is due.
     pub due: Option<Instant>,
     /// When it last started running, for `--restart-window`.

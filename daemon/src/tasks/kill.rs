@@ -53,16 +53,24 @@ impl Daemon {
             return Ok(Outcome::Stall);
         }
         self.spawn_call(r, CallKind::Kill { client }, args)?;
+        if let Some(c) = self.containers.get_mut(r) {
+            c.sup.killing = true;
+        }
         Ok(Outcome::Pending)
     }
 
     pub(crate) fn kill_done(&mut self, client: Ref, call: &Call, code: i32) {
         self.metrics.call(crate::metrics::CallVerb::Kill, code == 0);
+        if let Some(c) = self.containers.get_mut(call.container) {
+            c.sup.killing = false;
+        }
         let outcome = if code == 0 {
             // Stopped on purpose: not for the restart policy to undo.
             self.hold(call.container);
             Outcome::ok(&[])
         } else {
+            // It may have stopped by itself meanwhile.
+            self.consider_restart(call.container);
             Outcome::err(self.call_failure(call, "kill", code))
         };
         self.answer(Some(client), outcome);

@@ -70,12 +70,9 @@ impl Daemon {
         {
             c.sup.streak = 0;
         }
-        if !c
-            .spec
-            .restart
-            .wants(c.init.exit_code, c.sup.streak, c.sup.held)
-        {
-            if c.spec.restart != Restart::No && !c.sup.held {
+        let held = c.sup.held || c.sup.killing;
+        if !c.spec.restart.wants(c.init.exit_code, c.sup.streak, held) {
+            if c.spec.restart != Restart::No && !held {
                 crate::logger::info(&format!(
                     "{}: restart policy {} gives up after {} restarts in a row",
                     c.id(),
