@@ -219,6 +219,23 @@ mod tests {
         ShimArgs::parse(owned)
     }
 
+    /// The required words: a command line that parses.
+    const BASE: [&str; 6] = [
+        "id=x",
+        "bundle=/b",
+        "runtime=/r",
+        "log=/l",
+        "pid-file=/p",
+        "startup-fd=3",
+    ];
+
+    /// [`BASE`] and `extra`, parsed.
+    fn with(extra: &[&str]) -> Result<ShimArgs<'static>, ArgError> {
+        let mut words = BASE.to_vec();
+        words.extend_from_slice(extra);
+        parse(&words)
+    }
+
     #[test]
     fn full_command_line() {
         let a = parse(&[
@@ -248,19 +265,6 @@ mod tests {
 
     #[test]
     fn terminal_and_output_options() {
-        let base = [
-            "id=x",
-            "bundle=/b",
-            "runtime=/r",
-            "log=/l",
-            "pid-file=/p",
-            "startup-fd=3",
-        ];
-        let with = |extra: &[&'static str]| {
-            let mut words = base.to_vec();
-            words.extend_from_slice(extra);
-            parse(&words)
-        };
         let a = with(&[
             "terminal=1",
             "console=/c.sock",
@@ -285,19 +289,6 @@ mod tests {
 
     #[test]
     fn exec_and_restore() {
-        let base = [
-            "id=x",
-            "bundle=/b",
-            "runtime=/r",
-            "log=/l",
-            "pid-file=/p",
-            "startup-fd=3",
-        ];
-        let with = |extra: &[&'static str]| {
-            let mut words = base.to_vec();
-            words.extend_from_slice(extra);
-            parse(&words)
-        };
         let a = with(&["exec=/s/x/sh1/process.json"]).unwrap();
         assert_eq!(a.exec, Some(c"/s/x/sh1/process.json"));
         assert_eq!(a.restore, None);
@@ -325,14 +316,7 @@ mod tests {
 
     #[test]
     fn refusals() {
-        let base = [
-            "id=x",
-            "bundle=/b",
-            "runtime=/r",
-            "log=/l",
-            "pid-file=/p",
-            "startup-fd=3",
-        ];
+        let base = BASE;
         for (i, expect) in [
             "missing id=",
             "missing bundle=",
@@ -363,11 +347,7 @@ mod tests {
         assert!(with_fd("startup-fd=2").is_err());
         assert!(with_fd("startup-fd=-4").is_err());
         assert!(with_fd("startup-fd=").is_err());
-        let with_oom = |adj: &'static str| {
-            let mut words = base.to_vec();
-            words.push(adj);
-            parse(&words).map(|a| a.oom_score_adj)
-        };
+        let with_oom = |adj: &str| with(&[adj]).map(|a| a.oom_score_adj);
         assert_eq!(with_oom("oom-score-adj=-500"), Ok(Some(-500)));
         assert_eq!(with_oom("oom-score-adj=1000"), Ok(Some(1000)));
         assert!(with_oom("oom-score-adj=-1001").is_err());
