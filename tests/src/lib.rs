@@ -43,25 +43,26 @@ pub fn bin_dir() -> &'static Path {
         if let Some(dir) = std::env::var_os("NANOCTR_BIN_DIR") {
             return PathBuf::from(dir);
         }
-        let target = "x86_64-unknown-linux-musl";
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                target,
-                "-p",
-                "nanoctr",
-                "-p",
-                "nanoctr-shim",
-            ])
-            .current_dir(workspace())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the release binaries failed");
-        workspace().join("target").join(target).join("release")
+        let dir = workspace().join("target");
+        release_build(&dir, &["-p", "nanoctr", "-p", "nanoctr-shim"]);
+        dir.join(TARGET).join("release")
     })
+}
+
+/// The target the tests run the binaries of.
+const TARGET: &str = "x86_64-unknown-linux-musl";
+
+/// `cargo build --release --target TARGET --target-dir DIR ARGS...`.
+fn release_build(dir: &Path, args: &[&str]) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--target", TARGET, "--target-dir"])
+        .arg(dir)
+        .args(args)
+        .current_dir(workspace())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build {args:?} failed");
 }
 
 /// nanoctrd built with `--features heap-stats` (heap gauges in `metrics`),
@@ -69,27 +70,17 @@ pub fn bin_dir() -> &'static Path {
 pub fn heap_stats_daemon() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let target = "x86_64-unknown-linux-musl";
         let dir = workspace().join("target/heap-stats");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                target,
-                "-p",
-                "nanoctr",
-                "--bin",
-                "nanoctrd",
-            ])
-            .args(["--features", "heap-stats", "--target-dir"])
-            .arg(&dir)
-            .current_dir(workspace())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building the heap-stats daemon failed");
-        dir.join(target).join("release/nanoctrd")
+        let args = [
+            "-p",
+            "nanoctr",
+            "--bin",
+            "nanoctrd",
+            "--features",
+            "heap-stats",
+        ];
+        release_build(&dir, &args);
+        dir.join(TARGET).join("release/nanoctrd")
     })
 }
 
@@ -131,7 +122,7 @@ pub fn rootfs() -> &'static Path {
 pub fn bundle_config(args: &[&str]) -> String {
     let template = std::fs::read_to_string(workspace().join("configs/bundles/busybox/config.json"))
         .expect("read the example bundle's config.json");
-    let args_json: Vec<String> = args.iter().map(|a| json_string(a)).collect();
+    let args_json: Vec<String> = args.iter().map(|a| nanoctr::json::quote(a)).collect();
     let mut replaced = (0, 0);
     let out: Vec<String> = template
         .lines()
@@ -145,7 +136,7 @@ pub fn bundle_config(args: &[&str]) -> String {
                 replaced.1 += 1;
                 format!(
                     "{indent}\"path\": {},",
-                    json_string(&rootfs().to_string_lossy())
+                    nanoctr::json::quote(&rootfs().to_string_lossy())
                 )
             } else {
                 line.to_string()
@@ -158,20 +149,6 @@ pub fn bundle_config(args: &[&str]) -> String {
         "the template's args and root.path lines moved"
     );
     out.join("\n")
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// Parses `key=value` words of a data line.
