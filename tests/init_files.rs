@@ -623,7 +623,8 @@ fn example_configuration_uses_nanoctrds_keys() {
 #[test]
 fn the_daemon_agrees() {
     let listed: Vec<&str> = DAEMON_KEYS.iter().map(|(k, _)| *k).collect();
-    assert_eq!(listed, nanoctr::conffile::KEYS);
+    let options: Vec<&str> = nanoctr::config::OPTIONS.iter().map(|o| o.0).collect();
+    assert_eq!(listed, options);
     for (file, settings) in [
         ("configs/nanoctrd.conf", true),
         ("configs/containers.d/demo.conf", false),

@@ -25,33 +25,6 @@ use crate::proto::split_words;
 use crate::request::{check_id, Spec};
 use crate::restart::Restart;
 
-/// The daemon's keys, as in `--KEY`.
-pub const KEYS: &[&str] = &[
-    "socket",
-    "state-dir",
-    "runtime",
-    "runtime-root",
-    "shim",
-    "max-containers",
-    "max-execs",
-    "max-clients",
-    "max-calls",
-    "retain",
-    "start-timeout",
-    "oom-score-adj",
-    "shim-oom-score-adj",
-    "restart-delay",
-    "restart-max-delay",
-    "restart-window",
-    "containers-dir",
-    "log",
-    "log-level",
-    "syslog-socket",
-    "control-tty",
-    "notify-fd",
-    "pidfile",
-];
-
 /// One `key = value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
@@ -158,7 +131,7 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
             if !settings {
                 return Err(fail("only [container ID] sections belong here"));
             }
-            if !KEYS.contains(&key) {
+            if !crate::config::OPTIONS.iter().any(|o| o.0 == key) {
                 return Err(fail(&format!("unknown key {key}")));
             }
             if out.settings.iter().any(|s| s.key == key) {

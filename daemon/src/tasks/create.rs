@@ -153,7 +153,8 @@ impl Daemon {
         Ok(Outcome::Pending)
     }
 
-    fn watch_shim(&self, r: Ref) -> io::Result<()> {
+    /// Watches the shim of a container's init, as made or made again.
+    pub(crate) fn watch_shim(&self, r: Ref) -> io::Result<()> {
         let c = self.containers.get(r).ok_or(io::ErrorKind::NotFound)?;
         self.watch_process(
             &c.init,

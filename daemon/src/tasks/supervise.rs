@@ -18,7 +18,7 @@ use crate::events::Kind;
 use crate::lifecycle::{Event, Status};
 use crate::proto::Error;
 use crate::restart::{delay, Restart};
-use crate::server::{CallKind, Daemon, Outcome, Source};
+use crate::server::{CallKind, Daemon, Outcome};
 use crate::shim::{self, Make, ShimOptions};
 use crate::slab::Ref;
 use crate::statedir::write_atomic;
@@ -172,13 +172,7 @@ impl Daemon {
         };
         c.op = Some(Op::new(OpKind::Create { next }, None));
         self.apply(r, Event::Restarting);
-        let watched = self.containers.get(r).map(|c| {
-            self.watch_process(
-                &c.init,
-                [Source::Startup(r), Source::Reply(r), Source::Exit(r)],
-            )
-        });
-        if let Some(Err(e)) = watched {
+        if let Err(e) = self.watch_shim(r) {
             self.create_failed(r, super::internal(format!("epoll: {e}")), true);
         }
     }
