@@ -30,7 +30,7 @@ fn seqs(evs: &[HashMap<String, String>]) -> Vec<u64> {
 fn a_subscriber_sees_create_start_exit_delete_in_order() {
     let d = Daemon::start();
     let mut sub = d.conn();
-    sub.send("events");
+    sub.send("events since=0");
     let b = d.bundle("e", &["sh", "-c", "exit 3"]);
     d.ask(&format!("run e {}", b.display())).ok();
     d.ask("wait e").ok();
