@@ -2,7 +2,43 @@
 //! range of the value at a key path. Edits are splices into the original
 //! text, so everything else in the file stays as its author wrote it.
 
+use std::fmt;
 use std::ops::Range;
+
+/// How deep arrays and objects may nest. An OCI `config.json` nests about
+/// six levels; anything past this is refused rather than walked.
+pub const MAX_DEPTH: usize = 64;
+
+/// Why a text is not a JSON document this module reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// Arrays and objects nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// Not well-formed at this byte offset.
+    Malformed(usize),
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Invalid::TooDeep => write!(f, "nested deeper than {MAX_DEPTH} levels"),
+            Invalid::Malformed(at) => write!(f, "not well-formed JSON at byte {at}"),
+        }
+    }
+}
+
+/// Checks that `json` is one well-formed value (with whitespace around
+/// it) nested at most [`MAX_DEPTH`] deep: what a file from a bundle must
+/// pass before anything is looked up in it.
+pub fn check(json: &[u8]) -> Result<(), Invalid> {
+    let mut c = Cursor { s: json, i: 0 };
+    c.value()?;
+    c.ws();
+    match c.i == json.len() {
+        true => Ok(()),
+        false => Err(Invalid::Malformed(c.i)),
+    }
+}
 
 /// The byte range of the value at `path` (a list of object keys), if the
 /// text is well-formed up to it.
@@ -65,7 +101,7 @@ pub fn elements(json: &[u8], r: Range<usize>) -> Option<Vec<Range<usize>>> {
         if c.peek()? == b']' {
             return Some(out);
         }
-        out.push(c.value()?);
+        out.push(c.value().ok()?);
         c.ws();
         match c.peek()? {
             b',' => c.i += 1,
@@ -112,77 +148,130 @@ impl Cursor<'_> {
         (self.peek()? == b).then(|| self.i += 1)
     }
 
+    /// Walks the objects on `path`; their depth is the path's length, and
+    /// the value found is skipped by [`Cursor::value`], which is bounded.
     fn find(&mut self, path: &[&str]) -> Option<Range<usize>> {
-        self.ws();
-        let Some((first, rest)) = path.split_first() else {
-            return self.value();
-        };
-        self.eat(b'{')?;
+        let mut path = path;
         loop {
             self.ws();
-            if self.peek()? == b'}' {
-                return None;
+            let Some((first, rest)) = path.split_first() else {
+                return self.value().ok();
+            };
+            self.eat(b'{')?;
+            loop {
+                self.ws();
+                if self.peek()? == b'}' {
+                    return None;
+                }
+                let key = self.value().ok()?;
+                self.eat(b':')?;
+                if self.s.get(key.start + 1..key.end - 1)? == first.as_bytes() {
+                    break;
+                }
+                self.value().ok()?;
+                self.ws();
+                match self.peek()? {
+                    b',' => self.i += 1,
+                    _ => return None,
+                }
             }
-            let key = self.value()?;
-            self.eat(b':')?;
-            if self.s.get(key.start + 1..key.end - 1)? == first.as_bytes() {
-                return self.find(rest);
-            }
-            self.value()?;
+            path = rest;
+        }
+    }
+
+    /// Skips one value and returns its range. No recursion: the open
+    /// arrays and objects are a stack of bits (1 for an object), so a
+    /// hostile file costs no stack, and more than [`MAX_DEPTH`] of them is
+    /// refused.
+    fn value(&mut self) -> Result<Range<usize>, Invalid> {
+        let malformed = |c: &Self| Invalid::Malformed(c.i);
+        let mut open: u64 = 0;
+        let mut depth = 0;
+        self.ws();
+        let start = self.i;
+        loop {
+            // One scalar, or the start of an array or object.
             self.ws();
-            match self.peek()? {
-                b',' => self.i += 1,
-                _ => return None,
+            match self.peek().ok_or(malformed(self))? {
+                b'"' => self.string().ok_or(malformed(self))?,
+                b @ (b'{' | b'[') => {
+                    if depth == MAX_DEPTH {
+                        return Err(Invalid::TooDeep);
+                    }
+                    open = open << 1 | u64::from(b == b'{');
+                    depth += 1;
+                    self.i += 1;
+                    self.ws();
+                    let close = if b == b'{' { b'}' } else { b']' };
+                    if self.peek() != Some(close) {
+                        if b == b'{' {
+                            self.key().ok_or(malformed(self))?;
+                        }
+                        continue;
+                    }
+                    // Empty: closed below.
+                }
+                _ => {
+                    let from = self.i;
+                    while self.peek().is_some_and(|b| {
+                        !matches!(b, b',' | b':' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n')
+                    }) {
+                        self.i += 1;
+                    }
+                    if self.i == from {
+                        return Err(malformed(self));
+                    }
+                }
+            }
+            // After a value: close what ends here, or go on to the next
+            // element of the innermost array or object.
+            loop {
+                if depth == 0 {
+                    return Ok(start..self.i);
+                }
+                self.ws();
+                let object = open & 1 == 1;
+                match (self.peek(), object) {
+                    (Some(b'}'), true) | (Some(b']'), false) => {
+                        self.i += 1;
+                        open >>= 1;
+                        depth -= 1;
+                    }
+                    (Some(b','), _) => {
+                        self.i += 1;
+                        if object {
+                            self.key().ok_or(malformed(self))?;
+                        }
+                        break;
+                    }
+                    _ => return Err(malformed(self)),
+                }
             }
         }
     }
 
-    /// Skips one value; returns its range.
-    fn value(&mut self) -> Option<Range<usize>> {
-        self.ws();
-        let start = self.i;
-        match self.peek()? {
-            b'"' => {
-                self.i += 1;
-                loop {
-                    match self.peek()? {
-                        b'"' => break,
-                        b'\\' => self.i += 2,
-                        _ => self.i += 1,
-                    }
-                }
-                self.i += 1;
-            }
-            open @ (b'{' | b'[') => {
-                let close = if open == b'{' { b'}' } else { b']' };
-                self.i += 1;
-                loop {
-                    self.ws();
-                    if self.peek()? == close {
-                        self.i += 1;
-                        break;
-                    }
-                    self.value()?;
-                    self.ws();
-                    match self.peek()? {
-                        b',' | b':' => self.i += 1,
-                        c if c == close => {}
-                        _ => return None,
-                    }
-                }
-            }
-            _ => {
-                while self.peek().is_some_and(|b| {
-                    !matches!(b, b',' | b'}' | b']' | b' ' | b'\t' | b'\r' | b'\n')
-                }) {
-                    self.i += 1;
-                }
-                if self.i == start {
-                    return None;
-                }
+    /// A string, from its opening quote to past its closing one.
+    fn string(&mut self) -> Option<()> {
+        self.i += 1;
+        loop {
+            match self.peek()? {
+                b'"' => break,
+                b'\\' => self.i += 2,
+                _ => self.i += 1,
             }
         }
-        Some(start..self.i)
+        self.i += 1;
+        Some(())
+    }
+
+    /// An object member's `"key":`, up to its value.
+    fn key(&mut self) -> Option<()> {
+        self.ws();
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.string()?;
+        self.eat(b':')
     }
 }
 
@@ -274,6 +363,47 @@ mod tests {
         assert_eq!(elements(b"[]", 0..2), Some(vec![]));
         assert_eq!(elements(b"{}", 0..2), None);
         assert_eq!(elements(b"[1, 2", 0..5), None);
+    }
+
+    #[test]
+    fn nesting_is_bounded_without_recursion() {
+        // Deep enough to overflow any stack the reader could have used.
+        let deep = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n)).into_bytes();
+        assert_eq!(check(&deep(MAX_DEPTH)), Ok(()));
+        assert_eq!(check(&deep(MAX_DEPTH + 1)), Err(Invalid::TooDeep));
+        assert_eq!(check(&deep(1_000_000)), Err(Invalid::TooDeep));
+        let open = "[".repeat(1_000_000).into_bytes();
+        assert_eq!(check(&open), Err(Invalid::TooDeep));
+        let mut doc = b"{\"process\": ".to_vec();
+        doc.extend_from_slice(&deep(100_000));
+        doc.push(b'}');
+        assert_eq!(find(&doc, &["process"]), None);
+        assert_eq!(find(&doc, &["process", "terminal"]), None);
+        let objects = format!("{}1{}", "{\"a\":".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
+        assert_eq!(check(objects.as_bytes()), Ok(()));
+        let path = vec!["a"; MAX_DEPTH];
+        assert_eq!(find(objects.as_bytes(), &path).map(|r| &objects[r]), Some("1"));
+        assert_eq!(
+            Invalid::TooDeep.to_string(),
+            format!("nested deeper than {MAX_DEPTH} levels")
+        );
+    }
+
+    #[test]
+    fn check_wants_one_well_formed_value() {
+        assert_eq!(check(CONFIG.as_bytes()), Ok(()));
+        for good in ["{}", " [ ] ", "[1, \"a\", {\"b\": [true, null]}]", "\"s\"", "7"] {
+            assert_eq!(check(good.as_bytes()), Ok(()), "{good}");
+        }
+        for bad in [
+            "", "{", "[1,", "{\"a\" 1}", "{\"a\": 1,}", "[1 2]", "{1: 2}", "[}", "{]", "[] []",
+            "\"open", "{\"a\": }", ",",
+        ] {
+            assert!(
+                matches!(check(bad.as_bytes()), Err(Invalid::Malformed(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
