@@ -14,6 +14,7 @@ pub mod conn;
 pub mod container;
 pub mod events;
 pub mod exec_spec;
+pub mod files;
 #[cfg(test)]
 mod fuzz;
 pub mod json;

@@ -56,7 +56,7 @@ impl Daemon {
                 format!("{n} containers exist already (--max-containers)"),
             );
         }
-        let config = read_bundle(&spec.bundle)?;
+        let config = crate::files::bundle_config(&spec.bundle)?;
         let bundle_terminal =
             json::find(&config, &["process", "terminal"]).is_some_and(|r| &config[r] == b"true");
         let terminal = spec.terminal.unwrap_or(bundle_terminal);
@@ -284,22 +284,6 @@ impl Daemon {
             self.answer(client, Outcome::err(error));
         }
     }
-}
-
-/// A bundle is a directory with a `config.json`; returns the config.
-fn read_bundle(bundle: &str) -> Result<Vec<u8>, Error> {
-    let dir = Path::new(bundle);
-    match fs::metadata(dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return refuse(Code::Invalid, format!("bundle {bundle} is not a directory")),
-        Err(e) => return refuse(Code::Invalid, format!("bundle {bundle}: {e}")),
-    }
-    fs::read(dir.join("config.json")).map_err(|e| {
-        Error::new(
-            Code::Invalid,
-            format!("bundle {bundle} has no config.json: {e}"),
-        )
-    })
 }
 
 /// Writes `dir/config.json`: the bundle's config with `process.terminal`

@@ -54,12 +54,7 @@ impl Daemon {
             .get(r)
             .ok_or_else(|| internal("container vanished"))?;
         let bundle = PathBuf::from(&c.spec.bundle);
-        let config = std::fs::read(bundle.join("config.json")).map_err(|e| {
-            Error::new(
-                Code::Invalid,
-                format!("bundle {} has no config.json: {e}", bundle.display()),
-            )
-        })?;
+        let config = crate::files::bundle_config(&c.spec.bundle)?;
         let process = spec.process_json(&config)?;
         let runtime = c.runtime.clone();
         // Room: the old exec of this name, else the oldest that exited.

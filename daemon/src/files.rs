@@ -1,0 +1,173 @@
+//! Reading files the daemon does not control: a bundle's `config.json`, the
+//! config file and `containers.d`, and what the state dir holds after a
+//! crash. Such a file may be a fifo nobody writes to, a device that never
+//! ends, a symlink put in its place, or simply huge, and the daemon has one
+//! thread: every read here opens without blocking, takes regular files
+//! only, and stops at a size cap, so the worst a file can do is be refused
+//! with a message that says why.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+/// The most of a bundle's `config.json` (or an exec's process file) the
+/// daemon reads. runc's `spec` writes about 3 KiB; this leaves room for
+/// long annotations and hooks, while a request never holds more than a
+/// few copies of this at once.
+pub const MAX_BUNDLE_CONFIG: u64 = 1024 * 1024;
+
+/// The most of a config file, or of one file in `containers.d`.
+pub const MAX_CONFIG_FILE: u64 = 256 * 1024;
+
+/// A bundle is a directory with a `config.json`: reads the config, which
+/// must be a regular file within [`MAX_BUNDLE_CONFIG`] holding one JSON
+/// value nested at most [`crate::json::MAX_DEPTH`] deep. Every refusal is
+/// `invalid` and names the bundle and why.
+pub fn bundle_config(bundle: &str) -> Result<Vec<u8>, crate::proto::Error> {
+    use crate::proto::{Code, Error};
+    let invalid = |why: String| Error::new(Code::Invalid, format!("bundle {bundle}{why}"));
+    match std::fs::metadata(bundle) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(invalid(" is not a directory".into())),
+        Err(e) => return Err(invalid(format!(": {e}"))),
+    }
+    let path = Path::new(bundle).join("config.json");
+    let config =
+        read_bounded(&path, MAX_BUNDLE_CONFIG, Links::Follow).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => invalid(" has no config.json".into()),
+            _ => invalid(format!(": config.json {e}")),
+        })?;
+    crate::json::check(&config).map_err(|e| invalid(format!(": config.json is {e}")))?;
+    Ok(config)
+}
+
+/// Whether a symlink at the last component of the path is followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Links {
+    /// A bundle or config file may be a link to where it really lives.
+    Follow,
+    /// In the state dir, every file is the daemon's or a shim's own; a
+    /// link there was put by someone else and is refused (`ELOOP`).
+    Refuse,
+}
+
+/// Reads a whole regular file of at most `max` bytes. A fifo, a device, a
+/// socket or a directory is refused before anything is read from it, and
+/// so is a file over `max` (the message names the cap).
+pub fn read_bounded(path: &Path, max: u64, links: Links) -> io::Result<Vec<u8>> {
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if links == Links::Refuse {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(path)?;
+    let len = regular_len(&f)?;
+    if len > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("is {len} bytes, more than the {max} read at most"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    // A file growing meanwhile is still cut at the cap.
+    f.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("grew past the {max} bytes read at most"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`], as UTF-8 text.
+pub fn read_bounded_text(path: &Path, max: u64, links: Links) -> io::Result<String> {
+    String::from_utf8(read_bounded(path, max, links)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "is not UTF-8 text"))
+}
+
+/// The length of an open regular file; anything else is an error that
+/// names what it is.
+pub fn regular_len(f: &File) -> io::Result<u64> {
+    let meta = f.metadata()?;
+    let t = meta.file_type();
+    if t.is_file() {
+        return Ok(meta.len());
+    }
+    let what = if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a fifo"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a regular file"
+    };
+    Err(io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is {what}, not a regular file"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("nanoctr-files-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn regular_files_within_the_cap() {
+        let dir = scratch("regular");
+        let f = dir.join("config.json");
+        std::fs::write(&f, b"{}").unwrap();
+        assert_eq!(read_bounded(&f, 2, Links::Refuse).unwrap(), b"{}");
+        let e = read_bounded(&f, 1, Links::Refuse).unwrap_err();
+        assert!(e.to_string().contains("more than the 1"), "{e}");
+        assert_eq!(
+            read_bounded(&dir.join("none"), 9, Links::Follow)
+                .unwrap_err()
+                .kind(),
+            io::ErrorKind::NotFound
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn fifos_devices_dirs_and_links_are_refused_without_blocking() {
+        let dir = scratch("special");
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &*c,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
+        // No writer: a blocking open would hang here.
+        let e = read_bounded(&fifo, 99, Links::Follow).unwrap_err();
+        assert!(e.to_string().contains("a fifo"), "{e}");
+        let e = read_bounded(Path::new("/dev/zero"), 99, Links::Follow).unwrap_err();
+        assert!(e.to_string().contains("a device"), "{e}");
+        let e = read_bounded(&dir, 99, Links::Follow).unwrap_err();
+        assert!(e.to_string().contains("a directory"), "{e}");
+        let target = dir.join("target");
+        std::fs::write(&target, b"x").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert_eq!(read_bounded(&link, 9, Links::Follow).unwrap(), b"x");
+        let e = read_bounded(&link, 9, Links::Refuse).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
