@@ -16,7 +16,12 @@ pub const DEFAULT_SOCKET: &str = "/run/nanoctr/nanoctr.sock";
 /// moves the socket needs nothing more.
 pub fn configured_socket() -> Option<String> {
     let path = Path::new(crate::config::DEFAULT_CONFIG);
-    let text = std::fs::read_to_string(path).ok()?;
+    let text = crate::files::read_bounded_text(
+        path,
+        crate::files::MAX_CONFIG_FILE,
+        crate::files::Links::Follow,
+    )
+    .ok()?;
     let conf = crate::conffile::parse(path, &text, true).ok()?;
     conf.get("socket").map(|s| s.value.clone())
 }
@@ -141,10 +146,10 @@ fn absolutize(words: &mut [String]) {
 /// One request line from words.
 pub fn request_line(words: &[String]) -> Result<String, String> {
     let mut line = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
-    line.push('\n');
     if line.len() > MAX_LINE {
         return Err(format!("request longer than {MAX_LINE} bytes"));
     }
+    line.push('\n');
     Ok(line)
 }
 

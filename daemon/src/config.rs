@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::conffile::{self, ConfFile, Decl};
+use crate::files::{read_bounded_text, Links, MAX_CONFIG_FILE};
 
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/nanoctr/nanoctrd.conf";
@@ -314,7 +315,7 @@ fn read_config_file(flags: &Flags) -> Result<ConfFile, String> {
         Some(p) => (std::path::absolute(p).unwrap_or(p.clone()), true),
         None => (PathBuf::from(DEFAULT_CONFIG), false),
     };
-    match std::fs::read_to_string(&path) {
+    match read_bounded_text(&path, MAX_CONFIG_FILE, Links::Follow) {
         Ok(text) => conffile::parse(&path, &text, true),
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(ConfFile::default()),
         Err(e) => Err(format!("config file {}: {e}", path.display())),
@@ -335,7 +336,8 @@ fn read_containers_dir(dir: &Path, required: bool) -> Result<Vec<Decl>, String> 
     crate::slab::sort_small(&mut files, |a, b| a < b);
     let mut decls = Vec::new();
     for f in files {
-        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let text = read_bounded_text(&f, MAX_CONFIG_FILE, Links::Follow)
+            .map_err(|e| format!("{}: {e}", f.display()))?;
         decls.extend(conffile::parse(&f, &text, false)?.containers);
     }
     Ok(decls)
@@ -416,6 +418,56 @@ impl Config {
             pidfile: l.path("pidfile")?,
             containers,
         })
+    }
+}
+
+/// What `--check-config` finds: the declared containers that would start,
+/// in start order, and every problem, each naming its file and line.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Checked {
+    pub order: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+impl Config {
+    /// Checks the declared containers as the boot would meet them: their
+    /// `after` order, their bundles (each a directory with a readable,
+    /// well-formed `config.json`), the runtimes they name, and whether the
+    /// container table holds them all.
+    pub fn check_declared(&self) -> Checked {
+        let decls = &self.containers;
+        let (order, mut problems) = conffile::start_order(decls);
+        for d in decls {
+            let id = &d.spec.id;
+            if let Err(e) = crate::files::bundle_config(&d.spec.bundle) {
+                problems.push(format!("{}: container {id}: {}", d.at, e.message));
+            }
+            if let Some(rt) = &d.spec.runtime {
+                if find_program(rt).is_none() {
+                    problems.push(format!("{}: container {id}: runtime {rt} not found", d.at));
+                }
+            }
+        }
+        if decls.len() > self.max_containers {
+            let left_out: Vec<&str> = order
+                .iter()
+                .skip(self.max_containers)
+                .map(|&i| decls[i].spec.id.as_str())
+                .collect();
+            problems.push(format!(
+                "{} containers are declared, more than --max-containers {}: {} would not start",
+                decls.len(),
+                self.max_containers,
+                match left_out.is_empty() {
+                    true => "some".to_string(),
+                    false => left_out.join(" "),
+                }
+            ));
+        }
+        Checked {
+            order: order.iter().map(|&i| decls[i].spec.id.clone()).collect(),
+            problems,
+        }
     }
 }
 
