@@ -574,31 +574,59 @@ fn a_restart_that_fails_is_logged_and_tried_again() {
 
 #[test]
 fn check_config_reports_without_starting() {
+    let dir = std::env::temp_dir().join(format!("nct-check-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("none")).unwrap();
+    for b in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(b)).unwrap();
+        let config = nanoctr_tests::bundle_config(&["true"]);
+        std::fs::write(dir.join(b).join("config.json"), config).unwrap();
+    }
     let check = |config: &str| {
-        let dir = std::env::temp_dir().join(format!("nct-check-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("none")).unwrap();
+        let config = config.replace("BUNDLES", dir.to_str().unwrap());
         let file = dir.join(format!("c{}.conf", config.len()));
-        std::fs::write(&file, config).unwrap();
+        std::fs::write(&file, &config).unwrap();
         let out = Command::new(bin("nanoctrd"))
             .args(["--check-config", "--config", file.to_str().unwrap()])
             .args(["--containers-dir", dir.join("none").to_str().unwrap()])
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.code(), text)
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let text = stdout.clone() + &String::from_utf8_lossy(&out.stderr);
+        // A config that is read has a verdict: one line, and not "ok"
+        // when anything is wrong.
+        if out.status.code() != Some(2) {
+            assert_eq!(stdout.lines().count(), 1, "{text}");
+        }
+        (out.status.code(), stdout, text)
     };
-    let (code, text) = check("[container b]\nbundle = /b\nafter = a\n[container a]\nbundle = /a\n");
+    let two = "[container b]\nbundle = BUNDLES/b\nafter = a\n[container a]\nbundle = BUNDLES/a\n";
+    let (code, _, text) = check(two);
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("containers started in this order: a b"),
+        text.contains("config ok; containers started in this order: a b"),
         "{text}"
     );
-    let (code, text) = check("[container b]\nbundle = /b\nafter = ghost\n");
+    let (code, out, text) = check("[container b]\nbundle = BUNDLES/b\nafter = ghost\n");
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("ghost"), "{text}");
-    let (code, text) = check("max-calls = 0\n");
+    assert!(text.contains("ghost") && !out.contains("ok"), "{text}");
+    // A bundle that is not there would not start: that is a problem too.
+    let (code, out, text) = check("[container m]\nbundle = /no/such/bundle\n");
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("/no/such/bundle") && !out.contains("ok"),
+        "{text}"
+    );
+    // More containers than the table holds.
+    let (code, out, text) = check(&format!("max-containers = 1\n{two}"));
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("--max-containers 1: b would not start"),
+        "{text}"
+    );
+    assert!(out.contains("would start, in this order: a"), "{text}");
+    let (code, _, text) = check("max-calls = 0\n");
     assert_eq!(code, Some(2), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

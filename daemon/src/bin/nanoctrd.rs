@@ -24,22 +24,22 @@ fn main() {
         std::process::exit(2)
     });
     if flags.check_config {
-        let (order, problems) = nanoctr::conffile::start_order(&cfg.containers);
-        for p in &problems {
+        // Problems first, the verdict last, so the last line says it all.
+        let checked = cfg.check_declared();
+        for p in &checked.problems {
             eprintln!("nanoctrd: {p}");
         }
-        let ids: Vec<&str> = order
-            .iter()
-            .map(|&i| cfg.containers[i].spec.id.as_str())
-            .collect();
-        match ids.is_empty() {
-            true => println!("config ok; no containers to start"),
-            false => println!(
-                "config ok; containers started in this order: {}",
-                ids.join(" ")
+        let order = checked.order.join(" ");
+        match (checked.problems.len(), order.is_empty()) {
+            (0, true) => println!("config ok; no containers to start"),
+            (0, false) => println!("config ok; containers started in this order: {order}"),
+            (n, _) => println!(
+                "config has {n} problem{}; containers that would start, in this order: {}",
+                if n == 1 { "" } else { "s" },
+                if order.is_empty() { "none" } else { &order }
             ),
         }
-        std::process::exit(if problems.is_empty() { 0 } else { 1 });
+        std::process::exit(if checked.problems.is_empty() { 0 } else { 1 });
     }
     // The readiness descriptor is claimed before the daemon opens any of
     // its own, so its number can never be one of them.
