@@ -14,8 +14,8 @@ use crate::request::Request;
 /// the client is dropped rather than the daemon's memory growing.
 pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 
-/// Request lines assembled from a byte stream in at most [`MAX_LINE`]
-/// bytes.
+/// Request lines assembled from a byte stream: each at most [`MAX_LINE`]
+/// bytes, and its end (LF, or CRLF).
 #[derive(Default)]
 pub struct LineBuffer {
     buf: Vec<u8>,
@@ -26,15 +26,18 @@ pub struct LineBuffer {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Line {
     Complete(Vec<u8>),
-    /// A line reached [`MAX_LINE`] bytes without a newline; the rest of it
-    /// will be dropped.
+    /// A line longer than [`MAX_LINE`] bytes; the rest of it, up to its
+    /// newline, is dropped.
     TooLong,
 }
+
+/// Room for the longest line and its CRLF.
+const LINE_ROOM: usize = MAX_LINE + 2;
 
 impl LineBuffer {
     pub fn with_capacity() -> Self {
         LineBuffer {
-            buf: Vec::with_capacity(MAX_LINE),
+            buf: Vec::with_capacity(LINE_ROOM),
             discarding: false,
         }
     }
@@ -43,18 +46,22 @@ impl LineBuffer {
     /// buffer, which `next_line` empties first).
     pub fn fill(&mut self, r: &mut impl Read) -> io::Result<usize> {
         let len = self.buf.len();
-        let room = MAX_LINE - len;
-        if room == 0 {
+        if len == LINE_ROOM {
             return Ok(0);
         }
-        self.buf.resize(MAX_LINE, 0);
+        self.buf.resize(LINE_ROOM, 0);
         let got = r.read(&mut self.buf[len..]);
         self.buf.truncate(len + *got.as_ref().unwrap_or(&0));
         got
     }
 
     pub fn is_full(&self) -> bool {
-        self.buf.len() == MAX_LINE
+        self.buf.len() == LINE_ROOM
+    }
+
+    /// Some bytes of a line are here, but not yet its end.
+    pub fn has_partial(&self) -> bool {
+        !self.buf.is_empty()
     }
 
     /// The next complete line, without its newline.
@@ -67,13 +74,17 @@ impl LineBuffer {
                     if std::mem::take(&mut self.discarding) {
                         continue;
                     }
+                    let text = line.strip_suffix(b"\r").unwrap_or(&line);
+                    if text.len() > MAX_LINE {
+                        return Some(Line::TooLong);
+                    }
                     return Some(Line::Complete(line));
                 }
                 None if self.discarding => {
                     self.buf.clear();
                     return None;
                 }
-                None if self.buf.len() >= MAX_LINE => {
+                None if self.buf.len() >= LINE_ROOM => {
                     self.buf.clear();
                     self.discarding = true;
                     return Some(Line::TooLong);
@@ -230,13 +241,29 @@ mod tests {
     }
 
     #[test]
-    fn longest_line_fits() {
-        let mut lb = LineBuffer::with_capacity();
-        let mut line = vec![b'a'; MAX_LINE - 1];
-        line.push(b'\n');
-        let got = feed(&mut lb, &line);
-        assert_eq!(got.len(), 1);
-        assert!(matches!(&got[0], Line::Complete(l) if l.len() == MAX_LINE - 1));
+    fn longest_line_fits_with_either_end() {
+        for end in [&b"\n"[..], b"\r\n"] {
+            let mut lb = LineBuffer::with_capacity();
+            let mut line = vec![b'a'; MAX_LINE];
+            line.extend_from_slice(end);
+            line.extend_from_slice(b"list\n");
+            let got = feed(&mut lb, &line);
+            assert_eq!(got.len(), 2, "{end:?}");
+            let text = |l: &Line| match l {
+                Line::Complete(l) => l.strip_suffix(b"\r").unwrap_or(l).len(),
+                Line::TooLong => usize::MAX,
+            };
+            assert_eq!(text(&got[0]), MAX_LINE, "{end:?}");
+            assert_eq!(got[1], complete("list"));
+        }
+        // One byte more is too long, however it ends.
+        for end in [&b"\n"[..], b"\r\n"] {
+            let mut lb = LineBuffer::with_capacity();
+            let mut line = vec![b'a'; MAX_LINE + 1];
+            line.extend_from_slice(end);
+            line.extend_from_slice(b"list\n");
+            assert_eq!(feed(&mut lb, &line), [Line::TooLong, complete("list")]);
+        }
     }
 
     #[test]
@@ -245,7 +272,7 @@ mod tests {
         let mut input = vec![b'x'; 3 * MAX_LINE];
         input.extend_from_slice(b"tail\nlist\n");
         assert_eq!(feed(&mut lb, &input), [Line::TooLong, complete("list")]);
-        let mut input = vec![b'y'; MAX_LINE];
+        let mut input = vec![b'y'; MAX_LINE + 1];
         input.extend_from_slice(b"\nhello\n");
         assert_eq!(feed(&mut lb, &input), [Line::TooLong, complete("hello")]);
     }

@@ -18,7 +18,7 @@ use std::fmt;
 /// Protocol version announced by `hello`.
 pub const PROTOCOL: u32 = 1;
 
-/// Longest request line, newline included.
+/// Longest request line, not counting its end (LF, or CRLF).
 pub const MAX_LINE: usize = 4096;
 
 /// The `CODE` of an `ERR` line.
