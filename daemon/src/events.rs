@@ -181,7 +181,8 @@ pub struct EventLog {
 
 impl EventLog {
     /// Loads the log from `dir` (the state dir), keeping the last `retain`
-    /// events; the sequence goes on after the highest one found.
+    /// events; the sequence goes on after the highest one found, or after
+    /// the mark of numbers served but not logged, if that is higher.
     pub fn open(dir: &Path, retain: usize) -> io::Result<EventLog> {
         let (store, mut found) = Store::open(dir, retain)?;
         found.sort_unstable_by_key(|e| e.seq);
@@ -189,16 +190,7 @@ impl EventLog {
         let skip = found.len().saturating_sub(retain);
         let mut recent = VecDeque::with_capacity(retain);
         recent.extend(found.into_iter().skip(skip));
-        let next_seq = recent.back().map_or(1, |e| e.seq + 1);
-        // Sequence numbers in memory must be consecutive (next_match relies
-        // on it); a gap in what was read back starts the ring after it.
-        while let Some(pos) = recent
-            .iter()
-            .zip(recent.iter().skip(1))
-            .position(|(a, b)| b.seq != a.seq + 1)
-        {
-            recent.drain(..=pos);
-        }
+        let next_seq = recent.back().map_or(1, |e| e.seq + 1).max(store.mark);
         Ok(EventLog {
             retain,
             recent,
@@ -220,7 +212,13 @@ impl EventLog {
             .map_or(0, |d| d.as_secs());
         let event = Event::new(self.next_seq, time, id, kind, extra);
         self.next_seq += 1;
-        let written = self.store.append(event.line());
+        // Logged, or, when the log cannot take it (a full state dir), the
+        // number at least is on disk before anyone is sent it: a restart
+        // never numbers from below what was served.
+        let written = self
+            .store
+            .append(event.line())
+            .or_else(|e| self.store.set_mark(self.next_seq).and(Err(e)));
         if self.recent.len() == self.retain {
             self.recent.pop_front();
         }
@@ -236,14 +234,12 @@ impl EventLog {
     }
 
     /// The first retained event at or after `seq` that matches `filter`.
-    /// Sequence numbers in memory are consecutive, so this starts at the
-    /// right place at once.
+    /// The ring is in `seq` order (with a gap where numbers were served
+    /// but never logged before a restart), so this starts at the right
+    /// place at once.
     pub fn next_match(&self, seq: u64, filter: &Filter) -> Option<&Event> {
-        let skip = seq.saturating_sub(self.oldest_seq()) as usize;
-        self.recent
-            .iter()
-            .skip(skip)
-            .find(|e| e.seq >= seq && filter.matches(e))
+        let skip = self.recent.partition_point(|e| e.seq < seq);
+        self.recent.iter().skip(skip).find(|e| filter.matches(e))
     }
 
     /// The oldest retained sequence number (the next one when none is).
@@ -281,44 +277,61 @@ impl EventLog {
     }
 }
 
-/// The two segment files.
+/// The two segment files, and the mark.
+///
+/// The mark (`.events.mark`) is the number after the last event served
+/// that could not be logged. It is written only then, in place: the file
+/// has its full width from the start, so writing it needs no room a full
+/// state dir no longer has.
 struct Store {
     paths: [PathBuf; 2],
     current: usize,
     file: File,
+    /// Bytes of whole records in the current segment: a failed append is
+    /// cut back to this, so a torn line never runs into the next one.
+    len: u64,
     records: usize,
     per_segment: usize,
+    mark_file: Option<File>,
+    mark: u64,
 }
+
+/// The mark's width: any u64 and a newline.
+const MARK_WIDTH: usize = 21;
 
 impl Store {
     fn open(dir: &Path, per_segment: usize) -> io::Result<(Store, Vec<Event>)> {
         let paths = [dir.join(".events.0"), dir.join(".events.1")];
         let mut found = Vec::new();
-        let mut newest = (0, 0u64, 0usize); // (segment, highest seq, records)
+        let mut newest = (0, 0u64, 0usize, 0usize); // (segment, highest seq, records, bytes)
         for (i, path) in paths.iter().enumerate() {
+            only_a_file_at(path)?;
             let (events, whole_len) = read_segment(path)?;
             // A torn last line is cut off, so the next append starts clean.
-            if fs::metadata(path).is_ok_and(|m| m.len() as usize != whole_len) {
-                OpenOptions::new()
-                    .write(true)
-                    .open(path)?
-                    .set_len(whole_len as u64)?;
+            if fs::symlink_metadata(path).is_ok_and(|m| m.len() as usize != whole_len) {
+                open_nofollow(path, false)?.set_len(whole_len as u64)?;
             }
             let top = events.iter().map(|e| e.seq).max().unwrap_or(0);
             if top > newest.1 {
-                newest = (i, top, events.len());
+                newest = (i, top, events.len(), whole_len);
             }
             found.extend(events);
         }
-        let (current, _, records) = newest;
-        let file = append_to(&paths[current], false)?;
+        let (current, _, records, len) = newest;
+        let file = open_nofollow(&paths[current], false)?;
+        let mark_path = dir.join(".events.mark");
+        only_a_file_at(&mark_path)?;
+        let (mark_file, mark) = open_mark(&mark_path);
         Ok((
             Store {
                 paths,
                 current,
                 file,
+                len: len as u64,
                 records,
                 per_segment,
+                mark_file,
+                mark,
             },
             found,
         ))
@@ -327,33 +340,117 @@ impl Store {
     fn append(&mut self, line: &str) -> io::Result<()> {
         if self.records >= self.per_segment {
             let other = 1 - self.current;
-            self.file = append_to(&self.paths[other], true)?;
+            self.file = open_nofollow(&self.paths[other], true)?;
             self.current = other;
             self.records = 0;
+            self.len = 0;
         }
-        self.file.write_all(line.as_bytes())?;
-        self.file.sync_data()?;
+        let written = self
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            let _ = self.file.set_len(self.len);
+            return Err(e);
+        }
+        self.len += line.len() as u64;
         self.records += 1;
+        Ok(())
+    }
+
+    /// Records that numbers below `next` have been served.
+    fn set_mark(&mut self, next: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let f = self.mark_file.as_ref().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, "no .events.mark to write to")
+        })?;
+        let text = format!("{next:>width$}\n", width = MARK_WIDTH - 1);
+        f.write_all_at(text.as_bytes(), 0)?;
+        f.sync_data()?;
+        self.mark = next;
         Ok(())
     }
 }
 
-fn append_to(path: &Path, truncate: bool) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = OpenOptions::new();
-    f.create(true).mode(0o600);
-    if truncate {
-        f.write(true).truncate(true);
-    } else {
-        f.append(true);
+/// Opens (making it if need be, at its full width) the mark file, and
+/// reads the mark. Without the file (a state dir full from the start), the
+/// mark cannot be kept, which only matters once an event cannot be logged.
+fn open_mark(path: &Path) -> (Option<File>, u64) {
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    let Ok(f) = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return (None, 0);
+    };
+    let mut text = [0u8; MARK_WIDTH];
+    let n = f.read_at(&mut text, 0).unwrap_or(0);
+    let mark = std::str::from_utf8(&text[..n])
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(0);
+    if n < MARK_WIDTH {
+        let blank = format!("{mark:>width$}\n", width = MARK_WIDTH - 1);
+        if f.write_all_at(blank.as_bytes(), 0).is_err() {
+            return (None, mark);
+        }
     }
-    f.open(path)
+    (Some(f), mark)
+}
+
+/// Removes whatever is at `path` that is not a regular file (a symlink, a
+/// fifo): the daemon's own files are only ever regular files, and the
+/// log must not be written through anything else. A directory there is an
+/// error, left for a person to look at.
+fn only_a_file_at(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(m) if m.is_dir() => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} is a directory", path.display()),
+        )),
+        Ok(_) => {
+            crate::logger::warn(&format!(
+                "{} is not a regular file; removed",
+                path.display()
+            ));
+            fs::remove_file(path)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// A segment, opened to append to (or emptied first). Never through a
+/// symlink: the log is the daemon's own file.
+fn open_nofollow(path: &Path, truncate: bool) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    crate::files::regular_len(&file)?;
+    if truncate {
+        file.set_len(0)?;
+    }
+    Ok(file)
 }
 
 /// The whole records of a segment, and how many bytes they take. Lines that
 /// are not records (a torn last line, garbage) are skipped.
 fn read_segment(path: &Path) -> io::Result<(Vec<Event>, usize)> {
-    let bytes = match fs::read(path) {
+    use crate::files::{read_bounded, Links};
+    // A segment holds at most `retain` records; anything much bigger was
+    // not written by the daemon.
+    let max = 65_536 * MAX_EVENT_LINE as u64;
+    let bytes = match read_bounded(path, max, Links::Refuse) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(e),
@@ -526,6 +623,50 @@ mod tests {
     }
 
     #[test]
+    fn numbers_served_but_not_logged_are_never_used_again() {
+        let dir = scratch("mark");
+        let mut log = EventLog::open(&dir, 8).unwrap();
+        log.emit("a", Kind::Create, &[]).1.unwrap();
+        // The log's segment can no longer be written (as on a full state
+        // dir): the event is still served, numbered 2, 3, 4.
+        let seg = dir.join(".events.0");
+        log.store.file = File::open(&seg).unwrap();
+        for _ in 0..3 {
+            assert!(log.emit("a", Kind::Oom, &[]).1.is_err());
+        }
+        assert_eq!(fs::read_to_string(&seg).unwrap().lines().count(), 1);
+        drop(log);
+        let mut log = EventLog::open(&dir, 8).unwrap();
+        assert_eq!(seqs(&log), [1]);
+        assert_eq!(log.emit("a", Kind::Start, &[]).0.seq, 5, "above all served");
+        let all = Filter::default();
+        assert_eq!(log.next_match(2, &all).map(|e| e.seq), Some(5));
+        drop(log);
+        let log = EventLog::open(&dir, 8).unwrap();
+        assert_eq!(seqs(&log), [1, 5]);
+        assert_eq!(log.next_seq(), 6);
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_log_is_never_written_through_a_symlink() {
+        let dir = scratch("symlink");
+        let victim = dir.join("victim");
+        fs::write(&victim, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(".events.0")).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(".events.mark")).unwrap();
+        // The links are not the daemon's: they go, and the log starts
+        // afresh beside them.
+        let mut log = EventLog::open(&dir, 8).unwrap();
+        log.emit("a", Kind::Create, &[]).1.unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "precious\n");
+        for f in [".events.0", ".events.mark"] {
+            assert!(fs::symlink_metadata(dir.join(f)).unwrap().is_file(), "{f}");
+        }
+        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn garbage_segments_are_not_fatal() {
         let dir = scratch("garbage");
         fs::write(dir.join(".events.0"), b"\xff\xfenot events\n\0\0\0").unwrap();
@@ -544,11 +685,11 @@ mod tests {
         )
         .unwrap();
         let log = EventLog::open(&dir, 8).unwrap();
-        assert_eq!(
-            seqs(&log),
-            [9, 10],
-            "a gap in the records starts the ring after it"
-        );
+        assert_eq!(seqs(&log), [3, 9, 10], "every whole record, in order");
+        let all = Filter::default();
+        assert_eq!(log.next_match(4, &all).map(|e| e.seq), Some(9));
+        assert_eq!(log.next_match(10, &all).map(|e| e.seq), Some(10));
+        assert_eq!(log.next_match(0, &all).map(|e| e.seq), Some(3));
         fs::remove_dir_all(dir).unwrap();
     }
 }
