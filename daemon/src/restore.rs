@@ -75,14 +75,12 @@ impl Daemon {
     fn restore_one(&mut self, id: &str, found: &mut Restored) {
         let dir = self.state.container(id);
         let proc = dir.join(INIT);
-        for tmp in [
-            dir.join("container.tmp"),
-            proc.join(".exitStatus.tmp"),
-            proc.join(".shim.pid.tmp"),
-        ] {
-            let _ = fs::remove_file(tmp);
-        }
-        let record = match fs::read_to_string(dir.join("container")) {
+        let _ = fs::remove_file(dir.join("container.tmp"));
+        let record = match crate::files::read_bounded_text(
+            &dir.join("container"),
+            64 * 1024,
+            crate::files::Links::Refuse,
+        ) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return self.clean_up(id, None, found),
             Err(_) => None,
             Ok(text) => Record::decode(&text).ok(),
@@ -95,6 +93,11 @@ impl Daemon {
         };
         let exit = open_fifo_reader(&proc.join("exit")).ok();
         let alive = exit.as_ref().is_some_and(has_writer);
+        if !alive {
+            // What a shim that is gone left half written. A live shim's
+            // `.exitStatus.tmp` is the room it keeps for its exit status.
+            remove_temporaries(&proc);
+        }
         let Some(record) = record else {
             // Unreadable record: listed as unknown, never guessed at.
             let spec = Spec {
@@ -128,7 +131,20 @@ impl Daemon {
                     Some("created") => Status::Created,
                     Some("running") => Status::Running,
                     Some("paused") => Status::Paused,
-                    _ => Status::Unknown,
+                    // Its init has exited (`stopped`), or the runtime
+                    // cannot say: either way its shim is still there and
+                    // will report the exit, with its status. Never lost
+                    // while the shim lives; until then it is what its
+                    // events say it was.
+                    _ => match self
+                        .events
+                        .history(id, INIT)
+                        .iter()
+                        .any(|e| e.kind == Kind::Start)
+                    {
+                        true => Status::Running,
+                        false => Status::Created,
+                    },
                 },
             };
             let mut c = container(spec, runtime, created, &proc, status);
@@ -298,20 +314,18 @@ impl Daemon {
     /// its exit status, or lost. One that never was (no record, or no
     /// process and no shim) leaves no trace.
     fn restore_exec(&mut self, r: Ref, dir: PathBuf, name: String) {
-        for tmp in [
-            ".exitStatus.tmp",
-            ".shim.pid.tmp",
-            "exec.tmp",
-            "process.json.tmp",
-        ] {
+        for tmp in ["exec.tmp", "process.json.tmp"] {
             let _ = fs::remove_file(dir.join(tmp));
         }
-        let Ok(record) = fs::read_to_string(dir.join("exec")) else {
+        let Some(record) = crate::statedir::read_small(&dir.join("exec")) else {
             let _ = fs::remove_dir_all(&dir);
             return;
         };
         let exit = open_fifo_reader(&dir.join("exit")).ok();
         let alive = exit.as_ref().is_some_and(has_writer);
+        if !alive {
+            remove_temporaries(&dir);
+        }
         let pid = read_pid(&dir.join("pid"));
         let code = read_exit_status(&dir);
         let status = match (alive, code, pid) {
@@ -391,6 +405,13 @@ impl Daemon {
     }
 }
 
+/// Removes what a shim that is gone left half written in its process dir.
+fn remove_temporaries(proc: &Path) {
+    for tmp in [".exitStatus.tmp", ".shim.pid.tmp"] {
+        let _ = fs::remove_file(proc.join(tmp));
+    }
+}
+
 /// True while a fifo opened for reading has a writer: a read finds no data
 /// but no EOF either. (Opened while the writer was there, the fifo also
 /// reports EPOLLHUP once it goes, so nothing is missed in between.)
@@ -407,8 +428,7 @@ fn has_writer(fifo: &fs::File) -> bool {
 }
 
 fn read_pid(path: &Path) -> Option<u32> {
-    fs::read_to_string(path)
-        .ok()?
+    crate::statedir::read_small(path)?
         .trim()
         .parse()
         .ok()

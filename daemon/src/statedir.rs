@@ -47,6 +47,7 @@ impl StateDir {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(root.join(".lock"))?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
@@ -154,11 +155,17 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);
+    // A new file of its own, never through a link left in its place (and
+    // the rename replaces a link at `path` rather than follow it).
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
@@ -168,11 +175,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// The exit code in a process dir's `exitStatus`, if the shim wrote one.
 pub fn read_exit_status(proc: &Path) -> Option<i32> {
-    fs::read_to_string(proc.join("exitStatus"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    read_small(&proc.join("exitStatus"))?.trim().parse().ok()
+}
+
+/// A small file a shim or the daemon wrote in the state dir (a pid, an
+/// exit status, a record): read without blocking, never through a link,
+/// at most 64 KiB. `None` for anything else.
+pub fn read_small(path: &Path) -> Option<String> {
+    crate::files::read_bounded_text(path, 64 * 1024, crate::files::Links::Refuse).ok()
 }
 
 #[cfg(test)]

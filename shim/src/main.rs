@@ -51,6 +51,9 @@ const EXIT_USAGE: i32 = 100;
 const EXIT_SYSTEM: i32 = 111;
 const EXIT_CREATE_FAILED: i32 = 1;
 
+/// The temporary `exitStatus` is written to, and its room reserved in.
+const EXIT_STATUS_TMP: &CStr = c".exitStatus.tmp";
+
 /// A message line: `error ` plus a runtime's message fits comfortably.
 type Message = Line<1024>;
 
@@ -100,7 +103,7 @@ fn main(words: sys::Args) -> i32 {
     let code = shim.supervise(init);
     match write_atomic(
         c"exitStatus",
-        c".exitStatus.tmp",
+        EXIT_STATUS_TMP,
         Message::new().push_int(code.into()),
     ) {
         Ok(()) => 0,
@@ -217,6 +220,7 @@ impl<'a> Shim<'a> {
         let mut pid = Line::<16>::new();
         pid.push_int(process::getpid().as_raw_pid().into());
         write_atomic(c"shim.pid", c".shim.pid.tmp", &mut pid).map_err(sys("write shim.pid"))?;
+        reserve_exit_status().map_err(sys("reserve room for exitStatus"))?;
         let fifo = |name: &CStr, flags: OFlags| {
             fs::open(
                 name,
@@ -589,7 +593,8 @@ fn nonblocking(fd: OwnedFd) -> OwnedFd {
     fd
 }
 
-/// Opens a stdio path for the container. Descriptors 0-2 are taken (see
+/// Opens a stdio path for the container, never through a symlink (the
+/// daemon checked what it names). Descriptors 0-2 are taken (see
 /// `ensure_stdio`), so the result is above 2 and its `O_CLOEXEC` is cleared
 /// by the `dup2` in the child. `O_NONBLOCK` keeps a fifo with no
 /// reader from hanging the shim (it fails with ENXIO instead); it is then
@@ -597,7 +602,7 @@ fn nonblocking(fd: OwnedFd) -> OwnedFd {
 fn open_stdio(path: &CStr, flags: OFlags) -> io::Result<OwnedFd> {
     let fd = fs::open(
         path,
-        flags | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        flags | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NOFOLLOW,
         Mode::from_raw_mode(0o640),
     )?;
     fs::fcntl_setfl(&fd, flags & !OFlags::CREATE)?;
@@ -622,17 +627,32 @@ fn read_tail<'b>(path: &CStr, buf: &'b mut [u8]) -> io::Result<&'b [u8]> {
 }
 
 /// Writes `tmp`, syncs it and renames it over `path`: readers see the old
-/// file or the whole new one, never a torn write.
+/// file or the whole new one, never a torn write. `tmp` is written in
+/// place, not truncated first, so blocks it already holds are used again:
+/// the room reserved for `exitStatus` at start ([`reserve_exit_status`])
+/// is there on a state dir that has filled up since.
 fn write_atomic<const N: usize>(path: &CStr, tmp: &CStr, line: &mut Line<N>) -> io::Result<()> {
-    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let fd = fs::open(tmp, flags, Mode::from_raw_mode(0o644))?;
     let bytes = line.finish();
     if io::write(&fd, bytes)? != bytes.len() {
         return Err(Errno::IO);
     }
+    fs::ftruncate(&fd, bytes.len() as u64)?;
     fs::fsync(&fd)?;
     drop(fd);
     fs::rename(tmp, path)
+}
+
+/// Takes the room `exitStatus` will need (a block of the state dir) while
+/// it is there: the container may fill the state dir before it exits, and
+/// its exit status must still be written. The file is the temporary that
+/// [`write_atomic`] writes and renames at the end; a daemon cleaning up
+/// after a shim that is gone removes it.
+fn reserve_exit_status() -> io::Result<()> {
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let fd = fs::open(EXIT_STATUS_TMP, flags, Mode::from_raw_mode(0o644))?;
+    io::write(&fd, b"               \n").map(drop)
 }
 
 /// Writes the process's `oom_score_adj`.

@@ -302,7 +302,7 @@ impl Daemon {
                 Ok(_) => {
                     self.autostarts[i].state = AutoState::Made;
                     let marker = self.state.root().join(format!(".auto.{}", spec.id));
-                    let _ = std::fs::write(marker, b"");
+                    let _ = crate::statedir::write_atomic(&marker, b"");
                     crate::logger::info(&format!("{}: started at boot", spec.id));
                 }
                 Err(e) => {
