@@ -42,6 +42,95 @@ pub fn bundle_config(bundle: &str) -> Result<Vec<u8>, crate::proto::Error> {
     Ok(config)
 }
 
+/// What a client may name as a container's `stdin=`, `stdout=` or
+/// `stderr=`: a regular file or a fifo, by an absolute path whose last
+/// component is not a symlink, outside the state dir. `stdout` and
+/// `stderr` may name a file that is not there yet (the shim makes it, in
+/// a directory that must exist); `stdin` must exist. A device, a socket, a
+/// directory or a link is refused (`invalid`), and so is anything in the
+/// state dir, which is nanoctr's own (`denied`). The shim opens the file
+/// with `O_NOFOLLOW`, so a link put there after this check is refused too.
+pub fn check_stdio(
+    what: &str,
+    path: &str,
+    state_dir: &Path,
+    may_create: bool,
+) -> Result<(), crate::proto::Error> {
+    use crate::proto::{Code, Error};
+    let p = Path::new(path);
+    let refuse = |code, why: &str| Err(Error::new(code, format!("{what}={path} {why}")));
+    match std::fs::symlink_metadata(p) {
+        Ok(m) => {
+            let t = m.file_type();
+            if t.is_symlink() {
+                return refuse(Code::Invalid, "is a symlink: name the file itself");
+            }
+            if !(t.is_file() || t.is_fifo()) {
+                let what = regular_kind(&m);
+                return refuse(
+                    Code::Invalid,
+                    &format!("is {what}: only a regular file or a fifo"),
+                );
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound && may_create => {
+            if !p.parent().is_some_and(Path::is_dir) {
+                return refuse(
+                    Code::Invalid,
+                    "cannot be made: its directory does not exist",
+                );
+            }
+        }
+        Err(e) => return refuse(Code::Invalid, &format!(": {e}")),
+    }
+    if within(p, state_dir) {
+        return refuse(Code::Denied, "is in the state dir, which is nanoctr's own");
+    }
+    Ok(())
+}
+
+/// Whether `path` is in `dir` (or is it), with the directories on its way
+/// resolved: `/var/run/x` is in `/run` where `/var/run` links there.
+pub fn within(path: &Path, dir: &Path) -> bool {
+    let resolve = |p: &Path| -> Option<std::path::PathBuf> {
+        match std::fs::canonicalize(p) {
+            Ok(c) => Some(c),
+            // Not there (yet): its directory resolved, and its name.
+            Err(_) => Some(
+                std::fs::canonicalize(p.parent()?)
+                    .ok()?
+                    .join(p.file_name()?),
+            ),
+        }
+    };
+    let parent = path.parent().unwrap_or(path);
+    let resolved = match (resolve(parent), path.file_name()) {
+        (Some(parent), Some(name)) => parent.join(name),
+        (Some(parent), None) => parent,
+        (None, _) => path.to_path_buf(),
+    };
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    resolved.starts_with(dir)
+}
+
+/// What a file that is not a regular file is, in words.
+fn regular_kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a fifo"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else if t.is_symlink() {
+        "a symlink"
+    } else {
+        "not a regular file"
+    }
+}
+
 /// Whether a symlink at the last component of the path is followed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Links {
@@ -93,24 +182,12 @@ pub fn read_bounded_text(path: &Path, max: u64, links: Links) -> io::Result<Stri
 /// names what it is.
 pub fn regular_len(f: &File) -> io::Result<u64> {
     let meta = f.metadata()?;
-    let t = meta.file_type();
-    if t.is_file() {
+    if meta.file_type().is_file() {
         return Ok(meta.len());
     }
-    let what = if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a fifo"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() || t.is_block_device() {
-        "a device"
-    } else {
-        "not a regular file"
-    };
     Err(io::Error::new(
         io::ErrorKind::InvalidInput,
-        format!("is {what}, not a regular file"),
+        format!("is {}, not a regular file", regular_kind(&meta)),
     ))
 }
 
@@ -168,6 +245,53 @@ mod tests {
         assert_eq!(read_bounded(&link, 9, Links::Follow).unwrap(), b"x");
         let e = read_bounded(&link, 9, Links::Refuse).unwrap_err();
         assert_eq!(e.raw_os_error(), Some(libc::ELOOP), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn stdio_is_a_file_or_a_fifo_outside_the_state_dir() {
+        use crate::proto::Code;
+        let dir = scratch("stdio");
+        let state = dir.join("state");
+        std::fs::create_dir_all(state.join("web/init")).unwrap();
+        let out = dir.join("out.log");
+        let s = |p: &Path| p.to_str().unwrap().to_string();
+        let code = |what: &str, p: &str, create: bool| {
+            check_stdio(what, p, &state, create).map_err(|e| e.code)
+        };
+        assert_eq!(code("stdout", &s(&out), true), Ok(()), "made by the shim");
+        assert_eq!(
+            code("stdin", &s(&out), false),
+            Err(Code::Invalid),
+            "not there"
+        );
+        std::fs::write(&out, b"").unwrap();
+        assert_eq!(code("stdin", &s(&out), false), Ok(()));
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(s(&fifo)).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &*c,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+        )
+        .unwrap();
+        assert_eq!(code("stdin", &s(&fifo), false), Ok(()));
+        for bad in ["/dev/zero", "/dev/null", "/tmp", "/no/such/dir/x"] {
+            assert_eq!(code("stdout", bad, true), Err(Code::Invalid), "{bad}");
+        }
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&out, &link).unwrap();
+        assert_eq!(code("stdout", &s(&link), true), Err(Code::Invalid));
+        // The state dir, also by a way round through a link.
+        let round = dir.join("round");
+        std::os::unix::fs::symlink(&state, &round).unwrap();
+        for p in [
+            state.join("web/init/exitStatus"),
+            state.join(".events.0"),
+            round.join("web/init/output"),
+        ] {
+            assert_eq!(code("stdout", &s(&p), true), Err(Code::Denied), "{p:?}");
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -3,7 +3,9 @@
 //! makes a new container from one (its shim runs `<runtime> restore
 //! --detach` in place of `create`), `checkpoints` lists them and
 //! `checkpoint-delete` removes one. DIR is `BUNDLE/checkpoints` unless the
-//! request says `dir=`.
+//! request says `dir=`, and is never in the state dir. An image is a
+//! directory holding CRIU's `inventory.img`: nothing else is listed or
+//! removed, so `dir=` cannot point these at any other directory.
 //!
 //! A checkpoint that fails leaves the container as it was (the runtime's
 //! own guarantee: CRIU resumes what it froze) and removes what it wrote; a
@@ -37,8 +39,8 @@ impl Daemon {
             .containers
             .get(r)
             .ok_or_else(|| internal("container vanished"))?;
-        let image = checkpoint_dir(&c.spec.bundle, dir).join(name);
-        if image.exists() {
+        let image = self.checkpoint_dir(&c.spec.bundle, dir)?.join(name);
+        if fs::symlink_metadata(&image).is_ok() {
             return refuse(
                 Code::Exists,
                 format!("checkpoint {} exists", image.display()),
@@ -75,7 +77,7 @@ impl Daemon {
         name: &str,
         dir: Option<&str>,
     ) -> Result<Outcome, Error> {
-        let image = checkpoint_dir(&spec.bundle, dir).join(name);
+        let image = self.checkpoint_dir(&spec.bundle, dir)?.join(name);
         if !image.is_dir() {
             return refuse(Code::NotFound, format!("no checkpoint {}", image.display()));
         }
@@ -88,7 +90,7 @@ impl Daemon {
         let mut names: Vec<String> = match fs::read_dir(&base) {
             Ok(entries) => entries
                 .filter_map(|e| e.ok())
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .filter(|e| is_image(&e.path()))
                 .filter_map(|e| e.file_name().into_string().ok())
                 .collect(),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -113,11 +115,20 @@ impl Daemon {
         dir: Option<&str>,
     ) -> Result<Outcome, Error> {
         let image = self.checkpoint_base(id, dir)?.join(name);
+        if fs::symlink_metadata(&image).is_err() {
+            return refuse(Code::NotFound, format!("no checkpoint {}", image.display()));
+        }
+        if !is_image(&image) {
+            return refuse(
+                Code::Invalid,
+                format!(
+                    "{} is not a checkpoint image (a directory with CRIU's {IMAGE_MARK}); not removed",
+                    image.display()
+                ),
+            );
+        }
         match fs::remove_dir_all(&image) {
             Ok(()) => Ok(Outcome::ok(&[])),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                refuse(Code::NotFound, format!("no checkpoint {}", image.display()))
-            }
             Err(e) => Err(io_refusal(&image.display().to_string(), &e)),
         }
     }
@@ -128,14 +139,37 @@ impl Daemon {
             .containers
             .get(r)
             .ok_or_else(|| internal("container vanished"))?;
-        Ok(checkpoint_dir(&c.spec.bundle, dir))
+        self.checkpoint_dir(&c.spec.bundle, dir)
+    }
+
+    /// Where a bundle's checkpoints are kept: `dir`, or
+    /// `BUNDLE/checkpoints`; never in the state dir, which is nanoctr's
+    /// own.
+    fn checkpoint_dir(&self, bundle: &str, dir: Option<&str>) -> Result<PathBuf, Error> {
+        let base = match dir {
+            Some(d) => PathBuf::from(d),
+            None => Path::new(bundle).join("checkpoints"),
+        };
+        if crate::files::within(&base, self.state.root()) {
+            return refuse(
+                Code::Denied,
+                format!(
+                    "{} is in the state dir, which is nanoctr's own",
+                    base.display()
+                ),
+            );
+        }
+        Ok(base)
     }
 }
 
-/// Where a bundle's checkpoints are kept: `dir`, or `BUNDLE/checkpoints`.
-fn checkpoint_dir(bundle: &str, dir: Option<&str>) -> PathBuf {
-    match dir {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(bundle).join("checkpoints"),
-    }
+/// The file CRIU writes into every image it dumps.
+const IMAGE_MARK: &str = "inventory.img";
+
+/// A checkpoint image: a directory (not a link to one) holding CRIU's
+/// [`IMAGE_MARK`]. `checkpoints` lists only these and `checkpoint-delete`
+/// removes only these, so neither can be pointed at any other directory.
+fn is_image(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+        && fs::symlink_metadata(path.join(IMAGE_MARK)).is_ok_and(|m| m.is_file())
 }

@@ -57,6 +57,15 @@ impl Daemon {
             );
         }
         let config = crate::files::bundle_config(&spec.bundle)?;
+        for (what, path, may_create) in [
+            ("stdin", &spec.stdin, false),
+            ("stdout", &spec.stdout, true),
+            ("stderr", &spec.stderr, true),
+        ] {
+            if let Some(path) = path {
+                crate::files::check_stdio(what, path, self.state.root(), may_create)?;
+            }
+        }
         let bundle_terminal =
             json::find(&config, &["process", "terminal"]).is_some_and(|r| &config[r] == b"true");
         let terminal = spec.terminal.unwrap_or(bundle_terminal);
