@@ -382,7 +382,10 @@ mod tests {
         let objects = format!("{}1{}", "{\"a\":".repeat(MAX_DEPTH), "}".repeat(MAX_DEPTH));
         assert_eq!(check(objects.as_bytes()), Ok(()));
         let path = vec!["a"; MAX_DEPTH];
-        assert_eq!(find(objects.as_bytes(), &path).map(|r| &objects[r]), Some("1"));
+        assert_eq!(
+            find(objects.as_bytes(), &path).map(|r| &objects[r]),
+            Some("1")
+        );
         assert_eq!(
             Invalid::TooDeep.to_string(),
             format!("nested deeper than {MAX_DEPTH} levels")
@@ -392,12 +395,29 @@ mod tests {
     #[test]
     fn check_wants_one_well_formed_value() {
         assert_eq!(check(CONFIG.as_bytes()), Ok(()));
-        for good in ["{}", " [ ] ", "[1, \"a\", {\"b\": [true, null]}]", "\"s\"", "7"] {
+        for good in [
+            "{}",
+            " [ ] ",
+            "[1, \"a\", {\"b\": [true, null]}]",
+            "\"s\"",
+            "7",
+        ] {
             assert_eq!(check(good.as_bytes()), Ok(()), "{good}");
         }
         for bad in [
-            "", "{", "[1,", "{\"a\" 1}", "{\"a\": 1,}", "[1 2]", "{1: 2}", "[}", "{]", "[] []",
-            "\"open", "{\"a\": }", ",",
+            "",
+            "{",
+            "[1,",
+            "{\"a\" 1}",
+            "{\"a\": 1,}",
+            "[1 2]",
+            "{1: 2}",
+            "[}",
+            "{]",
+            "[] []",
+            "\"open",
+            "{\"a\": }",
+            ",",
         ] {
             assert!(
                 matches!(check(bad.as_bytes()), Err(Invalid::Malformed(_))),
