@@ -59,6 +59,9 @@ pub fn check_stdio(
     use crate::proto::{Code, Error};
     let p = Path::new(path);
     let refuse = |code, why: &str| Err(Error::new(code, format!("{what}={path} {why}")));
+    if within(p, state_dir) {
+        return refuse(Code::Denied, "is in the state dir, which is nanoctr's own");
+    }
     match std::fs::symlink_metadata(p) {
         Ok(m) => {
             let t = m.file_type();
@@ -83,34 +86,30 @@ pub fn check_stdio(
         }
         Err(e) => return refuse(Code::Invalid, &format!(": {e}")),
     }
-    if within(p, state_dir) {
-        return refuse(Code::Denied, "is in the state dir, which is nanoctr's own");
-    }
     Ok(())
 }
 
-/// Whether `path` is in `dir` (or is it), with the directories on its way
-/// resolved: `/var/run/x` is in `/run` where `/var/run` links there.
+/// Whether `path` is in `dir` (or is it), links resolved: `/var/run/x` is
+/// in `/run` where `/var/run` links there. The part of `path` that does
+/// not exist yet is taken as written; a `..` in that part counts as in
+/// (it cannot be resolved, so it is not let through).
 pub fn within(path: &Path, dir: &Path) -> bool {
-    let resolve = |p: &Path| -> Option<std::path::PathBuf> {
-        match std::fs::canonicalize(p) {
-            Ok(c) => Some(c),
-            // Not there (yet): its directory resolved, and its name.
-            Err(_) => Some(
-                std::fs::canonicalize(p.parent()?)
-                    .ok()?
-                    .join(p.file_name()?),
-            ),
-        }
-    };
-    let parent = path.parent().unwrap_or(path);
-    let resolved = match (resolve(parent), path.file_name()) {
-        (Some(parent), Some(name)) => parent.join(name),
-        (Some(parent), None) => parent,
-        (None, _) => path.to_path_buf(),
-    };
     let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    resolved.starts_with(dir)
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(mut resolved) = std::fs::canonicalize(at) {
+            resolved.extend(rest.iter().rev());
+            return resolved.starts_with(&dir);
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name);
+                at = parent;
+            }
+            _ => return true,
+        }
+    }
 }
 
 /// What a file that is not a regular file is, in words.
@@ -260,6 +259,10 @@ mod tests {
             check_stdio(what, p, &state, create).map_err(|e| e.code)
         };
         assert_eq!(code("stdout", &s(&out), true), Ok(()), "made by the shim");
+        assert!(
+            !within(&dir.join("statement"), &state),
+            "a name that starts alike"
+        );
         assert_eq!(
             code("stdin", &s(&out), false),
             Err(Code::Invalid),
@@ -289,6 +292,8 @@ mod tests {
             state.join("web/init/exitStatus"),
             state.join(".events.0"),
             round.join("web/init/output"),
+            state.join("not/yet/made"),
+            dir.join("x/../state/web"),
         ] {
             assert_eq!(code("stdout", &s(&p), true), Err(Code::Denied), "{p:?}");
         }
