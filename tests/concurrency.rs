@@ -77,18 +77,53 @@ fn requests_beyond_the_call_slots_wait_their_turn() {
 }
 
 #[test]
-fn clients_beyond_the_table_wait_to_be_accepted() {
+fn clients_beyond_the_table_wait_while_every_place_is_busy() {
+    let d = Daemon::start_with(Runtime::Runc, &["--max-clients", "2"]);
+    let faults = d.faulty_runtime();
+    faults.set("create", Fault::Gate);
+    let slow = d.bundle("slow", &["sleep", "1000"]);
+    // Both places ask something that takes a while.
+    let mut first = d.conn();
+    let mut second = d.conn();
+    for (c, id) in [(&mut first, "s1"), (&mut second, "s2")] {
+        c.send(&format!(
+            "create {id} {} {}",
+            slow.display(),
+            faults.option()
+        ));
+    }
+    d.eventually("both gated creates to start", || {
+        d.state.join("s1/init").exists() && d.state.join("s2/init").exists()
+    });
+    // A third connection waits, unanswered, not refused.
+    let mut third = d.conn();
+    third.send("list");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(!third.has_input(), "a third client was served or refused");
+    faults.open_gate("create");
+    first.answer().ok();
+    second.answer().ok();
+    // A place is free (or quiet) again: the third is served.
+    assert_eq!(third.answer().ok(), "count=2");
+}
+
+#[test]
+fn a_new_client_takes_the_place_of_the_one_idle_longest() {
     let d = Daemon::start_with(Runtime::Runc, &["--max-clients", "2"]);
     let mut first = d.conn();
     let mut second = d.conn();
     assert!(first.ask("hello").ok().starts_with("nanoctr"));
     assert!(second.ask("hello").ok().starts_with("nanoctr"));
-    // The table is full: a third connection waits, unanswered, not refused.
+    // The table is full of clients that ask nothing: the one idle longest
+    // is closed, told why, and the new one is answered at once.
     let mut third = d.conn();
-    third.send("list");
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert!(!third.has_input(), "a third client was served or refused");
-    drop(first);
-    assert_eq!(third.answer().ok(), "count=0");
+    assert_eq!(third.ask("list").ok(), "count=0");
+    let why = first.answer().err_code("busy").to_string();
+    assert!(
+        why.contains("make room") && why.contains("--max-clients"),
+        "{why}"
+    );
+    assert!(first.is_closed(), "the client that made room is closed");
     assert!(second.ask("hello").ok().starts_with("nanoctr"));
+    assert!(third.ask("hello").ok().starts_with("nanoctr"));
 }

@@ -77,7 +77,17 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     (
         "max-clients",
         "N",
-        "most client connections; more wait their turn (default 16)",
+        "most clients asking at once; the idle longest makes room for a new one, else it waits (default 16)",
+    ),
+    (
+        "max-followers",
+        "N",
+        "most clients waiting or following (wait, events, logs follow) besides those (default 32)",
+    ),
+    (
+        "client-timeout",
+        "SECONDS",
+        "a client asking nothing this long is closed (default 60)",
     ),
     (
         "max-calls",
@@ -232,6 +242,8 @@ pub struct Config {
     pub max_containers: usize,
     pub max_execs: usize,
     pub max_clients: usize,
+    pub max_followers: usize,
+    pub client_timeout: Duration,
     pub max_calls: usize,
     pub retain: usize,
     pub start_timeout: Duration,
@@ -399,6 +411,8 @@ impl Config {
             max_containers: l.num("max-containers", 64, cap.clone())? as usize,
             max_execs: l.num("max-execs", 32, cap.clone())? as usize,
             max_clients: l.num("max-clients", 16, cap.clone())? as usize,
+            max_followers: l.num("max-followers", 32, cap.clone())? as usize,
+            client_timeout: Duration::from_secs(l.num("client-timeout", 60, 1..=86_400)? as u64),
             max_calls: l.num("max-calls", 8, cap.clone())? as usize,
             retain: l.num("retain", 512, cap)? as usize,
             start_timeout: Duration::from_secs(l.num("start-timeout", 30, 1..=3600)? as u64),
@@ -483,7 +497,8 @@ impl Config {
         let tables = self.max_containers
             * std::mem::size_of::<Option<crate::container::Container>>()
             + self.max_execs * std::mem::size_of::<Option<crate::container::Exec>>()
-            + self.max_clients * std::mem::size_of::<Option<crate::conn::Client>>()
+            + (self.max_clients + self.max_followers + 1)
+                * std::mem::size_of::<Option<crate::conn::Client>>()
             + (self.max_calls + self.max_containers)
                 * std::mem::size_of::<Option<crate::server::Call>>()
             + self.retain * std::mem::size_of::<crate::events::Event>();
@@ -506,7 +521,7 @@ impl Config {
         tables
             + self.max_containers * container
             + self.max_execs * exec
-            + self.max_clients * client
+            + (self.max_clients + self.max_followers + 1) * client
             + (self.max_calls + self.max_containers) * call
             + overhead
     }

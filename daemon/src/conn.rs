@@ -95,6 +95,20 @@ impl LineBuffer {
     }
 }
 
+/// The parts of the client table. Each has its own bound, so clients
+/// following the event stream or waiting for exits can never take the
+/// places of those asking something, and the control tty always has one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Connected to ask: `--max-clients` of them.
+    Request,
+    /// Waiting or following (`wait`, `events`, `logs follow`):
+    /// `--max-followers` of them.
+    Follower,
+    /// The control tty's own place.
+    Tty,
+}
+
 /// What a client waits for after sending a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Busy {
@@ -150,11 +164,16 @@ pub struct Client {
     pub interest: EventFlags,
     pub subscription: Option<Subscription>,
     pub follow: Option<LogFollow>,
+    /// When it last sent a whole request line or was answered: an idle
+    /// client is closed past `--client-timeout`, and the one idle longest
+    /// makes room for a new client when the table is full.
+    pub last_active: std::time::Instant,
 }
 
 impl Client {
     pub fn new(stream: File, tty: bool) -> Self {
         Client {
+            last_active: std::time::Instant::now(),
             stream,
             tty,
             input: LineBuffer::with_capacity(),
@@ -172,6 +191,27 @@ impl Client {
     /// Ready to take its next request line.
     pub fn idle(&self) -> bool {
         self.busy.is_none() && self.stalled.is_none()
+    }
+
+    /// Following something that may last (`wait`, `events`, `logs
+    /// follow`): it holds a follower's place, not a request's.
+    pub fn following(&self) -> bool {
+        matches!(self.busy, Some(Busy::Wait(_) | Busy::Events | Busy::Logs))
+    }
+
+    /// Which part of the client table it takes.
+    pub fn role(&self) -> Role {
+        match (self.tty, self.following()) {
+            (true, _) => Role::Tty,
+            (false, true) => Role::Follower,
+            (false, false) => Role::Request,
+        }
+    }
+
+    /// Nothing asked and nothing owed: it may be closed for being idle, or
+    /// to make room, and loses nothing.
+    pub fn quiet(&self) -> bool {
+        !self.tty && self.idle() && self.output.is_empty()
     }
 
     /// Writes what it can of the pending output.

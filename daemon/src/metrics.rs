@@ -57,6 +57,12 @@ pub struct Metrics {
     start_count: u64,
     pub events: u64,
     pub event_log_errors: u64,
+    /// Quiet clients closed to make room for a new one.
+    pub clients_made_room: u64,
+    /// Clients closed for asking nothing for `--client-timeout`.
+    pub clients_timed_out: u64,
+    /// `wait`, `events` or `logs follow` refused: no follower's place.
+    pub followers_refused: u64,
 }
 
 impl Metrics {
@@ -88,6 +94,9 @@ pub struct Gauges<'a> {
     pub max_containers: usize,
     pub subscribers: usize,
     pub clients: usize,
+    /// Clients by place in the table (request, follower, tty), with the
+    /// bound of each.
+    pub places: [(&'static str, usize, usize); 3],
     pub resident_bytes: u64,
     /// Live and peak heap bytes and their bound, in a `heap-stats` build.
     pub heap: Option<(usize, usize, usize)>,
@@ -194,6 +203,51 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
     let _ = writeln!(out, "nanoctr_clients {}", g.clients);
     head(
         &mut out,
+        "nanoctr_client_places",
+        "gauge",
+        "Client connections by their place in the table: asking (request), waiting or following (follower), the control tty.",
+    );
+    for (place, n, _) in &g.places {
+        let _ = writeln!(out, "nanoctr_client_places{{place=\"{place}\"}} {n}");
+    }
+    head(
+        &mut out,
+        "nanoctr_client_places_max",
+        "gauge",
+        "Bound of each part of the client table (--max-clients, --max-followers).",
+    );
+    for (place, _, max) in &g.places {
+        let _ = writeln!(out, "nanoctr_client_places_max{{place=\"{place}\"}} {max}");
+    }
+    head(
+        &mut out,
+        "nanoctr_clients_closed_total",
+        "counter",
+        "Quiet clients closed: to make room for a new one, or idle past --client-timeout.",
+    );
+    let _ = writeln!(
+        out,
+        "nanoctr_clients_closed_total{{why=\"room\"}} {}",
+        m.clients_made_room
+    );
+    let _ = writeln!(
+        out,
+        "nanoctr_clients_closed_total{{why=\"idle\"}} {}",
+        m.clients_timed_out
+    );
+    head(
+        &mut out,
+        "nanoctr_followers_refused_total",
+        "counter",
+        "wait, events or logs follow refused for want of a follower's place.",
+    );
+    let _ = writeln!(
+        out,
+        "nanoctr_followers_refused_total {}",
+        m.followers_refused
+    );
+    head(
+        &mut out,
         "process_resident_memory_bytes",
         "gauge",
         "Resident memory of nanoctrd in bytes.",
@@ -256,6 +310,7 @@ mod tests {
             max_containers: 64,
             subscribers: 1,
             clients: 3,
+            places: [("request", 2, 16), ("follower", 1, 32), ("tty", 0, 1)],
             resident_bytes: resident_bytes(),
             heap: None,
         };

@@ -23,6 +23,7 @@ use rustix::fd::OwnedFd as RawOwnedFd;
 use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
+use std::time::Instant;
 
 use rustix::event::epoll::{self, EventData, EventFlags};
 use rustix::fs::inotify;
@@ -30,7 +31,7 @@ use rustix::io::Errno;
 use rustix::process::WaitOptions;
 
 use crate::config::Config;
-use crate::conn::{Busy, Client, Line, MAX_PENDING_OUTPUT};
+use crate::conn::{Busy, Client, Line, Role, MAX_PENDING_OUTPUT};
 use crate::container::{Container, Exec, ProcRef};
 use crate::events::EventLog;
 use crate::metrics::{CallVerb, Metrics};
@@ -236,7 +237,8 @@ impl Daemon {
             epoll,
             signals,
             listener,
-            clients: Slab::with_capacity(cfg.max_clients),
+            // Requests, followers, and the control tty's own place.
+            clients: Slab::with_capacity(cfg.max_clients + cfg.max_followers + 1),
             containers: Slab::with_capacity(cfg.max_containers),
             execs: Slab::with_capacity(cfg.max_execs),
             // Room for one cleanup call per container beyond the slots, so a
@@ -245,8 +247,8 @@ impl Daemon {
             events,
             metrics: Metrics::default(),
             inotify,
-            stalled: VecDeque::with_capacity(cfg.max_clients),
-            ready: Vec::with_capacity(cfg.max_clients),
+            stalled: VecDeque::with_capacity(cfg.max_clients + cfg.max_followers + 1),
+            ready: Vec::with_capacity(cfg.max_clients + cfg.max_followers + 1),
             spare: std::fs::File::open("/dev/null").ok(),
             autostarts: Vec::new(),
             tty: cfg.control_tty.clone().map(|path| ControlTty {
@@ -300,6 +302,8 @@ impl Daemon {
             }
             self.expire();
             self.run_ready();
+            // Clients answered, or gone to follow, may have made room.
+            self.listen_while_room();
         }
         self.shut_down();
         Ok(())
@@ -409,9 +413,15 @@ impl Daemon {
 
     // ---- clients ----
 
+    /// Takes new connections while there is room for them: a request
+    /// place that is free, or one a quiet client gives up (the one idle
+    /// longest is closed, and told why). What a new client sent with its
+    /// connect is read and run at once, so it is answered before it could
+    /// be the one to give way.
     fn accept_clients(&mut self) {
         loop {
-            if self.clients.is_full() {
+            let full = self.count(Role::Request) >= self.cfg.max_clients;
+            if full && self.longest_quiet().is_none() {
                 return self.listen_while_room();
             }
             let stream = match self.listener.accept() {
@@ -429,9 +439,20 @@ impl Daemon {
             if stream.set_nonblocking(true).is_err() {
                 continue;
             }
+            if full {
+                if let Some(quiet) = self.longest_quiet() {
+                    self.make_room(quiet);
+                }
+            }
             let stream = std::fs::File::from(OwnedFd::from(stream));
-            let Ok(r) = self.clients.insert(Client::new(stream, false)) else {
-                continue;
+            let r = match self.clients.insert(Client::new(stream, false)) {
+                Ok(r) => r,
+                Err(c) => {
+                    let e = Error::new(Code::Busy, "the client table is full; try again");
+                    let stream = UnixStream::from(OwnedFd::from(c.stream));
+                    refuse_connection(&stream, &e);
+                    continue;
+                }
             };
             let Some(c) = self.clients.get_mut(r) else {
                 continue;
@@ -440,8 +461,70 @@ impl Daemon {
             let token = EventData::new_u64(Source::Client(r).token());
             if epoll::add(&self.epoll, sys::fd(&c.stream), token, c.interest).is_err() {
                 self.clients.remove(r);
+                continue;
             }
+            self.on_client(r, EventFlags::IN);
         }
+    }
+
+    /// How many clients hold a place of this kind.
+    pub(crate) fn count(&self, role: Role) -> usize {
+        self.clients
+            .iter()
+            .filter(|(_, c)| c.role() == role)
+            .count()
+    }
+
+    /// The quiet client (connected to ask, nothing asked, nothing owed)
+    /// idle longest.
+    fn longest_quiet(&self) -> Option<Ref> {
+        self.clients
+            .iter()
+            .filter(|(_, c)| c.role() == Role::Request && c.quiet() && !c.hung_up)
+            .min_by_key(|(_, c)| c.last_active)
+            .map(|(r, _)| r)
+    }
+
+    /// Closes a quiet client to make room for a new one, telling it why.
+    fn make_room(&mut self, r: Ref) {
+        let n = self.cfg.max_clients;
+        self.metrics.clients_made_room += 1;
+        self.close_quietly(
+            r,
+            &Error::new(
+                Code::Busy,
+                format!("closed to make room for a new client: {n} were connected (--max-clients) and this one was idle longest"),
+            ),
+        );
+    }
+
+    /// Closes a client that asked nothing and is owed nothing, with a last
+    /// line saying why (best effort: it may not be reading).
+    pub(crate) fn close_quietly(&mut self, r: Ref, why: &Error) {
+        if let Some(c) = self.clients.get_mut(r) {
+            let mut reply = Reply::new();
+            reply.err(why);
+            c.output.extend_from_slice(reply.as_bytes());
+            let _ = c.flush();
+        }
+        self.close_client(r);
+    }
+
+    /// A client is about to follow (`wait`, `events`, `logs follow`): is
+    /// there a follower's place for it? The control tty always has its own.
+    pub(crate) fn room_to_follow(&mut self, client: Ref) -> Result<(), Error> {
+        let tty = self.clients.get(client).is_some_and(|c| c.tty);
+        if tty || self.count(Role::Follower) < self.cfg.max_followers {
+            return Ok(());
+        }
+        self.metrics.followers_refused += 1;
+        Err(Error::new(
+            Code::Full,
+            format!(
+                "{} clients are waiting or following already (--max-followers); wait, events and logs follow each take one",
+                self.cfg.max_followers
+            ),
+        ))
     }
 
     /// Out of descriptors: give the spare one up to accept the client and
@@ -470,12 +553,14 @@ impl Daemon {
         None
     }
 
-    /// Accepts new clients only while the table has room. When it is full,
-    /// the listener leaves the epoll set and new connections wait in the
-    /// kernel's listen backlog, to be taken as slots free up: nobody is
-    /// turned away, and a full table cannot spin the loop.
-    fn listen_while_room(&mut self) {
-        let want = !self.clients.is_full();
+    /// Watches the listener only while a new client could be taken: a
+    /// request place is free, or a quiet client would give one up. When
+    /// every place is busy with a request, new connections wait in the
+    /// kernel's listen backlog until one is answered: nobody is turned
+    /// away, and a full table cannot spin the loop.
+    pub(crate) fn listen_while_room(&mut self) {
+        let want =
+            self.count(Role::Request) < self.cfg.max_clients || self.longest_quiet().is_some();
         if want == self.listening {
             return;
         }
@@ -553,7 +638,11 @@ impl Daemon {
             if !c.idle() {
                 break;
             }
-            let Some(line) = c.input.next_line() else {
+            let Some(line) = c
+                .input
+                .next_line()
+                .inspect(|_| c.last_active = Instant::now())
+            else {
                 // A client that hung up is no longer watched: read on here
                 // until what it sent is used up (or the read fails: a peer
                 // that left unread data behind resets the connection).
@@ -678,6 +767,7 @@ impl Daemon {
             return;
         };
         c.busy = None;
+        c.last_active = Instant::now();
         self.send(r, outcome);
         self.ready.push(r);
     }

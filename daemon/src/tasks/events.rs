@@ -16,6 +16,7 @@ const SUBSCRIBER_SNDBUF: usize = 8 * 1024;
 
 impl Daemon {
     pub(crate) fn subscribe(&mut self, client: Ref, filter: &Filter) -> Result<Outcome, Error> {
+        self.room_to_follow(client)?;
         // Replay starts at the oldest retained event at the earliest.
         let next = filter.since.map_or(self.events.next_seq(), |s| {
             s.saturating_add(1).max(self.events.oldest_seq())

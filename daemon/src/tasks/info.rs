@@ -1,6 +1,7 @@
 //! Requests answered from memory: `hello`, `version`, `help`, `list`,
 //! `state` (the container, then a line per exec process).
 
+use crate::conn::Role;
 use crate::container::Container;
 use crate::lifecycle::{Status, Verb};
 use crate::metrics::{render, resident_bytes, Gauges};
@@ -73,6 +74,19 @@ impl Daemon {
                 .filter(|(_, c)| c.subscription.is_some())
                 .count(),
             clients: self.clients.len(),
+            places: [
+                ("request", self.count(Role::Request), self.cfg.max_clients),
+                (
+                    "follower",
+                    self.count(Role::Follower),
+                    self.cfg.max_followers,
+                ),
+                (
+                    "tty",
+                    self.count(Role::Tty),
+                    usize::from(self.tty.is_some()),
+                ),
+            ],
             resident_bytes: resident_bytes(),
             heap,
         };

@@ -52,6 +52,9 @@ impl Daemon {
         text.drain(..cut);
         // Following, an unfinished last line waits for the rest of it.
         let following = follow && alive && current.is_some();
+        if following {
+            self.room_to_follow(client)?;
+        }
         let partial = match (following, text.iter().rposition(|&b| b == b'\n')) {
             (true, Some(end)) => text.split_off(end + 1),
             (true, None) => std::mem::take(&mut text),

@@ -3,7 +3,8 @@
 //! cleaned up; a
 //! start that does not finish takes its shim with it (the container then
 //! counts as lost, and is deleted through the runtime); a `kill` or `delete`
-//! call is killed. The client gets `ERR timeout`.
+//! call is killed. The client gets `ERR timeout`. A client that asks
+//! nothing for `--client-timeout` is closed.
 
 use std::time::Instant;
 
@@ -32,8 +33,16 @@ impl Daemon {
             .iter()
             .filter(|(_, e)| e.status == Status::Creating)
             .map(|(_, e)| e.since + limit);
+        // The client idle longest is the first to reach the timeout.
+        let idle = self
+            .clients
+            .iter()
+            .filter(|(_, c)| c.idle() && !c.tty)
+            .map(|(_, c)| c.last_active + self.cfg.client_timeout)
+            .min();
         ops.chain(calls)
             .chain(execs)
+            .chain(idle)
             .chain(self.next_restart())
             .chain(self.next_autostart())
             .chain(self.tty.as_ref().and_then(|t| t.reopen_at))
@@ -53,6 +62,7 @@ impl Daemon {
             self.open_tty();
         }
         let now = Instant::now();
+        self.close_idle_clients(now);
         let limit = self.cfg.start_timeout;
         let late_ops = self.containers.refs_where(|c| {
             c.op.as_ref()
@@ -77,6 +87,27 @@ impl Daemon {
                     let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
                 }
             }
+        }
+    }
+
+    /// Closes the clients that have asked nothing for `--client-timeout`
+    /// (a connection that sends nothing, or half a line, holds a place
+    /// and memory): they are told so, if they still read.
+    fn close_idle_clients(&mut self, now: Instant) {
+        let timeout = self.cfg.client_timeout;
+        let idle = self
+            .clients
+            .refs_where(|c| c.idle() && !c.tty && now >= c.last_active + timeout);
+        for r in idle {
+            self.metrics.clients_timed_out += 1;
+            let e = Error::new(
+                Code::Timeout,
+                format!(
+                    "no request for {} s (--client-timeout); closed",
+                    timeout.as_secs()
+                ),
+            );
+            self.close_quietly(r, &e);
         }
     }
 

@@ -31,6 +31,7 @@ impl Daemon {
         match exited {
             Some(code) => Ok(exit_outcome(code)),
             None => {
+                self.room_to_follow(client)?;
                 self.await_exit(client, p);
                 Ok(Outcome::Pending)
             }
