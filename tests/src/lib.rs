@@ -288,6 +288,19 @@ impl Conn {
         matches!(got, Ok(true))
     }
 
+    /// How long a read may wait before the test fails.
+    pub fn set_timeout(&self, limit: Duration) {
+        self.writer
+            .set_read_timeout(Some(limit))
+            .expect("set a read timeout");
+    }
+
+    /// True once the daemon has closed the connection (and nothing is
+    /// left to read).
+    pub fn is_closed(&mut self) -> bool {
+        matches!(self.reader.fill_buf(), Ok([]))
+    }
+
     pub fn into_stream(self) -> UnixStream {
         self.writer
     }
