@@ -102,9 +102,11 @@ fn clients_beyond_the_table_wait_while_every_place_is_busy() {
     assert!(!third.has_input(), "a third client was served or refused");
     faults.open_gate("create");
     first.answer().ok();
+    // A place is quiet again: the third is served (the second create may
+    // still be on its way, so it lists one container or both).
+    let listed = third.answer().ok().to_string();
+    assert!(listed == "count=1" || listed == "count=2", "{listed}");
     second.answer().ok();
-    // A place is free (or quiet) again: the third is served.
-    assert_eq!(third.answer().ok(), "count=2");
 }
 
 #[test]
