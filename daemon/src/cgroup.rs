@@ -4,7 +4,7 @@
 //! inotify. Either way the kernel's `oom_kill` counter says how many kills
 //! happened.
 
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -24,8 +24,8 @@ pub enum Memcg {
 impl Memcg {
     /// The memory cgroup of process `pid`, if it has one.
     pub fn of(pid: u32) -> Option<Memcg> {
-        let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let mounts = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let cgroups = crate::files::read_kernel_text(format!("/proc/{pid}/cgroup")).ok()?;
+        let mounts = crate::files::read_kernel_text("/proc/self/mountinfo").ok()?;
         let memcg = locate(&cgroups, &mounts)?;
         memcg.counter_file().exists().then_some(memcg)
     }
@@ -152,7 +152,7 @@ impl OomWatch {
     /// Starts watching; `inotify` is the daemon's inotify descriptor.
     pub fn start(memcg: &Memcg, inotify: impl AsFd) -> io::Result<OomWatch> {
         let counter = memcg.counter_file();
-        let kills = oom_kills(&fs::read_to_string(&counter)?).unwrap_or(0);
+        let kills = oom_kills(&crate::files::read_kernel_text(&counter)?).unwrap_or(0);
         let how = match memcg {
             Memcg::V1(dir) => {
                 let control = File::open(&counter)?;
@@ -189,7 +189,7 @@ impl OomWatch {
             let mut buf = [0u8; 8];
             let _ = rustix::io::read(sys::fd(eventfd), &mut buf);
         }
-        let Some(now) = fs::read_to_string(&self.counter)
+        let Some(now) = crate::files::read_kernel_text(&self.counter)
             .ok()
             .as_deref()
             .and_then(oom_kills)
@@ -272,16 +272,16 @@ mod tests {
         // counter is read back. (A cgroup v2 host runs the same code on
         // memory.events.)
         let dir = std::env::temp_dir().join(format!("nanoctr-memcg-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         let events = dir.join("memory.events");
-        fs::write(&events, "oom 0\noom_kill 0\n").unwrap();
+        std::fs::write(&events, "oom 0\noom_kill 0\n").unwrap();
         let ino = sys::own(
             inotify::init(inotify::CreateFlags::CLOEXEC | inotify::CreateFlags::NONBLOCK).unwrap(),
         );
         let mut w = OomWatch::start(&Memcg::V2(dir.clone()), &ino).unwrap();
         assert_eq!(w.new_kills(), 0);
-        fs::write(&events, "oom 1\noom_kill 1\n").unwrap();
+        std::fs::write(&events, "oom 1\noom_kill 1\n").unwrap();
         let mut buf = [std::mem::MaybeUninit::uninit(); 256];
         let mut reader = inotify::Reader::new(sys::fd(&ino), &mut buf);
         let ev = reader.next().expect("an inotify event");
@@ -289,6 +289,6 @@ mod tests {
         assert_eq!(w.new_kills(), 1);
         assert_eq!(w.new_kills(), 0);
         w.stop(&ino);
-        fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -77,17 +77,17 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     (
         "max-clients",
         "N",
-        "most clients asking at once; the idle longest makes room for a new one, else it waits (default 16)",
+        "most clients asking at once; the idle longest makes room (default 16)",
     ),
     (
         "max-followers",
         "N",
-        "most clients waiting or following (wait, events, logs follow) besides those (default 32)",
+        "most clients in wait, events, logs follow (default 32)",
     ),
     (
         "client-timeout",
         "SECONDS",
-        "a client asking nothing this long is closed (default 60)",
+        "close a client idle this long (default 60)",
     ),
     (
         "max-calls",

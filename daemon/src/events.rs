@@ -365,7 +365,8 @@ impl Store {
             io::Error::new(io::ErrorKind::NotFound, "no .events.mark to write to")
         })?;
         let text = format!("{next:>width$}\n", width = MARK_WIDTH - 1);
-        f.write_all_at(text.as_bytes(), 0)?;
+        // One write of a few bytes to a regular file: whole, or an error.
+        f.write_at(text.as_bytes(), 0)?;
         f.sync_data()?;
         self.mark = next;
         Ok(())
@@ -396,7 +397,7 @@ fn open_mark(path: &Path) -> (Option<File>, u64) {
         .unwrap_or(0);
     if n < MARK_WIDTH {
         let blank = format!("{mark:>width$}\n", width = MARK_WIDTH - 1);
-        if f.write_all_at(blank.as_bytes(), 0).is_err() {
+        if f.write_at(blank.as_bytes(), 0).is_err() {
             return (None, mark);
         }
     }

@@ -205,7 +205,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         &mut out,
         "nanoctr_client_places",
         "gauge",
-        "Client connections by their place in the table: asking (request), waiting or following (follower), the control tty.",
+        "Clients by place: request, follower, tty.",
     );
     for (place, n, _) in &g.places {
         let _ = writeln!(out, "nanoctr_client_places{{place=\"{place}\"}} {n}");
@@ -214,7 +214,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         &mut out,
         "nanoctr_client_places_max",
         "gauge",
-        "Bound of each part of the client table (--max-clients, --max-followers).",
+        "Places of each kind.",
     );
     for (place, _, max) in &g.places {
         let _ = writeln!(out, "nanoctr_client_places_max{{place=\"{place}\"}} {max}");
@@ -223,7 +223,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         &mut out,
         "nanoctr_clients_closed_total",
         "counter",
-        "Quiet clients closed: to make room for a new one, or idle past --client-timeout.",
+        "Idle clients closed, to make room or past --client-timeout.",
     );
     let _ = writeln!(
         out,
@@ -239,7 +239,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         &mut out,
         "nanoctr_followers_refused_total",
         "counter",
-        "wait, events or logs follow refused for want of a follower's place.",
+        "Followers refused: no place.",
     );
     let _ = writeln!(
         out,
@@ -276,7 +276,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
 
 /// The daemon's resident memory, from `/proc/self/status`.
 pub fn resident_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    crate::files::read_kernel_text("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()

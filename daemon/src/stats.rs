@@ -3,7 +3,6 @@
 //! they are mounted, the v2 (unified) directory otherwise. No runtime
 //! process is run.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -29,8 +28,8 @@ impl Cgroups {
     /// `/proc/self/mountinfo`; `None` if they cannot be read or name no
     /// mounted cgroup.
     pub fn of(pid: u32) -> Option<Cgroups> {
-        let cgroups = fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-        let mounts = fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let cgroups = crate::files::read_kernel_text(format!("/proc/{pid}/cgroup")).ok()?;
+        let mounts = crate::files::read_kernel_text("/proc/self/mountinfo").ok()?;
         let cg = Cgroups::from_text(&cgroups, &mounts);
         (cg != Cgroups::default()).then_some(cg)
     }
@@ -63,7 +62,7 @@ impl Cgroups {
             Some(dir) => dir.join(f1),
             None => self.unified.as_ref()?.join(f2),
         };
-        fs::read_to_string(path).ok()
+        crate::files::read_kernel_text(path).ok()
     }
 }
 
@@ -119,7 +118,7 @@ pub fn read_stats(cg: &Cgroups) -> Stats {
     let mem = |f1, f2| cg.read(&cg.memory, f1, f2);
     let pids = |f| cg.read(&cg.pids, f, f);
     let cpu_usage_ns = match &cg.cpuacct {
-        Some(dir) => num(fs::read_to_string(dir.join("cpuacct.usage")).ok()),
+        Some(dir) => num(crate::files::read_kernel_text(dir.join("cpuacct.usage")).ok()),
         None => cg.unified.as_deref().and_then(v2_cpu_usage_ns),
     };
     Stats {
@@ -134,7 +133,7 @@ pub fn read_stats(cg: &Cgroups) -> Stats {
 
 /// `usage_usec` of the v2 `cpu.stat` in `dir`, in nanoseconds.
 fn v2_cpu_usage_ns(dir: &Path) -> Option<u64> {
-    let text = fs::read_to_string(dir.join("cpu.stat")).ok()?;
+    let text = crate::files::read_kernel_text(dir.join("cpu.stat")).ok()?;
     let usec: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("usage_usec "))?
@@ -174,7 +173,7 @@ impl Stats {
 /// [`Cgroups::procs_file`]), sorted ascending, without duplicates.
 pub fn read_pids(cg: &Cgroups) -> io::Result<Vec<u32>> {
     let file = cg.procs_file().ok_or(io::ErrorKind::NotFound)?;
-    let mut pids: Vec<u32> = fs::read_to_string(file)?
+    let mut pids: Vec<u32> = crate::files::read_kernel_text(file)?
         .lines()
         .filter_map(|l| l.trim().parse().ok())
         .collect();
@@ -206,10 +205,10 @@ mod tests {
     /// A fresh directory under the temporary directory holding `files`.
     fn tree(name: &str, files: &[(&str, &str)]) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("nanoctr-stats-{}-{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         for (file, text) in files {
-            fs::write(dir.join(file), text).unwrap();
+            std::fs::write(dir.join(file), text).unwrap();
         }
         dir
     }
@@ -305,7 +304,7 @@ mod tests {
         assert_eq!(read_pids(&cg).unwrap(), [7, 12, 30]);
         // Unparsable contents and a missing controller give None; a
         // missing v1 controller falls back to the v2 files that exist.
-        fs::write(mem.join("memory.usage_in_bytes"), "garbage").unwrap();
+        std::fs::write(mem.join("memory.usage_in_bytes"), "garbage").unwrap();
         let cg = Cgroups {
             cpuacct: None,
             pids: None,
@@ -316,7 +315,7 @@ mod tests {
         assert_eq!(s.cpu_usage_ns, Some(1000));
         assert_eq!((s.pids_current, s.pids_limit), (None, None));
         for dir in [mem, cpu, pids, v2] {
-            fs::remove_dir_all(dir).unwrap();
+            std::fs::remove_dir_all(dir).unwrap();
         }
     }
 
@@ -353,12 +352,12 @@ mod tests {
             }
         );
         assert_eq!(read_pids(&cg).unwrap(), [40, 41]);
-        fs::write(dir.join("memory.peak"), "2097152\n").unwrap();
-        fs::write(dir.join("memory.max"), "268435456\n").unwrap();
+        std::fs::write(dir.join("memory.peak"), "2097152\n").unwrap();
+        std::fs::write(dir.join("memory.max"), "268435456\n").unwrap();
         let s = read_stats(&cg);
         assert_eq!(s.memory_max_usage, Some(2097152));
         assert_eq!(s.memory_limit, Some(Limit::Bytes(268435456)));
-        fs::remove_dir_all(dir).unwrap();
+        std::fs::remove_dir_all(dir).unwrap();
         assert!(read_pids(&Cgroups::default()).is_err());
     }
 
