@@ -438,7 +438,16 @@ fn a_thousand_clients_and_twenty_followers_while_a_normal_client_is_answered() {
 
 #[test]
 fn an_exit_while_the_daemon_is_down_is_not_called_lost() {
-    let mut d = Daemon::start();
+    exit_while_the_daemon_is_down(Runtime::Runc);
+}
+
+#[test]
+fn an_exit_while_the_daemon_is_down_is_not_called_lost_with_crun() {
+    exit_while_the_daemon_is_down(Runtime::Crun);
+}
+
+fn exit_while_the_daemon_is_down(runtime: Runtime) {
+    let mut d = Daemon::start_with(runtime, &[]);
     let b = d.bundle("e", &["sleep", "1000"]);
     ask(&d, &format!("run e {}", b.display())).ok();
     let init = nanoctr_tests::read_pid(&d.state.join("e/init/pid"));
