@@ -5,21 +5,9 @@
 //! wait at a gate).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::time::{Duration, Instant};
 
 use nanoctr_tests::{alive, fields, read_pid, Conn, Daemon, Fault, Launch, Runtime};
-
-/// `list`, as id -> fields.
-fn listed(d: &Daemon) -> HashMap<String, HashMap<String, String>> {
-    let a = d.ask("list");
-    a.ok();
-    a.data
-        .iter()
-        .map(|l| fields(l))
-        .map(|f| (f["id"].clone(), f))
-        .collect()
-}
 
 fn status(d: &Daemon, id: &str) -> String {
     fields(&d.ask(&format!("state {id}")).data[0])["status"].clone()
@@ -47,7 +35,7 @@ fn consistent(d: &Daemon) {
 }
 
 fn disagreement(d: &Daemon) -> Option<String> {
-    let list = listed(d);
+    let list = d.listed();
     for id in d.runtime_ids() {
         let Some(c) = list.get(&id) else {
             return Some(format!("runtime has {id}, the daemon does not list it"));
@@ -80,7 +68,7 @@ fn disagreement(d: &Daemon) -> Option<String> {
 /// Deletes everything and checks nothing is left, and the ids work again.
 #[track_caller]
 fn clean_slate(d: &Daemon) {
-    for id in listed(d).keys() {
+    for id in d.listed().keys() {
         d.ask(&format!("delete {id} force")).ok();
     }
     assert_eq!(d.ask("list").ok(), "count=0");
@@ -103,11 +91,11 @@ fn restart_while_idle_keeps_every_container_and_exit_code() {
     d.ask(&format!("create c {}", sleeper.display())).ok();
     d.ask(&format!("run x {}", three.display())).ok();
     d.ask("wait x").ok();
-    let before = listed(&d);
+    let before = d.listed();
 
     d.kill9();
     d.restart();
-    assert_eq!(listed(&d), before, "the table came back as it was");
+    assert_eq!(d.listed(), before, "the table came back as it was");
     assert_eq!(fields(&d.ask("state x").data[0])["exit"], "3");
     consistent(&d);
     // The re-attached shims still report.
@@ -270,7 +258,7 @@ fn twenty_rounds_of_kill_dash_nine_at_random_moments() {
             c.send(&line);
             conns.push((id, c));
         }
-        let victim = listed(&d).keys().next().cloned();
+        let victim = d.listed().keys().next().cloned();
         if let Some(victim) = &victim {
             d.conn().send(&format!("delete {victim} force"));
         }
@@ -279,10 +267,10 @@ fn twenty_rounds_of_kill_dash_nine_at_random_moments() {
         d.restart();
         // Creates cut short finish or are cleaned up, by themselves.
         d.eventually("restored creates to settle", || {
-            listed(&d).len() == d.container_dirs().len()
+            d.listed().len() == d.container_dirs().len()
         });
         consistent(&d);
-        let now = listed(&d);
+        let now = d.listed();
         // Every container the old daemon said OK to is still there.
         for (id, mut c) in conns {
             if c.has_input() && c.answer().last.starts_with("OK") {
@@ -442,10 +430,7 @@ fn a_full_state_dir_is_an_error_until_space_is_freed() {
             ..Launch::default()
         },
     );
-    let filler = d.state.join(".filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    while f.write_all(&[0u8; 4096]).is_ok() {}
-    drop(f);
+    let filler = d.fill_state_dir();
     let b = d.bundle("s", &["true"]);
     let answer = d.ask(&format!("run full {}", b.display()));
     let (code, msg) = answer.err();

@@ -39,16 +39,6 @@ fn state(d: &Daemon, id: &str) -> HashMap<String, String> {
     fields(&ask(d, &format!("state {id}")).data[0])
 }
 
-fn listed(d: &Daemon) -> HashMap<String, HashMap<String, String>> {
-    let a = ask(d, "list");
-    a.ok();
-    a.data
-        .iter()
-        .map(|l| fields(l))
-        .map(|f| (f["id"].clone(), f))
-        .collect()
-}
-
 /// The daemon's resident memory (KiB) and open descriptors.
 fn footprint(pid: u32) -> (u64, usize) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -172,11 +162,11 @@ fn a_declared_container_with_such_a_bundle_does_not_stop_the_boot() {
     std::fs::write(d.dir.join("conf/nanoctrd.conf"), section).unwrap();
     d.spawn();
     d.eventually("the good container to run", || {
-        listed(&d)
+        d.listed()
             .get("good")
             .is_some_and(|c| c["status"] == "running")
     });
-    assert!(!listed(&d).contains_key("deep"));
+    assert!(!d.listed().contains_key("deep"));
     assert!(
         d.log().contains("nested deeper than 64 levels"),
         "{}",
@@ -509,10 +499,7 @@ fn exit_statuses_survive_a_full_state_dir() {
     ask(&d, &format!("run c {} log-size=4m", chatty.display())).ok();
     assert_eq!(ask(&d, "wait c").ok(), "exit=4");
     // And one killed while it is full.
-    let filler = d.state.join(".filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    while f.write_all(&[0u8; 4096]).is_ok() {}
-    drop(f);
+    let filler = d.fill_state_dir();
     ask(&d, "kill s KILL").ok();
     assert_eq!(ask(&d, "wait s").ok(), "exit=137");
     for id in ["c", "s"] {
@@ -536,11 +523,7 @@ fn sequence_numbers_never_go_back_after_events_could_not_be_logged() {
     ask(&d, &format!("run p {}", b.display())).ok();
     let mut sub = guarded(&d);
     sub.send("events since=0");
-    let filler = d.state.join(".filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    while f.write_all(&[0u8; 4096]).is_ok() {}
-    let _ = f.write_all(&[0u8; 1]);
-    drop(f);
+    let filler = d.fill_state_dir();
     // The log's last page may still have room: go on until it has none,
     // then a little more.
     let errors = || {
@@ -741,7 +724,7 @@ fn thirty_rounds_of_kill_dash_nine_keep_every_status_and_exit_code() {
         // Some exit while the daemon is down.
         std::thread::sleep(Duration::from_millis(rng.below(300)));
         d.restart();
-        let now = listed(&d);
+        let now = d.listed();
         for (id, mut c) in conns {
             if c.has_input() && c.answer().last.starts_with("OK") {
                 assert!(
@@ -761,9 +744,9 @@ fn thirty_rounds_of_kill_dash_nine_keep_every_status_and_exit_code() {
         // that exited while the daemon was down.
         // (A container being made is not listed until it is made.)
         d.eventually("creates cut short to settle", || {
-            listed(&d).len() == d.container_dirs().len()
+            d.listed().len() == d.container_dirs().len()
         });
-        for id in listed(&d).keys() {
+        for id in d.listed().keys() {
             let a = ask(&d, &format!("wait {id}"));
             assert_eq!(
                 a.ok(),

@@ -537,6 +537,29 @@ impl Daemon {
         dir
     }
 
+    /// `list`, as id -> its fields.
+    #[track_caller]
+    pub fn listed(&self) -> HashMap<String, HashMap<String, String>> {
+        let a = self.ask("list");
+        a.ok();
+        a.data
+            .iter()
+            .map(|l| fields(l))
+            .map(|f| (f["id"].clone(), f))
+            .collect()
+    }
+
+    /// Fills the state dir (a small tmpfs, [`Launch::state_tmpfs_kib`])
+    /// to the last byte with a file; removing it makes the room again.
+    pub fn fill_state_dir(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.state.join(".filler");
+        let mut f = std::fs::File::create(&filler).expect("make the filler");
+        while f.write_all(&[0u8; 4096]).is_ok() {}
+        while f.write_all(&[0u8; 1]).is_ok() {}
+        filler
+    }
+
     /// The container directories in the state dir (the daemon's own files
     /// start with a dot, which no container id can).
     pub fn container_dirs(&self) -> Vec<String> {
