@@ -58,7 +58,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 	say "installing cargo-fuzz"
 	cargo install cargo-fuzz --locked --version '^0.13'
 fi
-say "$(rustup run "$toolchain" rustc --version), $(cargo fuzz --version)"
+say "$(rustup run "$toolchain" rustc --version), $(cargo fuzz --version), ready in $(($(now) - start))s"
 
 cargo_fuzz() { cargo "+$toolchain" fuzz "$@" --fuzz-dir "$fuzz_dir"; }
 
