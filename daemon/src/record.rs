@@ -36,7 +36,10 @@ impl Record {
             format!("created={}", self.created),
         ];
         if self.restarts > 0 {
-            words.push(format!("restarts={} streak={}", self.restarts, self.streak));
+            words.push(format!("restarts={}", self.restarts));
+        }
+        if self.streak > 0 {
+            words.push(format!("streak={}", self.streak));
         }
         if self.held {
             words.push("held=1".into());
@@ -72,6 +75,8 @@ impl Record {
         else {
             return refuse(Code::Invalid, "record lacks id, bundle, runtime or created");
         };
+        // The daemon writes the runtime it resolved: an absolute path.
+        let runtime = crate::request::check_path("runtime", runtime)?;
         let spec = Spec::parse(id, bundle, &opts)?;
         if spec.runtime.is_some() {
             return refuse(Code::Invalid, "record has runtime twice");
@@ -128,5 +133,12 @@ mod tests {
         assert!(Record::decode("id=../x bundle=/b runtime=/r created=1").is_err());
         assert!(Record::decode("id=web bundle=/b runtime=/r created=1 bogus=1").is_err());
         assert!(Record::decode("id=web bundle=/b runtime=/r created=1 stdout=\"/o").is_err());
+        // Found by fuzzing: what encode could not write back.
+        assert!(Record::decode("id=a bundle=/ runtime=\x01 created=0").is_err());
+        assert!(Record::decode("id=a bundle=/ runtime= created=0").is_err());
+        assert!(Record::decode("id=a bundle=/ runtime=r created=0").is_err());
+        let r = Record::decode("id=a bundle=/ runtime=/r created=0 streak=1").unwrap();
+        assert_eq!((r.restarts, r.streak), (0, 1));
+        assert_eq!(Record::decode(&r.encode()).unwrap(), r);
     }
 }
