@@ -147,12 +147,15 @@ impl Event {
             rest.iter()
                 .find_map(|w| w.strip_prefix(key).and_then(|v| v.strip_prefix('=')))
         };
-        get("id")?;
-        Some(Event::from_line(
+        let id = get("id")?;
+        let e = Event::from_line(
             get("seq")?.parse().ok()?,
             Kind::parse(get("type")?)?,
             heapless::String::try_from(line).ok()?,
-        ))
+        );
+        // Only a line as the daemon writes it: the id where `id()` finds
+        // it (a plain word, no tabs or quotes around it).
+        (e.id() == id).then_some(e)
     }
 }
 
@@ -517,6 +520,14 @@ mod tests {
         assert_eq!(Event::parse("EVENT seq=x time=1 id=x type=exit\n"), None);
         assert_eq!(Event::parse("EVENT seq=1 time=1 id=x type=bogus\n"), None);
         assert_eq!(Event::parse("garbage\n"), None);
+        // Not as the daemon writes them: the id would be misread.
+        for line in [
+            "EVENT seq=1\ttime=1\tid=web\ttype=exit\n",
+            "EVENT seq=1 time=1 id=\"we b\" type=exit\n",
+            "EVENT seq=1 time=1 note=\" id=x\" id=web type=exit\n",
+        ] {
+            assert_eq!(Event::parse(line), None, "{line:?}");
+        }
     }
 
     #[test]

@@ -158,6 +158,9 @@ impl Cursor<'_> {
                 return self.value().ok();
             };
             self.eat(b'{')?;
+            // Keys are matched as `quote` writes them, so what `set` adds
+            // is found again.
+            let wanted = quote(first);
             loop {
                 self.ws();
                 if self.peek()? == b'}' {
@@ -165,7 +168,7 @@ impl Cursor<'_> {
                 }
                 let key = self.value().ok()?;
                 self.eat(b':')?;
-                if self.s.get(key.start + 1..key.end - 1)? == first.as_bytes() {
+                if self.s.get(key) == Some(wanted.as_bytes()) {
                     break;
                 }
                 self.value().ok()?;
@@ -343,6 +346,12 @@ mod tests {
             Some(&b"\"/abs\""[..])
         );
         assert_eq!(set(&mut doc, &["nothing", "x"], "1"), None);
+        // A key that needs escaping is found again once set, not added twice.
+        let mut odd = b"{}".to_vec();
+        for _ in 0..2 {
+            set(&mut odd, &["a\"b\\c"], "1").unwrap();
+        }
+        assert_eq!(odd, br#"{"a\"b\\c": 1}"#);
         let mut empty = b"{\"user\": {}}".to_vec();
         set(&mut empty, &["user", "uid"], "5").unwrap();
         assert_eq!(empty, b"{\"user\": {\"uid\": 5}}");
