@@ -4,7 +4,7 @@ use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 
-use nanoctr::proto::MAX_LINE;
+use nanoctr::wire::proto::MAX_LINE;
 use nanoctr_tests::{bin, fields, Daemon};
 
 /// The daemon still answers, on a fresh connection.

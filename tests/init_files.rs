@@ -635,7 +635,7 @@ fn the_daemon_agrees() {
     ] {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(file);
         let text = std::fs::read_to_string(&path).unwrap();
-        if let Err(e) = nanoctr::conffile::parse(&path, &text, settings) {
+        if let Err(e) = nanoctr::config::file::parse(&path, &text, settings) {
             panic!("{e}");
         }
     }

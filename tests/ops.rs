@@ -163,7 +163,16 @@ fn ps_lists_every_process_and_names_the_known_ones() {
         .unwrap();
     // A grandchild nanoctr did not start itself.
     d.ask("exec c5 fork -- sh -c \"sleep 1000 & wait\"").ok();
-    let a = d.ask("ps c5");
+    // The exec is answered once its shell runs; its child comes moments
+    // later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let a = loop {
+        let a = d.ask("ps c5");
+        if fields(a.ok())["count"] == "4" || Instant::now() > deadline {
+            break a;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(fields(a.ok())["count"], "4", "{a:?}");
     let rows: Vec<_> = a.data.iter().map(|l| fields(l)).collect();
     let name_of = |pid: u32| {

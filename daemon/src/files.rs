@@ -22,10 +22,10 @@ pub const MAX_CONFIG_FILE: u64 = 256 * 1024;
 
 /// A bundle is a directory with a `config.json`: reads the config, which
 /// must be a regular file within [`MAX_BUNDLE_CONFIG`] holding one JSON
-/// value nested at most [`crate::json::MAX_DEPTH`] deep. Every refusal is
+/// value nested at most [`crate::bundle::json::MAX_DEPTH`] deep. Every refusal is
 /// `invalid` and names the bundle and why.
-pub fn bundle_config(bundle: &str) -> Result<Vec<u8>, crate::proto::Error> {
-    use crate::proto::{Code, Error};
+pub fn bundle_config(bundle: &str) -> Result<Vec<u8>, crate::wire::proto::Error> {
+    use crate::wire::proto::{Code, Error};
     let invalid = |why: String| Error::new(Code::Invalid, format!("bundle {bundle}{why}"));
     match std::fs::metadata(bundle) {
         Ok(m) if m.is_dir() => {}
@@ -38,7 +38,7 @@ pub fn bundle_config(bundle: &str) -> Result<Vec<u8>, crate::proto::Error> {
             io::ErrorKind::NotFound => invalid(" has no config.json".into()),
             _ => invalid(format!(": config.json {e}")),
         })?;
-    crate::json::check(&config).map_err(|e| invalid(format!(": config.json is {e}")))?;
+    crate::bundle::json::check(&config).map_err(|e| invalid(format!(": config.json is {e}")))?;
     Ok(config)
 }
 
@@ -55,8 +55,8 @@ pub fn check_stdio(
     path: &str,
     state_dir: &Path,
     may_create: bool,
-) -> Result<(), crate::proto::Error> {
-    use crate::proto::{Code, Error};
+) -> Result<(), crate::wire::proto::Error> {
+    use crate::wire::proto::{Code, Error};
     let p = Path::new(path);
     let refuse = |code, why: &str| Err(Error::new(code, format!("{what}={path} {why}")));
     if within(p, state_dir) {
@@ -246,7 +246,7 @@ mod tests {
 
     #[test]
     fn stdio_is_a_file_or_a_fifo_outside_the_state_dir() {
-        use crate::proto::Code;
+        use crate::wire::proto::Code;
         let dir = scratch("stdio");
         let state = dir.join("state");
         std::fs::create_dir_all(state.join("web/init")).unwrap();

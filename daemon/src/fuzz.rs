@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
-use crate::conffile;
-use crate::conn::{Line, LineBuffer};
-use crate::proto::{quote, split_words, Reply, MAX_LINE};
-use crate::record::Record;
-use crate::request::{Request, VERBS};
+use crate::config::file;
+use crate::server::conn::{Line, LineBuffer};
+use crate::store::record::Record;
+use crate::wire::proto::{quote, split_words, Reply, MAX_LINE};
+use crate::wire::request::{Request, VERBS};
 
 /// xorshift64*: small, fast, and the same sequence everywhere.
 struct Rng(u64);
@@ -232,7 +232,7 @@ fn records_and_config_files_never_panic() {
     for _ in 0..20_000 {
         let n = rng.below(10);
         let text: Vec<&str> = (0..n).map(|_| rng.pick(&lines)).collect();
-        if let Err(e) = conffile::parse(Path::new("/f"), &text.join("\n"), rng.below(2) == 0) {
+        if let Err(e) = file::parse(Path::new("/f"), &text.join("\n"), rng.below(2) == 0) {
             let line: usize = e
                 .strip_prefix("/f:")
                 .and_then(|r| r.split(':').next())

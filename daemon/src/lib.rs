@@ -5,37 +5,17 @@
 //! `daemon/README.md` for the architecture.
 #![deny(unsafe_code)]
 
-pub mod attach;
+pub mod bundle;
 pub mod cgroup;
 pub mod client;
-pub mod conffile;
 pub mod config;
-pub mod conn;
-pub mod container;
-pub mod events;
-pub mod exec_spec;
 pub mod files;
 #[cfg(test)]
 mod fuzz;
-pub mod json;
-
-pub mod lifecycle;
 pub mod logger;
-pub mod metrics;
-pub mod notify;
-pub mod proto;
-pub mod record;
-pub mod request;
-pub mod resources;
-pub mod restart;
-pub mod restore;
-pub mod runtime;
 pub mod server;
-pub mod shim;
-pub mod signal;
 pub mod slab;
-pub mod statedir;
-pub mod stats;
+pub mod store;
 mod sys;
 pub(crate) mod tasks;
-pub mod tty;
+pub mod wire;

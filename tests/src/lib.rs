@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use nanoctr::proto::{split_words, ReplyLine};
+use nanoctr::wire::proto::{split_words, ReplyLine};
 
 pub mod sys;
 
@@ -122,7 +122,10 @@ pub fn rootfs() -> &'static Path {
 pub fn bundle_config(args: &[&str]) -> String {
     let template = std::fs::read_to_string(workspace().join("configs/bundles/busybox/config.json"))
         .expect("read the example bundle's config.json");
-    let args_json: Vec<String> = args.iter().map(|a| nanoctr::json::quote(a)).collect();
+    let args_json: Vec<String> = args
+        .iter()
+        .map(|a| nanoctr::bundle::json::quote(a))
+        .collect();
     let mut replaced = (0, 0);
     let out: Vec<String> = template
         .lines()
@@ -136,7 +139,7 @@ pub fn bundle_config(args: &[&str]) -> String {
                 replaced.1 += 1;
                 format!(
                     "{indent}\"path\": {},",
-                    nanoctr::json::quote(&rootfs().to_string_lossy())
+                    nanoctr::bundle::json::quote(&rootfs().to_string_lossy())
                 )
             } else {
                 line.to_string()

@@ -59,7 +59,7 @@ fn client_options(args: &[String], exec: bool) -> Result<(Vec<u8>, bool, Vec<&st
         }
         i += 1;
     }
-    let keys = nanoctr::attach::parse_detach_keys(&keys).map_err(|e| usage_error(&e))?;
+    let keys = nanoctr::client::attach::parse_detach_keys(&keys).map_err(|e| usage_error(&e))?;
     Ok((keys, detach, args[i..].iter().map(String::as_str).collect()))
 }
 
@@ -74,7 +74,7 @@ fn attach(socket: &Path, args: &[String]) -> i32 {
         [id, proc] => (*id, *proc),
         _ => return usage_error("usage: nanoctr attach [--detach-keys KEYS] ID [PROC]"),
     };
-    match nanoctr::attach::attach(socket, id, proc, &keys) {
+    match nanoctr::client::attach::attach(socket, id, proc, &keys) {
         Ok(_) => 0,
         Err(e) => {
             eprintln!("nanoctr: {e}");
@@ -94,7 +94,7 @@ fn exec(socket: &Path, words: &[String]) -> i32 {
     };
     let (id, proc) = match rest.as_slice() {
         [id, proc, ..] => (*id, *proc),
-        _ => return usage_error(&format!("usage: {}", nanoctr::request::usage("exec"))),
+        _ => return usage_error(&format!("usage: {}", nanoctr::wire::request::usage("exec"))),
     };
     let mut request = vec!["exec"];
     request.extend(&rest);
@@ -114,13 +114,13 @@ fn exec(socket: &Path, words: &[String]) -> i32 {
         .clone()
         .any(|w| *w == "terminal" || *w == "interactive");
     if console {
-        match nanoctr::attach::attach(socket, id, proc, &keys) {
-            Ok(nanoctr::attach::Left::Detached) => return 0,
+        match nanoctr::client::attach::attach(socket, id, proc, &keys) {
+            Ok(nanoctr::client::attach::Left::Detached) => return 0,
             // Gone before it could be joined: its output is in its log.
             Err(_) => {
                 let _ = client::run(socket, &words_of(&["logs", id, proc]));
             }
-            Ok(nanoctr::attach::Left::Ended) => {}
+            Ok(nanoctr::client::attach::Left::Ended) => {}
         }
     } else if client::run(socket, &words_of(&["logs", id, proc, "follow"])) != 0 {
         return 1;

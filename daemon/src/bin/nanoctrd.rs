@@ -2,7 +2,7 @@
 
 use nanoctr::config::{Config, Flags, LogTo};
 use nanoctr::logger::{self, Level, Sink};
-use nanoctr::notify;
+use nanoctr::server::notify;
 use nanoctr::server::Daemon;
 
 fn main() {

@@ -15,13 +15,13 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::lifecycle::Verb;
-use crate::metrics::CallVerb;
-use crate::proto::{refuse, Code, Error, Reply};
-use crate::request::Spec;
+use crate::server::lifecycle::Verb;
+use crate::server::metrics::CallVerb;
 use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::tasks::Creation;
+use crate::wire::proto::{refuse, Code, Error, Reply};
+use crate::wire::request::Spec;
 
 use super::{internal, io_refusal};
 

@@ -2,10 +2,10 @@
 //! shim serves them; the daemon says where (`attach`) or passes a control
 //! line on.
 
-use crate::container::Process;
-use crate::lifecycle::Verb;
-use crate::proto::{Code, Error};
+use crate::server::container::Process;
+use crate::server::lifecycle::Verb;
 use crate::server::{Daemon, Outcome};
+use crate::wire::proto::{Code, Error};
 
 use super::internal;
 

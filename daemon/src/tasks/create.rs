@@ -11,20 +11,20 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::bundle::json;
 use crate::config::find_program;
-use crate::container::{AfterCreate, Container, Op, OpKind, ProcRef, Process};
-use crate::events::Kind;
-use crate::json;
-use crate::lifecycle::{Event, Status};
-use crate::metrics::CallVerb;
-use crate::proto::{refuse, Code, Error};
-use crate::record::Record;
-use crate::request::Spec;
-use crate::runtime::Runtime;
+use crate::server::container::{AfterCreate, Container, Op, OpKind, ProcRef, Process};
+use crate::server::lifecycle::{Event, Status};
+use crate::server::metrics::CallVerb;
+use crate::server::runtime::Runtime;
+use crate::server::shim::{self, Make, ShimLine, ShimOptions};
 use crate::server::{CallKind, Daemon, Outcome, Source};
-use crate::shim::{self, Make, ShimLine, ShimOptions};
 use crate::slab::Ref;
-use crate::statedir::write_atomic;
+use crate::store::events::Kind;
+use crate::store::record::Record;
+use crate::store::statedir::write_atomic;
+use crate::wire::proto::{refuse, Code, Error};
+use crate::wire::request::Spec;
 
 use super::{internal, io_refusal};
 

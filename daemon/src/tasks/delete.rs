@@ -2,13 +2,13 @@
 //! then, once its shims are gone too (the init's and every exec's), the
 //! state dir goes and the container leaves the table.
 
-use crate::container::{Op, OpKind};
-use crate::events::Kind;
-use crate::lifecycle::Verb;
-use crate::metrics::CallVerb;
-use crate::proto::Error;
+use crate::server::container::{Op, OpKind};
+use crate::server::lifecycle::Verb;
+use crate::server::metrics::CallVerb;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
+use crate::store::events::Kind;
+use crate::wire::proto::Error;
 
 impl Daemon {
     pub(crate) fn delete(&mut self, client: Ref, id: &str, force: bool) -> Result<Outcome, Error> {

@@ -3,12 +3,12 @@
 
 use rustix::net::sockopt;
 
-use crate::conn::{Busy, Subscription};
-use crate::events::{Filter, Kind};
-use crate::proto::Error;
+use crate::server::conn::{Busy, Subscription};
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
+use crate::store::events::{Filter, Kind};
 use crate::sys;
+use crate::wire::proto::Error;
 
 /// A subscriber's kernel send buffer: small, so one that stops reading is
 /// noticed after a few events rather than after a few hundred kilobytes.

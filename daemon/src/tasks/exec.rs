@@ -12,16 +12,16 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::container::{Exec, ProcRef, Process};
-use crate::events::Kind;
-use crate::lifecycle::{Status, Verb};
-use crate::metrics::CallVerb;
-use crate::proto::{refuse, Code, Error};
-use crate::request::ExecSpec;
+use crate::server::container::{Exec, ProcRef, Process};
+use crate::server::lifecycle::{Status, Verb};
+use crate::server::metrics::CallVerb;
+use crate::server::shim::{self, Make, ShimLine, ShimOptions};
 use crate::server::{Daemon, Outcome, Source};
-use crate::shim::{self, Make, ShimLine, ShimOptions};
 use crate::slab::Ref;
-use crate::statedir::{read_exit_status, write_atomic};
+use crate::store::events::Kind;
+use crate::store::statedir::{read_exit_status, write_atomic};
+use crate::wire::proto::{refuse, Code, Error};
+use crate::wire::request::ExecSpec;
 
 use super::exit::exit_outcome;
 use super::{internal, io_refusal};

@@ -1,13 +1,13 @@
 //! A shim is gone: EOF on its `exit` fifo. The container's init has exited
 //! (the shim wrote `exitStatus` first) or the shim was lost.
 
-use crate::container::{OpKind, ProcRef};
-use crate::events::Kind;
-use crate::lifecycle::Event;
-use crate::proto::{Code, Error};
+use crate::server::container::{OpKind, ProcRef};
+use crate::server::lifecycle::Event;
 use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
-use crate::statedir::{read_exit_status, INIT};
+use crate::store::events::Kind;
+use crate::store::statedir::{read_exit_status, INIT};
+use crate::wire::proto::{Code, Error};
 
 impl Daemon {
     pub(crate) fn on_exit_fifo(&mut self, r: Ref) {

@@ -1,13 +1,13 @@
 //! Requests answered from memory: `hello`, `version`, `help`, `list`,
 //! `state` (the container, then a line per exec process).
 
-use crate::conn::Role;
-use crate::container::Container;
-use crate::lifecycle::{Status, Verb};
-use crate::metrics::{render, resident_bytes, Gauges};
-use crate::proto::{Error, Reply, PROTOCOL};
-use crate::request::VERBS;
+use crate::server::conn::Role;
+use crate::server::container::Container;
+use crate::server::lifecycle::{Status, Verb};
+use crate::server::metrics::{render, resident_bytes, Gauges};
 use crate::server::{Daemon, Outcome};
+use crate::wire::proto::{Error, Reply, PROTOCOL};
+use crate::wire::request::VERBS;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -145,7 +145,7 @@ impl Daemon {
         pairs.push(("runtime", &runtime));
         let policy = c.spec.restart.as_string();
         let restarts = c.sup.restarts.to_string();
-        if c.spec.restart != crate::restart::Restart::No {
+        if c.spec.restart != crate::wire::restart::Restart::No {
             pairs.push(("restart", &policy));
             pairs.push(("restarts", &restarts));
             if c.sup.held {

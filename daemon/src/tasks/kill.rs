@@ -2,11 +2,11 @@
 //! for every process; an exec process is signalled by its shim, which
 //! reaps it and so can never hit a recycled pid.
 
-use crate::lifecycle::{Status, Verb};
-use crate::proto::{Code, Error};
-use crate::request::KillTarget;
+use crate::server::lifecycle::{Status, Verb};
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
+use crate::wire::proto::{Code, Error};
+use crate::wire::request::KillTarget;
 
 use super::internal;
 
@@ -60,7 +60,8 @@ impl Daemon {
     }
 
     pub(crate) fn kill_done(&mut self, client: Ref, call: &Call, code: i32) {
-        self.metrics.call(crate::metrics::CallVerb::Kill, code == 0);
+        self.metrics
+            .call(crate::server::metrics::CallVerb::Kill, code == 0);
         if let Some(c) = self.containers.get_mut(call.container) {
             c.sup.killing = false;
         }

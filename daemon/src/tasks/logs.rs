@@ -9,13 +9,13 @@ use std::path::Path;
 
 use rustix::fs::inotify;
 
-use crate::conn::{Busy, LogFollow};
-use crate::container::ProcRef;
-use crate::lifecycle::Verb;
-use crate::proto::{Error, Reply};
+use crate::server::conn::{Busy, LogFollow};
+use crate::server::container::ProcRef;
+use crate::server::lifecycle::Verb;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
 use crate::sys;
+use crate::wire::proto::{Error, Reply};
 
 use super::internal;
 
@@ -95,7 +95,7 @@ impl Daemon {
         if self.process(p).is_some_and(|p| p.logs_watch.is_some()) {
             return Ok(());
         }
-        let path = crate::statedir::c_path(dir).map_err(|e| internal(e.to_string()))?;
+        let path = crate::store::statedir::c_path(dir).map_err(|e| internal(e.to_string()))?;
         let wd = inotify::add_watch(sys::fd(&self.inotify), &*path, inotify::WatchFlags::MODIFY)
             .map_err(|e| internal(format!("inotify: {e}")))?;
         if let Some(p) = self.process_mut(p) {
@@ -165,7 +165,7 @@ impl Daemon {
             }
         }
         c.output.extend_from_slice(reply.as_bytes());
-        if c.flush().is_err() || c.output.len() > crate::conn::MAX_PENDING_OUTPUT {
+        if c.flush().is_err() || c.output.len() > crate::server::conn::MAX_PENDING_OUTPUT {
             return self.close_client(client);
         }
         self.settle(client);

@@ -21,19 +21,19 @@ pub(crate) use supervise::Auto;
 mod timeout;
 mod wait;
 
-use crate::container::{OpKind, ProcRef, Process};
-use crate::lifecycle::{admits, Event, Status, Verb};
-use crate::proto::{Code, Error};
-use crate::request::INIT;
+use crate::server::container::{OpKind, ProcRef, Process};
+use crate::server::lifecycle::{admits, Event, Status, Verb};
 use crate::server::{Call, CallKind, Daemon};
 use crate::slab::Ref;
+use crate::wire::proto::{Code, Error};
+use crate::wire::request::INIT;
 
 impl Daemon {
     /// Moves a container's status on; an event that cannot happen in the
     /// current status leaves it as it is.
     pub(crate) fn apply(&mut self, r: Ref, event: Event) {
         if let Some(c) = self.containers.get_mut(r) {
-            if let Some(next) = crate::lifecycle::transition(c.status, event) {
+            if let Some(next) = crate::server::lifecycle::transition(c.status, event) {
                 if event == Event::Started && next == Status::Running {
                     c.sup.running_since = Some(std::time::Instant::now());
                     c.sup.respawning = false;
@@ -159,7 +159,7 @@ impl Daemon {
         }
         Error::new(
             Code::Runtime,
-            crate::runtime::failure(&call.log, verb, code),
+            crate::server::runtime::failure(&call.log, verb, code),
         )
     }
 
@@ -171,7 +171,7 @@ impl Daemon {
             CallKind::Op { client, verb } => self.op_done(client, verb, &call, code),
             CallKind::Restart => {
                 self.metrics
-                    .call(crate::metrics::CallVerb::Delete, code == 0);
+                    .call(crate::server::metrics::CallVerb::Delete, code == 0);
                 self.respawn(call.container)
             }
         }

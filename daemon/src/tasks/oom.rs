@@ -1,11 +1,11 @@
 //! OOM kills: a container's memory cgroup is watched from its create until
 //! its exit; every kill the kernel counts becomes an `oom` event.
 
-use crate::cgroup::{Memcg, OomWatch, Watch};
-use crate::container::ProcRef;
-use crate::events::Kind;
+use crate::cgroup::oom::{Memcg, OomWatch, Watch};
+use crate::server::container::ProcRef;
 use crate::server::{Daemon, Source};
 use crate::slab::Ref;
+use crate::store::events::Kind;
 
 impl Daemon {
     /// Starts watching the memory cgroup of the container's init. A

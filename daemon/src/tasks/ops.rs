@@ -2,14 +2,14 @@
 //! container; `stats` and `ps`: read from the container's cgroup files,
 //! with no runtime process at all.
 
-use crate::events::Kind;
-use crate::lifecycle::{Event, Status, Verb};
-use crate::metrics::CallVerb;
-use crate::proto::{Code, Error, Reply};
-use crate::request::{Resources, INIT};
+use crate::cgroup::stats::{read_pids, read_stats, Cgroups};
+use crate::server::lifecycle::{Event, Status, Verb};
+use crate::server::metrics::CallVerb;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
-use crate::stats::{read_pids, read_stats, Cgroups};
+use crate::store::events::Kind;
+use crate::wire::proto::{Code, Error, Reply};
+use crate::wire::request::{Resources, INIT};
 
 use super::internal;
 

@@ -3,14 +3,14 @@
 
 use std::time::Instant;
 
-use crate::container::{Op, OpKind};
-use crate::events::Kind;
-use crate::lifecycle::{Event, Status, Verb};
-use crate::metrics::CallVerb;
-use crate::proto::{Code, Error};
+use crate::server::container::{Op, OpKind};
+use crate::server::lifecycle::{Event, Status, Verb};
+use crate::server::metrics::CallVerb;
+use crate::server::shim::ShimLine;
 use crate::server::{Daemon, Outcome};
-use crate::shim::ShimLine;
 use crate::slab::Ref;
+use crate::store::events::Kind;
+use crate::wire::proto::{Code, Error};
 
 use super::internal;
 

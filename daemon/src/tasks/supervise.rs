@@ -12,17 +12,17 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::conffile::{start_order, Decl, Ready};
-use crate::container::{AfterCreate, Op, OpKind, Process};
-use crate::events::Kind;
-use crate::lifecycle::{Event, Status};
-use crate::proto::Error;
-use crate::restart::{delay, Restart};
+use crate::config::file::{start_order, Decl, Ready};
+use crate::server::container::{AfterCreate, Op, OpKind, Process};
+use crate::server::lifecycle::{Event, Status};
+use crate::server::shim::{self, Make, ShimOptions};
 use crate::server::{CallKind, Daemon, Outcome};
-use crate::shim::{self, Make, ShimOptions};
 use crate::slab::Ref;
-use crate::statedir::write_atomic;
+use crate::store::events::Kind;
+use crate::store::statedir::write_atomic;
 use crate::tasks::Creation;
+use crate::wire::proto::Error;
+use crate::wire::restart::{delay, Restart};
 
 /// How often waiting autostarts look again (a `ready = file:` dependency,
 /// or no free runtime-call slot).
@@ -157,7 +157,7 @@ impl Daemon {
             Ok(s) => s,
             Err(e) => {
                 let e = Error::new(
-                    crate::proto::Code::Internal,
+                    crate::wire::proto::Code::Internal,
                     format!("cannot start the shim: {e}"),
                 );
                 return self.respawn_failed(r, &e);
@@ -302,7 +302,7 @@ impl Daemon {
                 Ok(_) => {
                     self.autostarts[i].state = AutoState::Made;
                     let marker = self.state.root().join(format!(".auto.{}", spec.id));
-                    let _ = crate::statedir::write_atomic(&marker, b"");
+                    let _ = crate::store::statedir::write_atomic(&marker, b"");
                     crate::logger::info(&format!("{}: started at boot", spec.id));
                 }
                 Err(e) => {

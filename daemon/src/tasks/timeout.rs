@@ -8,11 +8,11 @@
 
 use std::time::Instant;
 
-use crate::container::OpKind;
-use crate::lifecycle::Status;
-use crate::proto::{Code, Error};
+use crate::server::container::OpKind;
+use crate::server::lifecycle::Status;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
+use crate::wire::proto::{Code, Error};
 
 impl Daemon {
     /// The earliest deadline of anything in flight.

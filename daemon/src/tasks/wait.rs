@@ -1,11 +1,11 @@
 //! `wait ID [PROC]`: answers `OK exit=N` once the process has exited, at
 //! once if it has already.
 
-use crate::container::ProcRef;
-use crate::lifecycle::{Status, Verb};
-use crate::proto::{Code, Error};
+use crate::server::container::ProcRef;
+use crate::server::lifecycle::{Status, Verb};
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
+use crate::wire::proto::{Code, Error};
 
 use super::exit::exit_outcome;
 

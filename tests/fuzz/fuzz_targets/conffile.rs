@@ -1,5 +1,5 @@
 //! The config file (`nanoctrd.conf` and the files of `containers.d`):
-//! `nanoctr::conffile::parse` in both modes, and `start_order` on what it
+//! `nanoctr::config::file::parse` in both modes, and `start_order` on what it
 //! declares.
 //!
 //! Checked, beyond "never panics":
@@ -15,9 +15,9 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use nanoctr::conffile::{parse, start_order, ConfFile, Decl};
-use nanoctr::proto::{quote, split_words};
-use nanoctr::request::Request;
+use nanoctr::config::file::{parse, start_order, ConfFile, Decl};
+use nanoctr::wire::proto::{quote, split_words};
+use nanoctr::wire::request::Request;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

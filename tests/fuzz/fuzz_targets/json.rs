@@ -1,4 +1,4 @@
-//! `nanoctr::json`, which reads and patches a bundle's `config.json`.
+//! `nanoctr::bundle::json`, which reads and patches a bundle's `config.json`.
 //!
 //! An input is three parts, one line each for the first two:
 //!
@@ -27,9 +27,9 @@
 use std::ops::Range;
 
 use libfuzzer_sys::fuzz_target;
-use nanoctr::json::{check, elements, find, quote, set, string, MAX_DEPTH};
-use nanoctr::proto::split_words;
-use nanoctr::request::Request;
+use nanoctr::bundle::json::{check, elements, find, quote, set, string, MAX_DEPTH};
+use nanoctr::wire::proto::split_words;
+use nanoctr::wire::request::Request;
 use nanoctr_fuzz::{json_depth, Reads};
 
 fuzz_target!(|data: &[u8]| {

@@ -16,9 +16,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nanoctr::conn::{Line, LineBuffer};
-use nanoctr::proto::{quote, split_words, Code, Error, Reply, ReplyLine, MAX_LINE};
-use nanoctr::request::Request;
+use nanoctr::server::conn::{Line, LineBuffer};
+use nanoctr::wire::proto::{quote, split_words, Code, Error, Reply, ReplyLine, MAX_LINE};
+use nanoctr::wire::request::Request;
 use nanoctr_fuzz::Reads;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,4 +1,4 @@
-//! The `container` record in the state dir (`nanoctr::record`), read back
+//! The `container` record in the state dir (`nanoctr::store::record`), read back
 //! at every daemon start: `Record::decode` of any text, and `encode` of
 //! whatever decodes.
 //!
@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nanoctr::record::Record;
+use nanoctr::store::record::Record;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -45,7 +45,7 @@ impl Reads {
 }
 
 /// How deep arrays and objects nest in a well-formed JSON value (0 for a
-/// scalar), counted as `nanoctr::json::check` counts them.
+/// scalar), counted as `nanoctr::bundle::json::check` counts them.
 pub fn json_depth(value: &[u8]) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
     let mut bytes = value.iter();

@@ -21,7 +21,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::proto::{quote, split_words};
+use crate::wire::proto::{quote, split_words};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,13 +256,13 @@ impl EventLog {
     /// `exec-added` on (a name can be used again). An event without
     /// `proc=` is the container's own, so the init's.
     pub fn history(&self, id: &str, proc: &str) -> Vec<&Event> {
-        let init = proc == crate::statedir::INIT;
+        let init = proc == crate::store::statedir::INIT;
         let mut found = Vec::new();
         for e in self.recent.iter().rev().filter(|e| e.id() == id) {
             if e.kind == Kind::Delete {
                 break;
             }
-            if e.field("proc").unwrap_or(crate::statedir::INIT) != proc {
+            if e.field("proc").unwrap_or(crate::store::statedir::INIT) != proc {
                 continue;
             }
             found.push(e);

@@ -1,6 +1,6 @@
 //! `update`: the limits a request changes, as the runtime's `update` flags.
 
-use crate::proto::{refuse, Code, Error};
+use crate::wire::proto::{refuse, Code, Error};
 
 /// Each key `update` takes, the runtime flag it becomes, and whether its
 /// value is a byte count (which may end in k, m or g) and may be -1

@@ -8,8 +8,8 @@
 
 use std::path::PathBuf;
 
-use crate::proto::{quote, refuse, split_words, Code, Error};
-use crate::request::Spec;
+use crate::wire::proto::{quote, refuse, split_words, Code, Error};
+use crate::wire::request::Spec;
 
 /// What the record holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Record {
             return refuse(Code::Invalid, "record lacks id, bundle, runtime or created");
         };
         // The daemon writes the runtime it resolved: an absolute path.
-        let runtime = crate::request::check_path("runtime", runtime)?;
+        let runtime = crate::wire::request::check_path("runtime", runtime)?;
         let spec = Spec::parse(id, bundle, &opts)?;
         if spec.runtime.is_some() {
             return refuse(Code::Invalid, "record has runtime twice");
@@ -112,7 +112,7 @@ mod tests {
                 cols: Some(132),
                 rows: None,
                 log_size: Some(8192),
-                restart: crate::restart::Restart::OnFailure(Some(4)),
+                restart: crate::wire::restart::Restart::OnFailure(Some(4)),
             },
             runtime: "/usr/bin/runc".into(),
             created: 1_700_000_000,

@@ -1,16 +1,18 @@
 //! The daemon's settings: flags, over the config file, over defaults.
 //!
 //! Every flag can be written in the config file as `key = value`, the key
-//! being the flag without `--` (see `conffile.rs`); a flag given on the
+//! being the flag without `--` (see `file.rs`); a flag given on the
 //! command line wins over the file. Bad values are errors that name the
 //! flag, or the file and line: the daemon refuses to start rather than
 //! guess.
 
+pub mod file;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::conffile::{self, ConfFile, Decl};
 use crate::files::{read_bounded_text, Links, MAX_CONFIG_FILE};
+use file::{ConfFile, Decl};
 
 /// Where the config file is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/nanoctr/nanoctrd.conf";
@@ -328,7 +330,7 @@ fn read_config_file(flags: &Flags) -> Result<ConfFile, String> {
         None => (PathBuf::from(DEFAULT_CONFIG), false),
     };
     match read_bounded_text(&path, MAX_CONFIG_FILE, Links::Follow) {
-        Ok(text) => conffile::parse(&path, &text, true),
+        Ok(text) => file::parse(&path, &text, true),
         Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(ConfFile::default()),
         Err(e) => Err(format!("config file {}: {e}", path.display())),
     }
@@ -350,7 +352,7 @@ fn read_containers_dir(dir: &Path, required: bool) -> Result<Vec<Decl>, String> 
     for f in files {
         let text = read_bounded_text(&f, MAX_CONFIG_FILE, Links::Follow)
             .map_err(|e| format!("{}: {e}", f.display()))?;
-        decls.extend(conffile::parse(&f, &text, false)?.containers);
+        decls.extend(file::parse(&f, &text, false)?.containers);
     }
     Ok(decls)
 }
@@ -450,7 +452,7 @@ impl Config {
     /// container table holds them all.
     pub fn check_declared(&self) -> Checked {
         let decls = &self.containers;
-        let (order, mut problems) = conffile::start_order(decls);
+        let (order, mut problems) = file::start_order(decls);
         for d in decls {
             let id = &d.spec.id;
             if let Err(e) = crate::files::bundle_config(&d.spec.bundle) {
@@ -490,28 +492,29 @@ impl Config {
     /// tables hold at most, plus what one request in flight may use. The
     /// flat-memory test checks the peak stays under it.
     pub fn heap_bound(&self) -> usize {
-        use crate::conn::MAX_PENDING_OUTPUT;
-        use crate::proto::MAX_LINE;
+        use crate::server::conn::MAX_PENDING_OUTPUT;
+        use crate::wire::proto::MAX_LINE;
         const PATH_MAX: usize = 4096;
         // Fixed: the tables and the event ring, allocated at start-up.
         let tables = self.max_containers
-            * std::mem::size_of::<Option<crate::container::Container>>()
-            + self.max_execs * std::mem::size_of::<Option<crate::container::Exec>>()
+            * std::mem::size_of::<Option<crate::server::container::Container>>()
+            + self.max_execs * std::mem::size_of::<Option<crate::server::container::Exec>>()
             + (self.max_clients + self.max_followers + 1)
-                * std::mem::size_of::<Option<crate::conn::Client>>()
+                * std::mem::size_of::<Option<crate::server::conn::Client>>()
             + (self.max_calls + self.max_containers)
                 * std::mem::size_of::<Option<crate::server::Call>>()
-            + self.retain * std::mem::size_of::<crate::events::Event>();
+            + self.retain * std::mem::size_of::<crate::store::events::Event>();
         // A container: its request's strings (a line bounds them), kept and
         // encoded once more for the record; its paths; the shim's lines.
-        let container = 3 * MAX_LINE + 4 * PATH_MAX + 2 * (crate::shim::MAX_SHIM_LINE + 1024);
+        let container =
+            3 * MAX_LINE + 4 * PATH_MAX + 2 * (crate::server::shim::MAX_SHIM_LINE + 1024);
         // A client: its line buffer, what it has not read yet, and the
         // largest answer, `list` of a full table.
         let client = MAX_LINE + MAX_PENDING_OUTPUT + self.max_containers * (MAX_LINE + 64);
         // An exec: its name, paths and the shim's lines, and while it is
         // made, the process file (a bundle's process object, in a line's
         // worth of changes).
-        let exec = 3 * PATH_MAX + 2 * (crate::shim::MAX_SHIM_LINE + 1024);
+        let exec = 3 * PATH_MAX + 2 * (crate::server::shim::MAX_SHIM_LINE + 1024);
         let call = PATH_MAX;
         // std's own (arguments, environment, buffers), what starting a
         // process or reading a directory takes while it lasts, and a `logs`

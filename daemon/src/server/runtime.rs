@@ -125,8 +125,8 @@ impl Runtime {
 /// object, so an annotation that happens to be called `status` is not
 /// taken for it.
 pub fn state_status(out: &[u8]) -> Option<String> {
-    let r = crate::json::find(out, &["status"])?;
-    crate::json::string(out, r)
+    let r = crate::bundle::json::find(out, &["status"])?;
+    crate::bundle::json::string(out, r)
 }
 
 /// The runtime's last error message in its JSON log, if any.

@@ -169,7 +169,7 @@ impl OomWatch {
                 }
             }
             Memcg::V2(_) => {
-                let path = crate::statedir::c_path(&counter)?;
+                let path = crate::store::statedir::c_path(&counter)?;
                 let wd = inotify::add_watch(sys::fd(&inotify), &*path, inotify::WatchFlags::MODIFY)
                     .map_err(sys::io_error)?;
                 Watch::V2 { wd }

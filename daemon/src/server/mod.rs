@@ -15,6 +15,16 @@
 //! Tables are sized at start-up and never grow; a request that finds one
 //! full gets `ERR full`.
 
+pub mod conn;
+pub mod container;
+pub mod control_tty;
+pub mod lifecycle;
+pub mod metrics;
+pub mod notify;
+pub mod recovery;
+pub mod runtime;
+pub mod shim;
+
 use std::collections::VecDeque;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -31,16 +41,16 @@ use rustix::io::Errno;
 use rustix::process::WaitOptions;
 
 use crate::config::Config;
-use crate::conn::{Busy, Client, Line, Role, MAX_PENDING_OUTPUT};
-use crate::container::{Container, Exec, ProcRef};
-use crate::events::EventLog;
-use crate::metrics::{CallVerb, Metrics};
-use crate::proto::{split_words, Code, Error, Reply};
-use crate::request::Request;
+use crate::server::conn::{Busy, Client, Line, Role, MAX_PENDING_OUTPUT};
+use crate::server::container::{Container, Exec, ProcRef};
+use crate::server::metrics::{CallVerb, Metrics};
 use crate::slab::{Ref, Slab};
-use crate::statedir::StateDir;
+use crate::store::events::EventLog;
+use crate::store::statedir::StateDir;
 use crate::sys;
 use crate::tasks::Creation;
+use crate::wire::proto::{split_words, Code, Error, Reply};
+use crate::wire::request::Request;
 
 /// Where an epoll event comes from; packed into the event's 64 bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -347,7 +357,7 @@ impl Daemon {
     /// the three sources given.
     pub(crate) fn watch_process(
         &self,
-        p: &crate::container::Process,
+        p: &crate::server::container::Process,
         [startup, reply, exit]: [Source; 3],
     ) -> io::Result<()> {
         let flags = EventFlags::IN;
@@ -658,7 +668,7 @@ impl Daemon {
             let outcome = match line {
                 Line::TooLong => Outcome::err(Error::new(
                     Code::TooLong,
-                    format!("request longer than {} bytes", crate::proto::MAX_LINE),
+                    format!("request longer than {} bytes", crate::wire::proto::MAX_LINE),
                 )),
                 Line::Complete(line) => match split_words(&line) {
                     Ok(words) if words.is_empty() => continue,
@@ -853,7 +863,7 @@ impl Daemon {
             }
             t.reopen_at = Some(std::time::Instant::now() + TTY_REOPEN);
         };
-        let fd = match crate::tty::open_control_tty(&t.path) {
+        let fd = match crate::server::control_tty::open_control_tty(&t.path) {
             Ok(fd) => fd,
             Err(e) => return fail(t, e.to_string()),
         };
@@ -896,7 +906,7 @@ impl Daemon {
         let exec_calls = self
             .execs
             .iter()
-            .filter(|(_, e)| e.status == crate::lifecycle::Status::Creating)
+            .filter(|(_, e)| e.status == crate::server::lifecycle::Status::Creating)
             .count();
         self.calls.len() + shim_calls + exec_calls < self.cfg.max_calls
     }

@@ -9,10 +9,10 @@ use std::process::{Command, Stdio};
 use rustix::io::FdFlags;
 use rustix::pipe::{pipe_with, PipeFlags};
 
-use crate::request::Spec;
-use crate::runtime::Runtime;
-use crate::statedir::open_fifo_reader;
+use crate::server::runtime::Runtime;
+use crate::store::statedir::open_fifo_reader;
 use crate::sys;
+use crate::wire::request::Spec;
 
 /// The daemon's ends of a new shim.
 pub struct Spawned {

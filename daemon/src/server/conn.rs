@@ -5,10 +5,10 @@ use std::io::{self, Read, Write};
 
 use rustix::event::epoll::EventFlags;
 
-use crate::container::ProcRef;
-use crate::events::Filter;
-use crate::proto::MAX_LINE;
-use crate::request::Request;
+use crate::server::container::ProcRef;
+use crate::store::events::Filter;
+use crate::wire::proto::MAX_LINE;
+use crate::wire::request::Request;
 
 /// Most reply bytes held for a client that does not read them; past this
 /// the client is dropped rather than the daemon's memory growing.

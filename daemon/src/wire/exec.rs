@@ -3,9 +3,9 @@
 //! request's changes spliced in, so everything else it says (capabilities,
 //! rlimits, AppArmor, no-new-privileges) holds for the new process too.
 
-use crate::json;
-use crate::proto::{refuse, Code, Error};
-use crate::request::{check_id, check_path, console_option};
+use crate::bundle::json;
+use crate::wire::proto::{refuse, Code, Error};
+use crate::wire::request::{check_id, check_path, console_option};
 
 /// What `exec ID PROC [options] -- ARG...` says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

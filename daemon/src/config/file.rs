@@ -21,9 +21,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::proto::split_words;
-use crate::request::{check_id, Spec};
-use crate::restart::Restart;
+use crate::wire::proto::split_words;
+use crate::wire::request::{check_id, Spec};
+use crate::wire::restart::Restart;
 
 /// One `key = value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -25,16 +25,16 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::container::{AfterCreate, Container, Exec, Op, OpKind, Process, Supervision};
-use crate::events::Kind;
-use crate::lifecycle::Status;
-use crate::record::Record;
-use crate::request::{check_id, Spec};
-use crate::runtime::Runtime;
+use crate::server::container::{AfterCreate, Container, Exec, Op, OpKind, Process, Supervision};
+use crate::server::lifecycle::Status;
+use crate::server::runtime::Runtime;
+use crate::server::shim::LineReader;
 use crate::server::{CallKind, Daemon, Source};
-use crate::shim::LineReader;
 use crate::slab::Ref;
-use crate::statedir::{open_fifo_reader, read_exit_status, INIT};
+use crate::store::events::Kind;
+use crate::store::record::Record;
+use crate::store::statedir::{open_fifo_reader, read_exit_status, INIT};
+use crate::wire::request::{check_id, Spec};
 
 /// What restore found, for the daemon's start-up line.
 #[derive(Debug, Default)]
@@ -317,7 +317,7 @@ impl Daemon {
         for tmp in ["exec.tmp", "process.json.tmp"] {
             let _ = fs::remove_file(dir.join(tmp));
         }
-        let Some(record) = crate::statedir::read_small(&dir.join("exec")) else {
+        let Some(record) = crate::store::statedir::read_small(&dir.join("exec")) else {
             let _ = fs::remove_dir_all(&dir);
             return;
         };
@@ -428,7 +428,7 @@ fn has_writer(fifo: &fs::File) -> bool {
 }
 
 fn read_pid(path: &Path) -> Option<u32> {
-    crate::statedir::read_small(path)?
+    crate::store::statedir::read_small(path)?
         .trim()
         .parse()
         .ok()

@@ -4,14 +4,14 @@ use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::cgroup::OomWatch;
+use crate::cgroup::oom::OomWatch;
 
-use crate::lifecycle::Status;
-use crate::proto::Error;
-use crate::request::Spec;
-use crate::runtime::Runtime;
-use crate::shim::LineReader;
+use crate::server::lifecycle::Status;
+use crate::server::runtime::Runtime;
+use crate::server::shim::LineReader;
 use crate::slab::Ref;
+use crate::wire::proto::Error;
+use crate::wire::request::Spec;
 
 pub struct Container {
     pub spec: Spec,
@@ -89,7 +89,7 @@ impl Process {
     }
 
     /// Takes a newly started shim's ends.
-    pub fn adopt_shim(&mut self, spawned: crate::shim::Spawned) {
+    pub fn adopt_shim(&mut self, spawned: crate::server::shim::Spawned) {
         self.shim_pid = spawned.pid;
         self.exit = Some(spawned.exit);
         self.startup = Some(LineReader::new(spawned.startup));
@@ -133,7 +133,7 @@ impl Process {
     /// Writes a line to the shim's `control` fifo; fails at once when the
     /// shim is not there to read it.
     pub fn control(&self, line: &str) -> std::io::Result<()> {
-        crate::statedir::write_fifo(&self.dir.join("control"), line.as_bytes())
+        crate::store::statedir::write_fifo(&self.dir.join("control"), line.as_bytes())
     }
 }
 
@@ -231,8 +231,8 @@ impl Container {
     }
 
     /// Its `container` file as it should be now.
-    pub fn record(&self) -> crate::record::Record {
-        crate::record::Record {
+    pub fn record(&self) -> crate::store::record::Record {
+        crate::store::record::Record {
             spec: self.spec.clone(),
             runtime: self.runtime.path.clone(),
             created: self.created,

@@ -1,13 +1,13 @@
 //! Requests: the verbs of protocol v1 and their arguments, checked before
 //! anything touches the filesystem or a runtime.
 
-use crate::events::{Filter, Kind};
-pub use crate::exec_spec::ExecSpec;
-use crate::proto::{refuse, Code, Error};
-pub use crate::resources::Resources;
-use crate::restart::Restart;
-use crate::signal;
-pub use crate::statedir::INIT;
+use crate::store::events::{Filter, Kind};
+pub use crate::store::statedir::INIT;
+pub use crate::wire::exec::ExecSpec;
+use crate::wire::proto::{refuse, Code, Error};
+pub use crate::wire::resources::Resources;
+use crate::wire::restart::Restart;
+use crate::wire::signal;
 
 /// Every verb with its usage and what it does; `help` prints this table.
 pub const VERBS: &[(&str, &str, &str)] = &[
@@ -415,7 +415,7 @@ pub(crate) fn console_option(
             }
         }
         "log-size" => {
-            let n = crate::resources::parse_bytes(value)
+            let n = crate::wire::resources::parse_bytes(value)
                 .and_then(|n| u32::try_from(n).ok())
                 .filter(|&n| n >= MIN_LOG_SIZE);
             let n = n.ok_or_else(|| {
@@ -509,7 +509,7 @@ impl Spec {
 
     /// The options again, as `parse` takes them (for the container record).
     pub fn options(&self) -> Vec<String> {
-        use crate::proto::quote;
+        use crate::wire::proto::quote;
         let mut words = Vec::new();
         for (key, value) in [
             ("stdin", &self.stdin),
@@ -679,7 +679,7 @@ fn check_label(key: &str, value: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::split_words;
+    use crate::wire::proto::split_words;
 
     fn parse(line: &str) -> Result<Request, Error> {
         Request::parse(&split_words(line.as_bytes())?)
@@ -866,7 +866,7 @@ mod tests {
         for id in [
             "../x", "..", "a/b", "", " a", "-a", ".a", "a..b", "a\u{1}b", "é", &long,
         ] {
-            let line = format!("start {}", crate::proto::quote(id));
+            let line = format!("start {}", crate::wire::proto::quote(id));
             assert_eq!(code(&line), Code::Invalid, "{id:?}");
         }
         assert!(check_id(&"a".repeat(64)).is_ok());

@@ -2,12 +2,14 @@
 //! is printed. Exit status: 0 on `OK`, 1 on `ERR` (message on stderr), 2
 //! on a usage or connection error.
 
+pub mod attach;
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
-use crate::proto::{quote, ReplyLine, MAX_LINE};
-use crate::request::VERBS;
+use crate::wire::proto::{quote, ReplyLine, MAX_LINE};
+use crate::wire::request::VERBS;
 
 pub const DEFAULT_SOCKET: &str = "/run/nanoctr/nanoctr.sock";
 
@@ -22,7 +24,7 @@ pub fn configured_socket() -> Option<String> {
         crate::files::Links::Follow,
     )
     .ok()?;
-    let conf = crate::conffile::parse(path, &text, true).ok()?;
+    let conf = crate::config::file::parse(path, &text, true).ok()?;
     conf.get("socket").map(|s| s.value.clone())
 }
 

@@ -1,7 +1,7 @@
 //! A container's lifecycle: one enum of states, one of events, one `match`
 //! of transitions, and the table of which requests each state admits.
 
-use crate::proto::{Code, Error};
+use crate::wire::proto::{Code, Error};
 
 /// Where a container is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

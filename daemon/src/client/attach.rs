@@ -100,7 +100,7 @@ impl Drop for RawMode {
 /// Attaches; returns the client's exit status.
 pub fn attach(socket: &Path, id: &str, proc: &str, keys: &[u8]) -> Result<Left, String> {
     let ok = ask(socket, &["attach", id, proc])?;
-    let fields = crate::proto::split_words(ok.as_bytes()).map_err(|e| e.to_string())?;
+    let fields = crate::wire::proto::split_words(ok.as_bytes()).map_err(|e| e.to_string())?;
     let get = |k: &str| {
         fields
             .iter()

@@ -1,0 +1,4 @@
+//! Cgroups.
+
+pub mod oom;
+pub mod stats;

@@ -1,0 +1,5 @@
+//! The state dir.
+
+pub mod events;
+pub mod record;
+pub mod statedir;
