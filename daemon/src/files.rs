@@ -11,36 +11,8 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
-/// The most of a bundle's `config.json` (or an exec's process file) the
-/// daemon reads. runc's `spec` writes about 3 KiB; this leaves room for
-/// long annotations and hooks, while a request never holds more than a
-/// few copies of this at once.
-pub const MAX_BUNDLE_CONFIG: u64 = 1024 * 1024;
-
 /// The most of a config file, or of one file in `containers.d`.
 pub const MAX_CONFIG_FILE: u64 = 256 * 1024;
-
-/// A bundle is a directory with a `config.json`: reads the config, which
-/// must be a regular file within [`MAX_BUNDLE_CONFIG`] holding one JSON
-/// value nested at most [`crate::bundle::json::MAX_DEPTH`] deep. Every refusal is
-/// `invalid` and names the bundle and why.
-pub fn bundle_config(bundle: &str) -> Result<Vec<u8>, crate::wire::proto::Error> {
-    use crate::wire::proto::{Code, Error};
-    let invalid = |why: String| Error::new(Code::Invalid, format!("bundle {bundle}{why}"));
-    match std::fs::metadata(bundle) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(invalid(" is not a directory".into())),
-        Err(e) => return Err(invalid(format!(": {e}"))),
-    }
-    let path = Path::new(bundle).join("config.json");
-    let config =
-        read_bounded(&path, MAX_BUNDLE_CONFIG, Links::Follow).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => invalid(" has no config.json".into()),
-            _ => invalid(format!(": config.json {e}")),
-        })?;
-    crate::bundle::json::check(&config).map_err(|e| invalid(format!(": config.json is {e}")))?;
-    Ok(config)
-}
 
 /// What a client may name as a container's `stdin=`, `stdout=` or
 /// `stderr=`: a regular file or a fifo, by an absolute path whose last

@@ -12,7 +12,7 @@ use crate::config::file;
 use crate::server::conn::{Line, LineBuffer};
 use crate::store::record::Record;
 use crate::wire::proto::{quote, split_words, Reply, MAX_LINE};
-use crate::wire::request::{Request, VERBS};
+use crate::wire::{Request, VERBS};
 
 /// xorshift64*: small, fast, and the same sequence everywhere.
 struct Rng(u64);

@@ -94,7 +94,7 @@ fn exec(socket: &Path, words: &[String]) -> i32 {
     };
     let (id, proc) = match rest.as_slice() {
         [id, proc, ..] => (*id, *proc),
-        _ => return usage_error(&format!("usage: {}", nanoctr::wire::request::usage("exec"))),
+        _ => return usage_error(&format!("usage: {}", nanoctr::wire::usage("exec"))),
     };
     let mut request = vec!["exec"];
     request.extend(&rest);

@@ -9,7 +9,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use crate::wire::proto::{quote, ReplyLine, MAX_LINE};
-use crate::wire::request::VERBS;
+use crate::wire::VERBS;
 
 pub const DEFAULT_SOCKET: &str = "/run/nanoctr/nanoctr.sock";
 

@@ -22,8 +22,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::wire::proto::split_words;
-use crate::wire::request::{check_id, Spec};
 use crate::wire::restart::Restart;
+use crate::wire::{check_id, Spec};
 
 /// One `key = value` line.
 #[derive(Debug, Clone, PartialEq, Eq)]

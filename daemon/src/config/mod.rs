@@ -455,7 +455,7 @@ impl Config {
         let (order, mut problems) = file::start_order(decls);
         for d in decls {
             let id = &d.spec.id;
-            if let Err(e) = crate::files::bundle_config(&d.spec.bundle) {
+            if let Err(e) = crate::bundle::bundle_config(&d.spec.bundle) {
                 problems.push(format!("{}: container {id}: {}", d.at, e.message));
             }
             if let Some(rt) = &d.spec.runtime {
@@ -484,49 +484,6 @@ impl Config {
             order: order.iter().map(|&i| decls[i].spec.id.clone()).collect(),
             problems,
         }
-    }
-}
-
-impl Config {
-    /// An upper bound on the daemon's heap, from its capacities: what the
-    /// tables hold at most, plus what one request in flight may use. The
-    /// flat-memory test checks the peak stays under it.
-    pub fn heap_bound(&self) -> usize {
-        use crate::server::conn::MAX_PENDING_OUTPUT;
-        use crate::wire::proto::MAX_LINE;
-        const PATH_MAX: usize = 4096;
-        // Fixed: the tables and the event ring, allocated at start-up.
-        let tables = self.max_containers
-            * std::mem::size_of::<Option<crate::server::container::Container>>()
-            + self.max_execs * std::mem::size_of::<Option<crate::server::container::Exec>>()
-            + (self.max_clients + self.max_followers + 1)
-                * std::mem::size_of::<Option<crate::server::conn::Client>>()
-            + (self.max_calls + self.max_containers)
-                * std::mem::size_of::<Option<crate::server::Call>>()
-            + self.retain * std::mem::size_of::<crate::store::events::Event>();
-        // A container: its request's strings (a line bounds them), kept and
-        // encoded once more for the record; its paths; the shim's lines.
-        let container =
-            3 * MAX_LINE + 4 * PATH_MAX + 2 * (crate::server::shim::MAX_SHIM_LINE + 1024);
-        // A client: its line buffer, what it has not read yet, and the
-        // largest answer, `list` of a full table.
-        let client = MAX_LINE + MAX_PENDING_OUTPUT + self.max_containers * (MAX_LINE + 64);
-        // An exec: its name, paths and the shim's lines, and while it is
-        // made, the process file (a bundle's process object, in a line's
-        // worth of changes).
-        let exec = 3 * PATH_MAX + 2 * (crate::server::shim::MAX_SHIM_LINE + 1024);
-        let call = PATH_MAX;
-        // std's own (arguments, environment, buffers), what starting a
-        // process or reading a directory takes while it lasts, and a `logs`
-        // answer being put together (the log read, and the answer).
-        let overhead = 256 * 1024 + 2 * crate::tasks::logs::MAX_LOGS_ANSWER as usize;
-
-        tables
-            + self.max_containers * container
-            + self.max_execs * exec
-            + (self.max_clients + self.max_followers + 1) * client
-            + (self.max_calls + self.max_containers) * call
-            + overhead
     }
 }
 

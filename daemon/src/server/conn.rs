@@ -6,9 +6,9 @@ use std::io::{self, Read, Write};
 use rustix::event::epoll::EventFlags;
 
 use crate::server::container::ProcRef;
-use crate::store::events::Filter;
+use crate::wire::event::Filter;
 use crate::wire::proto::MAX_LINE;
-use crate::wire::request::Request;
+use crate::wire::Request;
 
 /// Most reply bytes held for a client that does not read them; past this
 /// the client is dropped rather than the daemon's memory growing.

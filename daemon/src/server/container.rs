@@ -11,7 +11,7 @@ use crate::server::runtime::Runtime;
 use crate::server::shim::LineReader;
 use crate::slab::Ref;
 use crate::wire::proto::Error;
-use crate::wire::request::Spec;
+use crate::wire::Spec;
 
 pub struct Container {
     pub spec: Spec,

@@ -31,6 +31,12 @@ use rustix::termios::{
     self, ControlModes, InputModes, LocalModes, OptionalActions, OutputModes, Termios,
 };
 
+use rustix::event::epoll::{self, EventData};
+
+use super::conn::Client;
+use super::source::Source;
+use super::Daemon;
+use crate::slab::Ref;
 use crate::sys;
 
 /// Opens the terminal at `path` read-write, non-blocking, close-on-exec and
@@ -88,6 +94,68 @@ fn for_typing(t: &mut Termios) {
     );
 }
 
+/// How long the control tty stays closed after it went away or could not
+/// be opened.
+pub(super) const TTY_REOPEN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The serial line the protocol is also served on (`--control-tty`).
+pub(crate) struct ControlTty {
+    pub path: std::path::PathBuf,
+    /// Its client, while it is open.
+    pub client: Option<Ref>,
+    /// When to try opening it again.
+    pub reopen_at: Option<std::time::Instant>,
+    /// Why it last could not be opened, so that is said once.
+    pub last_error: Option<String>,
+}
+
+impl Daemon {
+    /// Opens the control tty and serves it as a client; when that fails,
+    /// tries again after [`TTY_REOPEN`], saying so once per new reason.
+    pub(crate) fn open_tty(&mut self) {
+        let Some(t) = &mut self.tty else {
+            return;
+        };
+        t.reopen_at = None;
+        let fail = |t: &mut ControlTty, why: String| {
+            if t.last_error.as_deref() != Some(why.as_str()) {
+                crate::logger::warn(&format!("control tty: {why}; trying again every second"));
+                t.last_error = Some(why);
+            }
+            t.reopen_at = Some(std::time::Instant::now() + TTY_REOPEN);
+        };
+        let fd = match crate::server::control_tty::open_control_tty(&t.path) {
+            Ok(fd) => fd,
+            Err(e) => return fail(t, e.to_string()),
+        };
+        let client = Client::new(std::fs::File::from(fd), true);
+        let Ok(r) = self.clients.insert(client) else {
+            let t = self.tty.as_mut().expect("checked above");
+            return fail(t, "the client table is full".into());
+        };
+        let Some(c) = self.clients.get_mut(r) else {
+            return;
+        };
+        c.interest = c.wanted_interest();
+        let token = EventData::new_u64(Source::Client(r).token());
+        let added = epoll::add(&self.epoll, sys::fd(&c.stream), token, c.interest);
+        let t = self.tty.as_mut().expect("checked above");
+        match added {
+            Ok(()) => {
+                if t.last_error.take().is_some() {
+                    crate::logger::info(&format!("control tty {} is back", t.path.display()));
+                }
+                t.client = Some(r);
+            }
+            Err(e) => {
+                self.clients.remove(r);
+                let t = self.tty.as_mut().expect("checked above");
+                fail(t, format!("epoll: {e}"));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,7 +165,7 @@ mod tests {
 
     /// A pty pair: the master, and the slave's path. The slave is left in
     /// raw mode at 9600 baud, to see what `open_control_tty` changes.
-    fn pty_pair() -> (OwnedFd, PathBuf) {
+    pub(super) fn pty_pair() -> (OwnedFd, PathBuf) {
         let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
         let master = sys::own(pty::openpt(flags).unwrap());
         pty::grantpt(sys::fd(&master)).unwrap();
@@ -121,7 +189,7 @@ mod tests {
 
     /// Reads what arrives on `fd` until `want` bytes have come (or five
     /// seconds pass).
-    fn read_some(fd: &OwnedFd, want: usize) -> Vec<u8> {
+    pub(super) fn read_some(fd: &OwnedFd, want: usize) -> Vec<u8> {
         let mut got = Vec::new();
         let timeout = Timespec {
             tv_sec: 5,
@@ -143,12 +211,12 @@ mod tests {
         got
     }
 
-    fn write(fd: &OwnedFd, b: &[u8]) {
+    pub(super) fn write(fd: &OwnedFd, b: &[u8]) {
         assert_eq!(rustix::io::write(sys::fd(fd), b).unwrap(), b.len());
     }
 
     #[test]
-    fn a_person_typing() {
+    pub(super) fn a_person_typing() {
         let (master, path) = pty_pair();
         let tty = open_control_tty(&path).unwrap();
 
@@ -193,7 +261,7 @@ mod tests {
     }
 
     #[test]
-    fn not_a_terminal() {
+    pub(super) fn not_a_terminal() {
         let e = open_control_tty(Path::new("/dev/null")).unwrap_err();
         assert_eq!(e.to_string(), "/dev/null: not a terminal");
         let e = open_control_tty(Path::new("/nonexistent/tty")).unwrap_err();

@@ -31,10 +31,10 @@ use crate::server::runtime::Runtime;
 use crate::server::shim::LineReader;
 use crate::server::{CallKind, Daemon, Source};
 use crate::slab::Ref;
-use crate::store::events::Kind;
 use crate::store::record::Record;
 use crate::store::statedir::{open_fifo_reader, read_exit_status, INIT};
-use crate::wire::request::{check_id, Spec};
+use crate::wire::event::Kind;
+use crate::wire::{check_id, Spec};
 
 /// What restore found, for the daemon's start-up line.
 #[derive(Debug, Default)]

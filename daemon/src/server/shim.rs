@@ -12,7 +12,7 @@ use rustix::pipe::{pipe_with, PipeFlags};
 use crate::server::runtime::Runtime;
 use crate::store::statedir::open_fifo_reader;
 use crate::sys;
-use crate::wire::request::Spec;
+use crate::wire::Spec;
 
 /// The daemon's ends of a new shim.
 pub struct Spawned {

@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 use crate::wire::proto::{quote, refuse, split_words, Code, Error};
-use crate::wire::request::Spec;
+use crate::wire::Spec;
 
 /// What the record holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,7 @@ impl Record {
             return refuse(Code::Invalid, "record lacks id, bundle, runtime or created");
         };
         // The daemon writes the runtime it resolved: an absolute path.
-        let runtime = crate::wire::request::check_path("runtime", runtime)?;
+        let runtime = crate::wire::check_path("runtime", runtime)?;
         let spec = Spec::parse(id, bundle, &opts)?;
         if spec.runtime.is_some() {
             return refuse(Code::Invalid, "record has runtime twice");

@@ -21,7 +21,7 @@ use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::tasks::Creation;
 use crate::wire::proto::{refuse, Code, Error, Reply};
-use crate::wire::request::Spec;
+use crate::wire::Spec;
 
 use super::{internal, io_refusal};
 

@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::bundle::json;
@@ -20,11 +20,11 @@ use crate::server::runtime::Runtime;
 use crate::server::shim::{self, Make, ShimLine, ShimOptions};
 use crate::server::{CallKind, Daemon, Outcome, Source};
 use crate::slab::Ref;
-use crate::store::events::Kind;
 use crate::store::record::Record;
 use crate::store::statedir::write_atomic;
+use crate::wire::event::Kind;
 use crate::wire::proto::{refuse, Code, Error};
-use crate::wire::request::Spec;
+use crate::wire::Spec;
 
 use super::{internal, io_refusal};
 
@@ -56,7 +56,7 @@ impl Daemon {
                 format!("{n} containers exist already (--max-containers)"),
             );
         }
-        let config = crate::files::bundle_config(&spec.bundle)?;
+        let config = crate::bundle::bundle_config(&spec.bundle)?;
         for (what, path, may_create) in [
             ("stdin", &spec.stdin, false),
             ("stdout", &spec.stdout, true),
@@ -115,7 +115,13 @@ impl Daemon {
                 // own; the bundle itself is never written to.
                 let bundle = match terminal == bundle_terminal {
                     true => PathBuf::from(&spec.bundle),
-                    false => derive_bundle(&spec.bundle, &config, terminal, &dir.join("bundle"))?,
+                    false => {
+                        let derived = dir.join("bundle");
+                        let text = crate::bundle::config::derive(&spec.bundle, &config, terminal)?;
+                        fs::create_dir_all(&derived)?;
+                        write_atomic(&derived.join("config.json"), &text)?;
+                        derived
+                    }
                 };
                 let make = match how {
                     Creation::Create => Make::Create,
@@ -293,39 +299,4 @@ impl Daemon {
             self.answer(client, Outcome::err(error));
         }
     }
-}
-
-/// Writes `dir/config.json`: the bundle's config with `process.terminal`
-/// set to `terminal` and `root.path` made absolute (so the rootfs is still
-/// the bundle's). The rest of the file is copied byte for byte.
-fn derive_bundle(bundle: &str, config: &[u8], terminal: bool, dir: &Path) -> io::Result<PathBuf> {
-    let bad =
-        |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("config.json: {what}"));
-    let mut edits: Vec<(std::ops::Range<usize>, String)> = Vec::new();
-    let value = if terminal { "true" } else { "false" };
-    match json::find(config, &["process", "terminal"]) {
-        Some(r) => edits.push((r, value.into())),
-        None => {
-            let process = json::find(config, &["process"]).ok_or_else(|| bad("no process"))?;
-            let at = process.start + 1;
-            edits.push((at..at, format!("\"terminal\": {value}, ")));
-        }
-    }
-    let root = json::find(config, &["root", "path"]).ok_or_else(|| bad("no root.path"))?;
-    let path =
-        json::string(config, root.clone()).ok_or_else(|| bad("root.path is not a plain string"))?;
-    if !path.starts_with('/') {
-        edits.push((
-            root,
-            json::quote(&Path::new(bundle).join(path).to_string_lossy()),
-        ));
-    }
-    crate::slab::sort_small(&mut edits, |a, b| a.0.start > b.0.start);
-    let mut out = config.to_vec();
-    for (range, text) in edits {
-        out.splice(range, text.bytes());
-    }
-    fs::create_dir_all(dir)?;
-    write_atomic(&dir.join("config.json"), &out)?;
-    Ok(dir.to_path_buf())
 }

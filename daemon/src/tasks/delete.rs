@@ -7,7 +7,7 @@ use crate::server::lifecycle::Verb;
 use crate::server::metrics::CallVerb;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
-use crate::store::events::Kind;
+use crate::wire::event::Kind;
 use crate::wire::proto::Error;
 
 impl Daemon {

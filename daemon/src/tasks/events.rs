@@ -6,8 +6,8 @@ use rustix::net::sockopt;
 use crate::server::conn::{Busy, Subscription};
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
-use crate::store::events::{Filter, Kind};
 use crate::sys;
+use crate::wire::event::{Filter, Kind};
 use crate::wire::proto::Error;
 
 /// A subscriber's kernel send buffer: small, so one that stops reading is

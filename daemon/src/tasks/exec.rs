@@ -18,10 +18,10 @@ use crate::server::metrics::CallVerb;
 use crate::server::shim::{self, Make, ShimLine, ShimOptions};
 use crate::server::{Daemon, Outcome, Source};
 use crate::slab::Ref;
-use crate::store::events::Kind;
 use crate::store::statedir::{read_exit_status, write_atomic};
+use crate::wire::event::Kind;
 use crate::wire::proto::{refuse, Code, Error};
-use crate::wire::request::ExecSpec;
+use crate::wire::ExecSpec;
 
 use super::exit::exit_outcome;
 use super::{internal, io_refusal};
@@ -54,8 +54,8 @@ impl Daemon {
             .get(r)
             .ok_or_else(|| internal("container vanished"))?;
         let bundle = PathBuf::from(&c.spec.bundle);
-        let config = crate::files::bundle_config(&c.spec.bundle)?;
-        let process = spec.process_json(&config)?;
+        let config = crate::bundle::bundle_config(&c.spec.bundle)?;
+        let process = crate::bundle::process::process_json(spec, &config)?;
         let runtime = c.runtime.clone();
         // Room: the old exec of this name, else the oldest that exited.
         if let Some(e) = old.or_else(|| {

@@ -5,8 +5,8 @@ use crate::server::container::{OpKind, ProcRef};
 use crate::server::lifecycle::Event;
 use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
-use crate::store::events::Kind;
 use crate::store::statedir::{read_exit_status, INIT};
+use crate::wire::event::Kind;
 use crate::wire::proto::{Code, Error};
 
 impl Daemon {

@@ -7,7 +7,7 @@ use crate::server::lifecycle::{Status, Verb};
 use crate::server::metrics::{render, resident_bytes, Gauges};
 use crate::server::{Daemon, Outcome};
 use crate::wire::proto::{Error, Reply, PROTOCOL};
-use crate::wire::request::VERBS;
+use crate::wire::VERBS;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -42,7 +42,7 @@ impl Daemon {
         let heap = Some((
             crate::sys::heap::live(),
             crate::sys::heap::peak(),
-            self.cfg.heap_bound(),
+            crate::server::budget::heap_bound(&self.cfg),
         ));
         #[cfg(not(feature = "heap-stats"))]
         let heap = None;

@@ -6,7 +6,7 @@ use crate::server::lifecycle::{Status, Verb};
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::proto::{Code, Error};
-use crate::wire::request::KillTarget;
+use crate::wire::KillTarget;
 
 use super::internal;
 

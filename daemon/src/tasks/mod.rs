@@ -17,16 +17,16 @@ mod kill;
 mod oom;
 mod start;
 mod supervise;
-pub(crate) use supervise::Auto;
+
 mod timeout;
 mod wait;
 
 use crate::server::container::{OpKind, ProcRef, Process};
 use crate::server::lifecycle::{admits, Event, Status, Verb};
-use crate::server::{Call, CallKind, Daemon};
+use crate::server::Daemon;
 use crate::slab::Ref;
 use crate::wire::proto::{Code, Error};
-use crate::wire::request::INIT;
+use crate::wire::INIT;
 
 impl Daemon {
     /// Moves a container's status on; an event that cannot happen in the
@@ -116,64 +116,6 @@ impl Daemon {
         match p {
             ProcRef::Init(r) => self.containers.get_mut(r).map(|c| &mut c.init),
             ProcRef::Exec(r) => self.execs.get_mut(r).map(|e| &mut e.process),
-        }
-    }
-
-    /// Starts `<runtime> ARGS` for a container; the call's end comes to
-    /// [`Daemon::call_done`].
-    pub(crate) fn spawn_call(
-        &mut self,
-        r: Ref,
-        kind: CallKind,
-        args: &[&str],
-    ) -> Result<Ref, Error> {
-        let c = self
-            .containers
-            .get(r)
-            .ok_or_else(|| internal("container vanished"))?;
-        let log = c.init.log();
-        let child = c
-            .runtime
-            .command(&log, args)
-            .spawn()
-            .map_err(|e| io_refusal(&format!("cannot run {}", c.runtime.path.display()), &e))?;
-        let call = Call {
-            pid: child.id(),
-            container: r,
-            kind,
-            log,
-            since: std::time::Instant::now(),
-            timed_out: false,
-            cleanup: None,
-        };
-        self.calls
-            .insert(call)
-            .map_err(|_| internal("runtime call table full"))
-    }
-
-    /// Why a runtime call failed: it ran out of time, or the runtime's own
-    /// message.
-    pub(crate) fn call_failure(&self, call: &Call, verb: &str, code: i32) -> Error {
-        if call.timed_out {
-            return self.timeout_error(verb);
-        }
-        Error::new(
-            Code::Runtime,
-            crate::server::runtime::failure(&call.log, verb, code),
-        )
-    }
-
-    /// A runtime call the daemon made has exited with `code`.
-    pub(crate) fn call_done(&mut self, call: Call, code: i32) {
-        match call.kind {
-            CallKind::Kill { client } => self.kill_done(client, &call, code),
-            CallKind::Delete => self.delete_done(call.container, &call, code),
-            CallKind::Op { client, verb } => self.op_done(client, verb, &call, code),
-            CallKind::Restart => {
-                self.metrics
-                    .call(crate::server::metrics::CallVerb::Delete, code == 0);
-                self.respawn(call.container)
-            }
         }
     }
 }

@@ -5,7 +5,7 @@ use crate::cgroup::oom::{Memcg, OomWatch, Watch};
 use crate::server::container::ProcRef;
 use crate::server::{Daemon, Source};
 use crate::slab::Ref;
-use crate::store::events::Kind;
+use crate::wire::event::Kind;
 
 impl Daemon {
     /// Starts watching the memory cgroup of the container's init. A

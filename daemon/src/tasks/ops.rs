@@ -7,9 +7,9 @@ use crate::server::lifecycle::{Event, Status, Verb};
 use crate::server::metrics::CallVerb;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
-use crate::store::events::Kind;
+use crate::wire::event::Kind;
 use crate::wire::proto::{Code, Error, Reply};
-use crate::wire::request::{Resources, INIT};
+use crate::wire::{Resources, INIT};
 
 use super::internal;
 

@@ -9,7 +9,7 @@ use crate::server::metrics::CallVerb;
 use crate::server::shim::ShimLine;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
-use crate::store::events::Kind;
+use crate::wire::event::Kind;
 use crate::wire::proto::{Code, Error};
 
 use super::internal;

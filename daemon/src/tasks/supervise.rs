@@ -12,38 +12,22 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::config::file::{start_order, Decl, Ready};
+use crate::config::file::{start_order, Ready};
+use crate::server::autostart::{Auto, AutoState};
 use crate::server::container::{AfterCreate, Op, OpKind, Process};
 use crate::server::lifecycle::{Event, Status};
 use crate::server::shim::{self, Make, ShimOptions};
 use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
-use crate::store::events::Kind;
 use crate::store::statedir::write_atomic;
 use crate::tasks::Creation;
+use crate::wire::event::Kind;
 use crate::wire::proto::Error;
 use crate::wire::restart::{delay, Restart};
 
 /// How often waiting autostarts look again (a `ready = file:` dependency,
 /// or no free runtime-call slot).
 const AUTOSTART_POLL: Duration = Duration::from_millis(100);
-
-/// A declared container on its way up.
-pub(crate) struct Auto {
-    pub decl: Decl,
-    pub state: AutoState,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AutoState {
-    /// Waiting for the containers it comes after.
-    Waiting,
-    /// Asked for (or found running after a daemon restart).
-    Made,
-    /// Deleted by hand since this state dir's autostart: left alone.
-    Skipped,
-    Failed,
-}
 
 impl Daemon {
     // ---- restart policies ----

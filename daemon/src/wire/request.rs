@@ -1,123 +1,15 @@
 //! Requests: the verbs of protocol v1 and their arguments, checked before
 //! anything touches the filesystem or a runtime.
 
-use crate::store::events::{Filter, Kind};
-pub use crate::store::statedir::INIT;
-pub use crate::wire::exec::ExecSpec;
-use crate::wire::proto::{refuse, Code, Error};
-pub use crate::wire::resources::Resources;
-use crate::wire::restart::Restart;
-use crate::wire::signal;
-
-/// Every verb with its usage and what it does; `help` prints this table.
-pub const VERBS: &[(&str, &str, &str)] = &[
-    ("hello", "hello", "protocol and daemon version"),
-    ("version", "version", "daemon version"),
-    ("help", "help", "this list"),
-    (
-        "create",
-        "create ID BUNDLE [stdin=PATH] [stdout=PATH] [stderr=PATH] [runtime=NAME] [terminal[=no]] \
-         [interactive] [cols=N] [rows=N] [log-size=BYTES] [restart=POLICY] [label.KEY=VALUE ...]",
-        "create a container from an OCI bundle, not yet started",
-    ),
-    ("start", "start ID", "start a created container"),
-    (
-        "run",
-        "run ID BUNDLE [options as for create]",
-        "create and start",
-    ),
-    (
-        "exec",
-        "exec ID PROC [terminal] [interactive] [cwd=DIR] [env=K=V ...] [user=UID[:GID]] \
-         [cols=N] [rows=N] [log-size=BYTES] -- ARG...",
-        "run another process in a running container, with its own shim",
-    ),
-    (
-        "wait",
-        "wait ID [PROC]",
-        "wait for the init (or process PROC) to exit; answers exit=N",
-    ),
-    (
-        "kill",
-        "kill ID [SIGNAL] [all | proc=PROC]",
-        "signal the init, every process (all), or one exec process (TERM, SIGKILL, 9, ...; default TERM)",
-    ),
-    ("pause", "pause ID", "freeze every process of the container"),
-    ("resume", "resume ID", "thaw a paused container"),
-    (
-        "update",
-        "update ID [memory=BYTES] [memory-swap=BYTES] [cpu-shares=N] [cpu-quota=N] [cpu-period=N] [pids=N]",
-        "change a live container's limits (BYTES may end in k, m or g)",
-    ),
-    (
-        "stats",
-        "stats ID",
-        "memory, cpu and pids usage and limits, from the container's cgroup",
-    ),
-    ("ps", "ps ID", "the pids in the container, one per line"),
-    (
-        "checkpoint",
-        "checkpoint ID NAME [exit] [dir=DIR]",
-        "save the container's processes to DIR/NAME (default BUNDLE/checkpoints); exit stops it after",
-    ),
-    (
-        "restore",
-        "restore ID BUNDLE checkpoint=NAME [dir=DIR] [options as for create]",
-        "a new running container from a checkpoint",
-    ),
-    (
-        "checkpoints",
-        "checkpoints ID [dir=DIR]",
-        "the container's checkpoints, one per line",
-    ),
-    (
-        "checkpoint-delete",
-        "checkpoint-delete ID NAME [dir=DIR]",
-        "remove a checkpoint",
-    ),
-    (
-        "delete",
-        "delete ID [force]",
-        "remove a stopped container; force kills it first",
-    ),
-    ("list", "list", "one line per container"),
-    ("state", "state ID", "one container in detail"),
-    (
-        "events",
-        "events [since=SEQ] [id=ID] [type=TYPE]",
-        "replay retained events after SEQ, then follow new ones",
-    ),
-    (
-        "metrics",
-        "metrics",
-        "counters and gauges in Prometheus text format",
-    ),
-    (
-        "attach",
-        "attach ID [PROC]",
-        "where to connect to a process's console or stdio",
-    ),
-    (
-        "resize",
-        "resize ID PROC COLS ROWS",
-        "set the size of a process's terminal",
-    ),
-    (
-        "closestdin",
-        "closestdin ID [PROC]",
-        "end a process's input",
-    ),
-    (
-        "logs",
-        "logs ID [PROC] [tail=N] [follow]",
-        "the captured output (last N lines); follow streams what comes",
-    ),
-];
-
-/// The usage line of a verb.
-pub fn usage(verb: &str) -> &'static str {
-    VERBS.iter().find(|v| v.0 == verb).map_or("help", |v| v.1)
-}
+use super::checks::INIT;
+use super::checks::{check_id, check_name, check_path, check_proc};
+use super::event::{Filter, Kind};
+use super::exec::ExecSpec;
+use super::proto::{refuse, Code, Error};
+use super::resources::Resources;
+use super::signal;
+use super::spec::Spec;
+use super::verbs::{usage, VERBS};
 
 /// A checked request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,32 +97,6 @@ pub enum KillTarget {
     All,
     /// One exec process, through its shim.
     Proc(String),
-}
-
-/// What `create` and `run` say about a new container.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Spec {
-    pub id: String,
-    /// Absolute path of the bundle.
-    pub bundle: String,
-    pub stdin: Option<String>,
-    pub stdout: Option<String>,
-    pub stderr: Option<String>,
-    /// Runtime name (looked up in `PATH`) or absolute path; the daemon's
-    /// default when absent.
-    pub runtime: Option<String>,
-    pub labels: Vec<(String, String)>,
-    /// `terminal` / `terminal=no`: overrides the bundle's process.terminal.
-    pub terminal: Option<bool>,
-    /// `interactive`: stdin is a pipe attachers write to.
-    pub interactive: bool,
-    /// A terminal's first size (default 80x24).
-    pub cols: Option<u16>,
-    pub rows: Option<u16>,
-    /// Cap of the captured output log (`log-size=BYTES`, default 64 KiB).
-    pub log_size: Option<u32>,
-    /// What happens when it stops (`restart=POLICY`).
-    pub restart: Restart,
 }
 
 impl Request {
@@ -394,161 +260,6 @@ impl Request {
     }
 }
 
-/// The console options `create` and `exec` share, `cols=N`, `rows=N` and
-/// `log-size=BYTES`, into their slots; false if `key` is none of them.
-pub(crate) fn console_option(
-    key: &str,
-    value: &str,
-    cols: &mut Option<u16>,
-    rows: &mut Option<u16>,
-    log_size: &mut Option<u32>,
-) -> Result<bool, Error> {
-    let twice = || Error::new(Code::Invalid, format!("{key} given twice"));
-    match key {
-        "cols" | "rows" => {
-            let n = value.parse::<u16>().ok().filter(|&n| n > 0);
-            let n =
-                n.ok_or_else(|| Error::new(Code::Invalid, format!("{key} must be 1 to 65535")))?;
-            let slot = if key == "cols" { cols } else { rows };
-            if slot.replace(n).is_some() {
-                return Err(twice());
-            }
-        }
-        "log-size" => {
-            let n = crate::wire::resources::parse_bytes(value)
-                .and_then(|n| u32::try_from(n).ok())
-                .filter(|&n| n >= MIN_LOG_SIZE);
-            let n = n.ok_or_else(|| {
-                Error::new(
-                    Code::Invalid,
-                    format!("log-size must be {MIN_LOG_SIZE} to 4294967295 bytes"),
-                )
-            })?;
-            if log_size.replace(n).is_some() {
-                return Err(twice());
-            }
-        }
-        _ => return Ok(false),
-    }
-    Ok(true)
-}
-
-impl Spec {
-    pub(crate) fn parse(id: &str, bundle: &str, opts: &[&str]) -> Result<Spec, Error> {
-        let mut spec = Spec {
-            id: check_id(id)?,
-            bundle: check_path("bundle", bundle)?,
-            ..Spec::default()
-        };
-        let twice = |key: &str| Error::new(Code::Invalid, format!("{key} given twice"));
-        for opt in opts {
-            let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
-            if console_option(
-                key,
-                value,
-                &mut spec.cols,
-                &mut spec.rows,
-                &mut spec.log_size,
-            )? {
-                continue;
-            }
-            match key {
-                "terminal" => {
-                    let on = match value {
-                        "" | "yes" => true,
-                        "no" => false,
-                        _ => return refuse(Code::Invalid, "terminal takes no value, or yes or no"),
-                    };
-                    if spec.terminal.replace(on).is_some() {
-                        return Err(twice(key));
-                    }
-                }
-                "interactive" if value.is_empty() => spec.interactive = true,
-                "restart" => {
-                    let policy = Restart::parse(value).map_err(|m| Error::new(Code::Invalid, m))?;
-                    if std::mem::replace(&mut spec.restart, policy) != Restart::No {
-                        return Err(twice(key));
-                    }
-                }
-                "stdin" | "stdout" | "stderr" | "runtime" if !value.is_empty() => {
-                    let checked = if key == "runtime" {
-                        check_runtime(value)?
-                    } else {
-                        check_path(key, value)?
-                    };
-                    let slot = match key {
-                        "stdin" => &mut spec.stdin,
-                        "stdout" => &mut spec.stdout,
-                        "stderr" => &mut spec.stderr,
-                        _ => &mut spec.runtime,
-                    };
-                    if slot.replace(checked).is_some() {
-                        return Err(twice(key));
-                    }
-                }
-                _ => {
-                    let Some(name) = key.strip_prefix("label.").filter(|_| opt.contains('='))
-                    else {
-                        return refuse(Code::Invalid, format!("unknown option {opt}"));
-                    };
-                    spec.labels
-                        .push((check_label(name, value)?, value.to_string()));
-                }
-            }
-        }
-        if spec.terminal == Some(true)
-            && (spec.stdin.is_some() || spec.stdout.is_some() || spec.stderr.is_some())
-        {
-            return refuse(
-                Code::Invalid,
-                "a terminal container's stdio is its terminal: no stdin=, stdout= or stderr=",
-            );
-        }
-        Ok(spec)
-    }
-
-    /// The options again, as `parse` takes them (for the container record).
-    pub fn options(&self) -> Vec<String> {
-        use crate::wire::proto::quote;
-        let mut words = Vec::new();
-        for (key, value) in [
-            ("stdin", &self.stdin),
-            ("stdout", &self.stdout),
-            ("stderr", &self.stderr),
-        ] {
-            if let Some(v) = value {
-                words.push(format!("{key}={}", quote(v)));
-            }
-        }
-        match self.terminal {
-            Some(true) => words.push("terminal".into()),
-            Some(false) => words.push("terminal=no".into()),
-            None => {}
-        }
-        if self.interactive {
-            words.push("interactive".into());
-        }
-        for (key, value) in [("cols", self.cols), ("rows", self.rows)] {
-            if let Some(n) = value {
-                words.push(format!("{key}={n}"));
-            }
-        }
-        if let Some(n) = self.log_size {
-            words.push(format!("log-size={n}"));
-        }
-        if self.restart != Restart::No {
-            words.push(format!("restart={}", self.restart.as_string()));
-        }
-        for (k, v) in &self.labels {
-            words.push(format!("label.{k}={}", quote(v)));
-        }
-        words
-    }
-}
-
-/// The smallest output log cap (as the shim's).
-pub const MIN_LOG_SIZE: u32 = 4096;
-
 fn parse_filter(opts: &[&str]) -> Result<Filter, Error> {
     let mut f = Filter::default();
     for opt in opts {
@@ -572,23 +283,6 @@ fn parse_filter(opts: &[&str]) -> Result<Filter, Error> {
     Ok(f)
 }
 
-/// A process of a container: `init` (the default) or an exec process's
-/// name.
-fn check_proc(proc: Option<&&str>) -> Result<String, Error> {
-    match proc.copied() {
-        None => Ok(INIT.into()),
-        Some(p) => {
-            check_name(p).map_err(|e| Error::new(e.code, e.message.replace("id", "process name")))
-        }
-    }
-}
-
-/// A checkpoint or process name: the rules of an id (one safe path
-/// component).
-fn check_name(name: &str) -> Result<String, Error> {
-    check_id(name).map_err(|e| Error::new(e.code, e.message.replacen("bad id", "bad name", 1)))
-}
-
 /// The `dir=DIR` of the checkpoint verbs; `other` takes the verb's own
 /// flag words.
 fn checkpoint_dir(
@@ -604,76 +298,6 @@ fn checkpoint_dir(
         }
     }
     Ok(dir)
-}
-
-/// Longest container id.
-pub const MAX_ID: usize = 64;
-
-/// Checks a container id: `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}` and no `..`,
-/// so that it is always one safe path component.
-pub fn check_id(id: &str) -> Result<String, Error> {
-    let bad = |why: &str| refuse(Code::Invalid, format!("bad id: {why}"));
-    let Some(first) = id.bytes().next() else {
-        return bad("empty");
-    };
-    if id.len() > MAX_ID {
-        return bad("longer than 64 bytes");
-    }
-    if !first.is_ascii_alphanumeric() {
-        return bad("must start with a letter or digit");
-    }
-    if !id
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-')
-    {
-        return bad("only letters, digits, '_', '.' and '-' are allowed");
-    }
-    if id.contains("..") {
-        return bad("must not contain '..'");
-    }
-    Ok(id.to_string())
-}
-
-/// Checks a path given in a request: absolute, with no control characters.
-pub(crate) fn check_path(what: &str, path: &str) -> Result<String, Error> {
-    if !path.starts_with('/') {
-        return refuse(Code::Invalid, format!("{what} must be an absolute path"));
-    }
-    if path.chars().any(char::is_control) {
-        return refuse(Code::Invalid, format!("{what} contains control characters"));
-    }
-    Ok(path.to_string())
-}
-
-/// A runtime is a plain program name (looked up in `PATH`) or an absolute
-/// path.
-fn check_runtime(name: &str) -> Result<String, Error> {
-    let plain = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.+-".contains(&b));
-    if plain && !name.starts_with('.') {
-        Ok(name.to_string())
-    } else {
-        check_path("runtime", name)
-    }
-}
-
-fn check_label(key: &str, value: &str) -> Result<String, Error> {
-    let ok_key = !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-/".contains(&b));
-    if !ok_key {
-        return refuse(Code::Invalid, format!("bad label name {key:?}"));
-    }
-    if value.chars().any(char::is_control) {
-        return refuse(
-            Code::Invalid,
-            format!("label {key} contains control characters"),
-        );
-    }
-    Ok(key.to_string())
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::path::Path;
 use libfuzzer_sys::fuzz_target;
 use nanoctr::config::file::{parse, start_order, ConfFile, Decl};
 use nanoctr::wire::proto::{quote, split_words};
-use nanoctr::wire::request::Request;
+use nanoctr::wire::Request;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -1,5 +1,5 @@
 //! The event log's segments in the state dir, read back at every daemon
-//! start: `nanoctr::store::events::Event::parse` of each whole line, as the log
+//! start: `nanoctr::wire::event::Event::parse` of each whole line, as the log
 //! reads a segment (up to its last newline, as UTF-8 with replacements).
 //!
 //! Checked, beyond "never panics": a parsed event keeps its line as it
@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nanoctr::store::events::{Event, Filter, Kind};
+use nanoctr::wire::event::{Event, Filter, Kind};
 
 fuzz_target!(|data: &[u8]| {
     let whole = data.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);

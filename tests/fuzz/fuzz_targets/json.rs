@@ -19,7 +19,7 @@
 //!   (keys are matched as `quote` writes them);
 //! - `quote` then `string` gives back a string without control characters,
 //!   and `check` accepts every quoted string;
-//! - `ExecSpec::process_json`, the process file `exec` derives from the
+//! - `bundle::process::process_json`, the process file `exec` derives from the
 //!   bundle's config with these calls, gives a document `check` accepts
 //!   when the config is one.
 #![no_main]
@@ -29,7 +29,7 @@ use std::ops::Range;
 use libfuzzer_sys::fuzz_target;
 use nanoctr::bundle::json::{check, elements, find, quote, set, string, MAX_DEPTH};
 use nanoctr::wire::proto::split_words;
-use nanoctr::wire::request::Request;
+use nanoctr::wire::Request;
 use nanoctr_fuzz::{json_depth, Reads};
 
 fuzz_target!(|data: &[u8]| {
@@ -86,7 +86,7 @@ fn exec_process(doc: &[u8]) {
         let Ok(Request::Exec(spec)) = Request::parse(&words) else {
             panic!("{line:?} is an exec request");
         };
-        let Ok(p) = spec.process_json(doc) else {
+        let Ok(p) = nanoctr::bundle::process::process_json(&spec, doc) else {
             continue;
         };
         if check(doc).is_ok() {

@@ -18,7 +18,7 @@
 use libfuzzer_sys::fuzz_target;
 use nanoctr::server::conn::{Line, LineBuffer};
 use nanoctr::wire::proto::{quote, split_words, Code, Error, Reply, ReplyLine, MAX_LINE};
-use nanoctr::wire::request::Request;
+use nanoctr::wire::Request;
 use nanoctr_fuzz::Reads;
 
 fuzz_target!(|data: &[u8]| {
