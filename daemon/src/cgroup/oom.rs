@@ -7,11 +7,12 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rustix::event::EventfdFlags;
 use rustix::fs::inotify;
 
+use super::mountinfo::{locate_v1, locate_v2};
 use crate::sys;
 
 /// A memory cgroup directory and the hierarchy it belongs to.
@@ -47,81 +48,6 @@ pub fn locate(cgroups: &str, mountinfo: &str) -> Option<Memcg> {
         Some(dir) => Some(Memcg::V1(dir)),
         None => locate_v2(cgroups, mountinfo).map(Memcg::V2),
     }
-}
-
-/// The directory of v1 controller `ctrl` (`memory`, `cpuacct`, `pids`, ...)
-/// from the text of `/proc/PID/cgroup` and `/proc/self/mountinfo`. The
-/// controller may share a hierarchy with others (`cpu,cpuacct`).
-pub(crate) fn locate_v1(cgroups: &str, mountinfo: &str, ctrl: &str) -> Option<PathBuf> {
-    let has = |list: &str| list.split(',').any(|c| c == ctrl);
-    let path = cgroup_path(cgroups, has)?;
-    let (root, mountpoint) = mount_of(mountinfo, |fs, opts| fs == "cgroup" && has(opts))?;
-    Some(join(&mountpoint, &root, path))
-}
-
-/// The v2 (unified) cgroup directory, from the same texts.
-pub(crate) fn locate_v2(cgroups: &str, mountinfo: &str) -> Option<PathBuf> {
-    let path = cgroup_path(cgroups, str::is_empty)?;
-    let (root, mountpoint) = mount_of(mountinfo, |fs, _| fs == "cgroup2")?;
-    Some(join(&mountpoint, &root, path))
-}
-
-/// The path of the first `/proc/PID/cgroup` line whose controller list
-/// satisfies `want` (the v2 line's list is empty).
-fn cgroup_path(cgroups: &str, want: impl Fn(&str) -> bool) -> Option<&str> {
-    cgroups.lines().find_map(|line| {
-        let mut parts = line.splitn(3, ':');
-        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
-        want(controllers).then_some(path)
-    })
-}
-
-/// `mountpoint` + `path` made relative to the mount's `root`.
-fn join(mountpoint: &str, root: &str, path: &str) -> PathBuf {
-    let rel = path
-        .strip_prefix(root)
-        .unwrap_or(path)
-        .trim_start_matches('/');
-    Path::new(mountpoint).join(rel)
-}
-
-/// The (root, mount point) of the first mount whose filesystem type and
-/// super options satisfy `want`.
-fn mount_of(mountinfo: &str, want: impl Fn(&str, &str) -> bool) -> Option<(String, String)> {
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        let mut r = right.split(' ');
-        let (fstype, _source, opts) = (r.next()?, r.next()?, r.next().unwrap_or(""));
-        if !want(fstype, opts) {
-            return None;
-        }
-        let mut l = left.split(' ');
-        let (root, mountpoint) = (l.nth(3)?, l.next()?);
-        Some((unescape(root), unescape(mountpoint)))
-    })
-}
-
-/// mountinfo writes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let mut out = Vec::with_capacity(s.len());
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The `oom_kill` counter in `memory.oom_control` (v1, Linux 4.13+) or
@@ -240,16 +166,6 @@ mod tests {
         assert_eq!(
             locate("0::/web\n", "1 0 0:1 / / rw - ext4 /dev/root rw"),
             None
-        );
-    }
-
-    #[test]
-    fn mount_roots_and_escapes() {
-        // In a cgroup namespace the mount's root is a prefix of the path.
-        let mounts = "35 31 0:32 /outer /sys/fs/cgroup/mem\\040ory rw - cgroup cgroup rw,memory";
-        assert_eq!(
-            locate("4:memory:/outer/web\n", mounts),
-            Some(Memcg::V1("/sys/fs/cgroup/mem ory/web".into()))
         );
     }
 

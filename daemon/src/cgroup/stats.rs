@@ -6,7 +6,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::cgroup::oom::{locate_v1, locate_v2};
+use super::mountinfo::{locate_v1, locate_v2};
 
 /// The cgroup directories of one process.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 //! on a usage or connection error.
 
 pub mod attach;
+pub mod cli;
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
@@ -219,21 +220,49 @@ pub fn run(socket: &Path, words: &[String]) -> i32 {
     }
 }
 
+/// Why [`ask`] got no answer it could use, with the exit status that says
+/// so (see `cli`): 1 for the daemon's `ERR`, 2 when it could not be asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub status: i32,
+    pub message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<Failure> for String {
+    fn from(f: Failure) -> String {
+        f.message
+    }
+}
+
 /// One request whose answer has no data lines: what follows `OK`, or the
 /// error as a person reads it.
-pub fn ask(socket: &Path, words: &[&str]) -> Result<String, String> {
+pub fn ask(socket: &Path, words: &[&str]) -> Result<String, Failure> {
+    let unasked = |message: String| Failure { status: 2, message };
     let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
     let (stream, _) = send(socket, &words)
-        .map_err(|_| format!("cannot reach nanoctrd at {}", socket.display()))?;
+        .map_err(|_| unasked(format!("cannot reach nanoctrd at {}", socket.display())))?;
     for line in BufReader::new(&stream).lines() {
-        let line = line.map_err(|e| e.to_string())?;
+        let line = line.map_err(|e| unasked(e.to_string()))?;
         match ReplyLine::parse(&line) {
             ReplyLine::Ok(rest) => return Ok(rest.to_string()),
-            ReplyLine::Err(code, message) => return Err(format!("{message} ({code})")),
+            ReplyLine::Err(code, message) => {
+                return Err(Failure {
+                    status: 1,
+                    message: format!("{message} ({code})"),
+                })
+            }
             _ => {}
         }
     }
-    Err("nanoctrd closed the connection without an answer".into())
+    Err(unasked(
+        "nanoctrd closed the connection without an answer".into(),
+    ))
 }
 
 /// Connects and sends one request line. A daemon that turns the connection

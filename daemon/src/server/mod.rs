@@ -16,6 +16,7 @@
 //! full gets `ERR full`.
 
 pub mod autostart;
+pub mod boot;
 pub mod budget;
 mod calls;
 mod clients;
