@@ -3,7 +3,7 @@
 //! One global logger is set at start-up with [`init`]; [`log`] and the
 //! `log_error!`, `log_warn!`, `log_info!`, `log_debug!` macros write to it.
 //! Before `init` the log goes to stderr at level info. A [`Logger`] value
-//! can also be used on its own (tests do).
+//! can also be used on its own: tests make one whose stderr is a buffer.
 //!
 //! Records are built in a fixed buffer on the stack, never on the heap.
 //!
@@ -25,7 +25,7 @@
 //! too the record goes to stderr instead.
 
 use std::fmt;
-use std::io::Write;
+use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -82,11 +82,13 @@ pub enum Sink {
     Syslog(PathBuf),
 }
 
-/// A logger: its level, and its syslog socket if it has one.
-pub struct Logger {
+/// A logger: its level, its syslog socket if it has one, and where stderr
+/// lines go (the process's stderr, or a test's buffer).
+pub struct Logger<W = io::Stderr> {
     level: Level,
     pid: u32,
     syslog: Option<Syslog>,
+    stderr: W,
 }
 
 struct Syslog {
@@ -110,10 +112,11 @@ impl Syslog {
     }
 }
 
-impl Logger {
-    /// A logger writing records at `level` and above to `sink`. A syslog
-    /// socket is connected now if it can be, else at the first record.
-    pub fn new(sink: Sink, level: Level) -> Logger {
+impl<W: Write> Logger<W> {
+    /// A logger writing records at `level` and above to `sink`, and stderr
+    /// lines to `stderr`. A syslog socket is connected now if it can be,
+    /// else at the first record.
+    pub fn new(sink: Sink, level: Level, stderr: W) -> Logger<W> {
         let syslog = match sink {
             Sink::Stderr => None,
             Sink::Syslog(path) => {
@@ -126,6 +129,7 @@ impl Logger {
             level,
             pid: std::process::id(),
             syslog,
+            stderr,
         }
     }
 
@@ -148,7 +152,7 @@ impl Logger {
         }
         let mut line = Buf::new();
         stderr_line(&mut line, level, msg);
-        let _ = std::io::stderr().write_all(line.bytes());
+        let _ = self.stderr.write_all(line.bytes());
     }
 
     /// Formats and writes a record if `level` passes; formatting is skipped
@@ -170,13 +174,13 @@ static GLOBAL: Mutex<Option<Logger>> = Mutex::new(None);
 
 fn with<R>(f: impl FnOnce(&mut Logger) -> R) -> R {
     let mut g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
-    f(g.get_or_insert_with(|| Logger::new(Sink::Stderr, Level::Info)))
+    f(g.get_or_insert_with(|| Logger::new(Sink::Stderr, Level::Info, io::stderr())))
 }
 
 /// Sets the global logger; called once at start-up (a second call replaces
 /// the first).
 pub fn init(sink: Sink, level: Level) {
-    let l = Logger::new(sink, level);
+    let l = Logger::new(sink, level, io::stderr());
     with(|g| *g = l);
 }
 
@@ -363,6 +367,7 @@ pub fn civil_from_days(days: u64) -> (u64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::mpsc::RecvTimeoutError;
     use std::time::Duration;
 
     fn days(y: u64, m: u32, d: u32) -> u64 {
@@ -483,11 +488,23 @@ mod tests {
         assert_eq!(Level::parse("debug"), Some(Level::Debug));
         assert_eq!(Level::parse("WARN"), None);
         assert_eq!(Level::parse("notice"), None);
-        let l = Logger::new(Sink::Stderr, Level::Warn);
+        let mut l = Logger::new(Sink::Stderr, Level::Warn, Vec::new());
         assert!(l.enabled(Level::Error) && l.enabled(Level::Warn));
         assert!(!l.enabled(Level::Info) && !l.enabled(Level::Debug));
-        let l = Logger::new(Sink::Stderr, Level::Debug);
+        // What passes is written, in order; what does not, is not.
+        for level in [Level::Debug, Level::Warn, Level::Info, Level::Error] {
+            l.log(level, &format!("{level:?}"));
+        }
+        assert_eq!(
+            text(&l.stderr),
+            "nanoctrd: warning: Warn\nnanoctrd: error: Error\n"
+        );
+        let l = Logger::new(Sink::Stderr, Level::Debug, Vec::new());
         assert!(l.enabled(Level::Debug));
+    }
+
+    fn text(bytes: &[u8]) -> String {
+        String::from_utf8(bytes.to_vec()).unwrap()
     }
 
     fn temp_dir(name: &str) -> PathBuf {
@@ -512,7 +529,7 @@ mod tests {
         server
             .set_read_timeout(Some(Duration::from_secs(5)))
             .unwrap();
-        let mut l = Logger::new(Sink::Syslog(path.clone()), Level::Info);
+        let mut l = Logger::new(Sink::Syslog(path.clone()), Level::Info, Vec::new());
         l.log(Level::Warn, "disk full");
         l.log(Level::Debug, "not sent");
         l.log_fmt(Level::Info, format_args!("{} of {}", 3, 4));
@@ -550,12 +567,19 @@ mod tests {
             "{got}"
         );
 
-        // No syslog daemon at all: the record goes to stderr, nothing blocks.
+        // Everything so far went to syslog.
+        assert_eq!(text(&l.stderr), "");
+
+        // The syslog daemon goes away: the record goes to stderr instead.
         drop(server);
         std::fs::remove_file(&path).unwrap();
         l.log(Level::Error, "to stderr");
-        let mut l = Logger::new(Sink::Syslog(dir.join("missing")), Level::Info);
+        assert_eq!(text(&l.stderr), "nanoctrd: error: to stderr\n");
+        // There never was one: the same.
+        let missing = Sink::Syslog(dir.join("missing"));
+        let mut l = Logger::new(missing, Level::Info, Vec::new());
         l.log(Level::Info, "to stderr too");
+        assert_eq!(text(&l.stderr), "nanoctrd: to stderr too\n");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -564,12 +588,43 @@ mod tests {
         let dir = temp_dir("full");
         let path = dir.join("log");
         let server = UnixDatagram::bind(&path).unwrap();
-        let mut l = Logger::new(Sink::Syslog(path), Level::Info);
+        server.set_nonblocking(true).unwrap();
         // Nobody reads: the queue (net.unix.max_dgram_qlen, 10 by default)
-        // fills, and the logger goes on, to stderr.
-        for i in 0..16 {
-            l.log_fmt(Level::Info, format_args!("record {i}"));
+        // fills, and the logger goes on, to stderr. Logged on a thread of
+        // its own, so a send that blocks fails the test instead of hanging
+        // it.
+        let mut l = Logger::new(Sink::Syslog(path), Level::Info, Vec::new());
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            // Until three records have gone to stderr.
+            while l.stderr.iter().filter(|&&b| b == b'\n').count() < 3 {
+                assert!(n < 10_000, "the queue never filled");
+                l.log(Level::Info, &format!("record {n}"));
+                n += 1;
+            }
+            done.send((l, n)).unwrap();
+        });
+        let (l, n) = match finished.recv_timeout(Duration::from_secs(10)) {
+            Ok(got) => got,
+            Err(RecvTimeoutError::Timeout) => panic!("logging to a full syslog queue blocked"),
+            Err(RecvTimeoutError::Disconnected) => panic!("the logging thread failed"),
+        };
+        // Each record went to exactly one place, in order: the first ones
+        // to syslog while the queue had room, the rest to stderr.
+        let mut sent = Vec::new();
+        while let Some(got) = recv(&server) {
+            let msg = got.split_once("]: ").expect("a syslog record").1;
+            sent.push(msg.to_string());
         }
+        let stderr: Vec<String> = text(&l.stderr)
+            .lines()
+            .map(|line| line.strip_prefix("nanoctrd: ").unwrap().to_string())
+            .collect();
+        assert!(!sent.is_empty(), "nothing reached syslog");
+        let all: Vec<String> = sent.iter().chain(&stderr).cloned().collect();
+        let want: Vec<String> = (0..n).map(|i| format!("record {i}")).collect();
+        assert_eq!(all, want, "{} to syslog, then stderr", sent.len());
         drop(server);
         let _ = std::fs::remove_dir_all(&dir);
     }
