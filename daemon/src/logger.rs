@@ -1,9 +1,9 @@
 //! The daemon's log: to stderr, or to syslog.
 //!
-//! One global logger is set at start-up with [`init`]; [`log`] and the
-//! `log_error!`, `log_warn!`, `log_info!`, `log_debug!` macros write to it.
-//! Before `init` the log goes to stderr at level info. A [`Logger`] value
-//! can also be used on its own: tests make one whose stderr is a buffer.
+//! One global logger is set at start-up with [`init`]; [`error`], [`warn`]
+//! and [`info`] write to it. Before `init` the log goes to stderr at level
+//! info. The global is a `Logger` writing to the process's stderr; the
+//! tests below make their own, whose stderr is a buffer they read.
 //!
 //! Records are built in a fixed buffer on the stack, never on the heap.
 //!
@@ -24,7 +24,6 @@
 //! its queue full), the logger reconnects once and resends; if that fails
 //! too the record goes to stderr instead.
 
-use std::fmt;
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
@@ -64,7 +63,7 @@ impl Level {
     }
 
     /// The syslog severity: err (3), warning (4), info (6), debug (7).
-    pub fn severity(self) -> u8 {
+    fn severity(self) -> u8 {
         match self {
             Level::Error => 3,
             Level::Warn => 4,
@@ -84,7 +83,7 @@ pub enum Sink {
 
 /// A logger: its level, its syslog socket if it has one, and where stderr
 /// lines go (the process's stderr, or a test's buffer).
-pub struct Logger<W = io::Stderr> {
+struct Logger<W = io::Stderr> {
     level: Level,
     pid: u32,
     syslog: Option<Syslog>,
@@ -116,7 +115,7 @@ impl<W: Write> Logger<W> {
     /// A logger writing records at `level` and above to `sink`, and stderr
     /// lines to `stderr`. A syslog socket is connected now if it can be,
     /// else at the first record.
-    pub fn new(sink: Sink, level: Level, stderr: W) -> Logger<W> {
+    fn new(sink: Sink, level: Level, stderr: W) -> Logger<W> {
         let syslog = match sink {
             Sink::Stderr => None,
             Sink::Syslog(path) => {
@@ -134,12 +133,12 @@ impl<W: Write> Logger<W> {
     }
 
     /// Whether a record at `level` would be written.
-    pub fn enabled(&self, level: Level) -> bool {
+    fn enabled(&self, level: Level) -> bool {
         level <= self.level
     }
 
     /// Writes `msg` if `level` passes.
-    pub fn log(&mut self, level: Level, msg: &str) {
+    fn log(&mut self, level: Level, msg: &str) {
         if !self.enabled(level) {
             return;
         }
@@ -154,90 +153,37 @@ impl<W: Write> Logger<W> {
         stderr_line(&mut line, level, msg);
         let _ = self.stderr.write_all(line.bytes());
     }
-
-    /// Formats and writes a record if `level` passes; formatting is skipped
-    /// if it does not.
-    pub fn log_fmt(&mut self, level: Level, args: fmt::Arguments<'_>) {
-        if !self.enabled(level) {
-            return;
-        }
-        if let Some(s) = args.as_str() {
-            return self.log(level, s);
-        }
-        let mut msg = Buf::new();
-        let _ = fmt::write(&mut msg, args);
-        self.log(level, msg.as_str());
-    }
 }
 
 static GLOBAL: Mutex<Option<Logger>> = Mutex::new(None);
 
-fn with<R>(f: impl FnOnce(&mut Logger) -> R) -> R {
+/// Writes `msg` to the global logger.
+fn log(level: Level, msg: &str) {
     let mut g = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
-    f(g.get_or_insert_with(|| Logger::new(Sink::Stderr, Level::Info, io::stderr())))
+    g.get_or_insert_with(|| Logger::new(Sink::Stderr, Level::Info, io::stderr()))
+        .log(level, msg)
 }
 
 /// Sets the global logger; called once at start-up (a second call replaces
 /// the first).
 pub fn init(sink: Sink, level: Level) {
     let l = Logger::new(sink, level, io::stderr());
-    with(|g| *g = l);
+    *GLOBAL.lock().unwrap_or_else(|e| e.into_inner()) = Some(l);
 }
 
-/// Whether the global logger writes records at `level`.
-pub fn enabled(level: Level) -> bool {
-    with(|l| l.enabled(level))
-}
-
-/// Writes `msg` to the global logger.
-pub fn log(level: Level, msg: &str) {
-    with(|l| l.log(level, msg))
-}
-
-/// Writes a formatted record to the global logger; the macros call this.
-pub fn log_fmt(level: Level, args: fmt::Arguments<'_>) {
-    with(|l| l.log_fmt(level, args))
-}
-
+/// A record at level error to the global logger.
 pub fn error(msg: &str) {
     log(Level::Error, msg)
 }
 
+/// A record at level warn to the global logger.
 pub fn warn(msg: &str) {
     log(Level::Warn, msg)
 }
 
+/// A record at level info to the global logger.
 pub fn info(msg: &str) {
     log(Level::Info, msg)
-}
-
-pub fn debug(msg: &str) {
-    log(Level::Debug, msg)
-}
-
-/// `log_error!("cannot open {}: {e}", path.display())`: a formatted record
-/// at level error to the global logger.
-#[macro_export]
-macro_rules! log_error {
-    ($($arg:tt)*) => { $crate::logger::log_fmt($crate::logger::Level::Error, format_args!($($arg)*)) };
-}
-
-/// Like `log_error!`, at level warn.
-#[macro_export]
-macro_rules! log_warn {
-    ($($arg:tt)*) => { $crate::logger::log_fmt($crate::logger::Level::Warn, format_args!($($arg)*)) };
-}
-
-/// Like `log_error!`, at level info.
-#[macro_export]
-macro_rules! log_info {
-    ($($arg:tt)*) => { $crate::logger::log_fmt($crate::logger::Level::Info, format_args!($($arg)*)) };
-}
-
-/// Like `log_error!`, at level debug.
-#[macro_export]
-macro_rules! log_debug {
-    ($($arg:tt)*) => { $crate::logger::log_fmt($crate::logger::Level::Debug, format_args!($($arg)*)) };
 }
 
 /// Seconds since the epoch by the system clock (0 if it is before 1970).
@@ -263,11 +209,6 @@ impl Buf {
 
     fn bytes(&self) -> &[u8] {
         &self.b[..self.len]
-    }
-
-    /// The text so far; `write_str` cuts only at character boundaries.
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(self.bytes()).unwrap_or("")
     }
 
     fn push(&mut self, s: &[u8]) {
@@ -298,17 +239,6 @@ impl Buf {
         for &c in msg.trim_end_matches(['\n', '\r']).as_bytes() {
             self.push(&[if c == b'\n' || c == b'\r' { b' ' } else { c }]);
         }
-    }
-}
-
-impl fmt::Write for Buf {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut n = s.len().min(MAX_RECORD - self.len);
-        while !s.is_char_boundary(n) {
-            n -= 1;
-        }
-        self.push(&s.as_bytes()[..n]);
-        Ok(())
     }
 }
 
@@ -351,7 +281,7 @@ fn stderr_line(out: &mut Buf, level: Level, msg: &str) {
 
 /// The proleptic Gregorian (year, month 1-12, day 1-31) of a day counted
 /// from 1970-01-01 (H. Hinnant's `civil_from_days`, for days >= 0).
-pub fn civil_from_days(days: u64) -> (u64, u32, u32) {
+fn civil_from_days(days: u64) -> (u64, u32, u32) {
     let z = days + 719_468; // days since 0000-03-01
     let era = z / 146_097;
     let doe = z % 146_097; // day of the 400-year era
@@ -462,11 +392,6 @@ mod tests {
         stderr_line(&mut b, Level::Warn, &long);
         assert_eq!(b.len, MAX_RECORD);
         assert_eq!(b.bytes()[MAX_RECORD - 1], b'\n');
-
-        // Formatting cuts at a character boundary.
-        let mut b = Buf::new();
-        let _ = fmt::write(&mut b, format_args!("{}{}", "y".repeat(1023), "é"));
-        assert_eq!(b.as_str().len(), 1023);
     }
 
     #[test]
@@ -532,7 +457,7 @@ mod tests {
         let mut l = Logger::new(Sink::Syslog(path.clone()), Level::Info, Vec::new());
         l.log(Level::Warn, "disk full");
         l.log(Level::Debug, "not sent");
-        l.log_fmt(Level::Info, format_args!("{} of {}", 3, 4));
+        l.log(Level::Info, "3 of 4");
         let pid = std::process::id();
         let got = recv(&server).unwrap();
         assert!(got.starts_with("<28>"), "{got}");
