@@ -339,7 +339,7 @@ fn restarts_go_on_across_a_daemon_crash() {
         .ok();
     d.kill9();
     // It exits while no daemon is there.
-    std::thread::sleep(Duration::from_millis(700));
+    d.await_exit_status("c", "init");
     d.restart();
     let mut exits = d.conn();
     exits.send("events since=0 id=c type=exit");

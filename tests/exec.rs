@@ -284,7 +284,7 @@ fn execs_survive_a_daemon_restart() {
     d.ask("wait c12 done").ok();
     d.kill9();
     // `soon` exits while no daemon is there.
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    d.await_exit_status("c12", "soon");
     d.restart();
     let by_name = |d: &Daemon| {
         procs(d, "c12")

@@ -685,6 +685,19 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+
+    /// Waits until process `proc` (`init` or an exec's name) of container
+    /// `id` has exited and its shim is done with it: `exitStatus` written
+    /// and the shim gone. With the daemon down, that is an exit a daemon
+    /// started next finds only in the state dir.
+    #[track_caller]
+    pub fn await_exit_status(&self, id: &str, proc: &str) {
+        let dir = self.state.join(id).join(proc);
+        let shim = read_pid(&dir.join("shim.pid"));
+        self.eventually(&format!("{id}/{proc} to exit and its shim to go"), || {
+            dir.join("exitStatus").is_file() && !alive(shim)
+        });
+    }
 }
 
 impl Drop for Daemon {
