@@ -195,6 +195,7 @@ ready = file:{B}/flag-ready
     );
     // ready = file: holds its dependents until the file is there.
     assert_eq!(state(&d, "flag")["status"], "running");
+    // Time for gated to start, were it not held.
     std::thread::sleep(Duration::from_millis(400));
     d.ask("state gated").err_code("not-found");
     std::fs::write(b.join("flag-ready"), b"").unwrap();
@@ -214,6 +215,7 @@ fn a_restarted_daemon_does_not_start_them_twice() {
     d.restart();
     // a is adopted, not made again; b was deleted by hand and stays so.
     assert_eq!(state(&d, "a")["pid"], pid_a);
+    // Time for b to be made again, were it to be.
     std::thread::sleep(Duration::from_millis(300));
     d.ask("state b").err_code("not-found");
 }
@@ -274,10 +276,15 @@ fn on_failure_leaves_a_clean_exit_alone_and_always_does_not() {
         .ok();
     assert_eq!(d.ask("wait of").ok(), "exit=0");
     events_of(&mut starts, 3);
+    // Time for `of` to be restarted, were it to be (the delay is 100 ms).
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(state(&d, "of")["restarts"], "0");
     assert!(state(&d, "al")["restarts"].parse::<u32>().unwrap() >= 2);
-    // Its output log is kept across restarts.
+    // Its output log is kept across restarts: the third run's line comes
+    // some time after its start.
+    d.eventually("three runs of al logged", || {
+        d.ask("logs al").data.len() >= 3
+    });
     let logs = d.ask("logs al").data.len();
     assert!(logs >= 3, "{logs}");
 }
@@ -291,6 +298,7 @@ fn a_killed_container_is_not_restarted() {
     d.ask(&format!("run k {} restart=always", b.display())).ok();
     d.ask("kill k KILL").ok();
     assert_eq!(d.ask("wait k").ok(), "exit=137");
+    // Time for a restart (the delay is 100 ms), were there to be one.
     std::thread::sleep(Duration::from_millis(500));
     assert!(!restarts.has_input());
     let s = state(&d, "k");
@@ -302,6 +310,7 @@ fn a_killed_container_is_not_restarted() {
     assert_eq!(fields(&restarts.line())["id"], "p");
     let a = d.ask("kill p");
     assert_eq!(fields(a.ok())["restart"], "cancelled");
+    // Past the delay the restart had.
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(state(&d, "p")["restarts"], "0");
     // And delete ends it for good.
@@ -309,6 +318,7 @@ fn a_killed_container_is_not_restarted() {
         .ok();
     assert_eq!(fields(&restarts.line())["id"], "g");
     d.ask("delete g").ok();
+    // Past the delay the restart had.
     std::thread::sleep(Duration::from_millis(400));
     d.ask("state g").err_code("not-found");
 }
@@ -630,6 +640,7 @@ fn a_daemon_restart_lifts_a_kill_for_always_only() {
     d.restart();
     d.eventually("al to run again", || state(&d, "al")["status"] == "running");
     assert_eq!(state(&d, "al")["restarts"], "1");
+    // Time for us to be restarted too (the delay is 100 ms), were it to be.
     std::thread::sleep(Duration::from_millis(400));
     let us = state(&d, "us");
     assert_eq!(
