@@ -53,6 +53,12 @@ fn footprint(pid: u32) -> (u64, usize) {
     (rss, fds)
 }
 
+/// Whether `metrics` shows `n` clients in follower places.
+fn followers_placed(d: &Daemon, n: usize) -> bool {
+    let want = format!("| nanoctr_client_places{{place=\"follower\"}} {n}");
+    ask(d, "metrics").data.contains(&want)
+}
+
 /// Raises this test process's own descriptor limit, for tests that hold
 /// many connections.
 fn allow_descriptors(n: u64) {
@@ -270,7 +276,7 @@ fn followers_do_not_lock_out_requests() {
         }
         followers.push(c);
     }
-    std::thread::sleep(Duration::from_millis(200));
+    d.eventually("18 followers in place", || followers_placed(&d, 18));
     let during = footprint(d.pid());
     let started = Instant::now();
     assert_eq!(ask(&d, "list").ok(), "count=2");
@@ -304,7 +310,7 @@ fn a_follower_beyond_its_table_is_refused_clearly() {
     let mut b = d.conn();
     a.send("events");
     b.send("events");
-    std::thread::sleep(Duration::from_millis(100));
+    d.eventually("both followers in place", || followers_placed(&d, 2));
     let m = ask(&d, "events").err_code("full").to_string();
     assert!(m.contains("--max-followers"), "{m}");
     assert!(ask(&d, "hello").ok().starts_with("nanoctr"));
@@ -414,7 +420,11 @@ fn a_thousand_clients_and_twenty_followers_while_a_normal_client_is_answered() {
     }
     drop(held);
     drop(followers);
-    std::thread::sleep(Duration::from_millis(300));
+    // The daemon closes them as it sees them hang up.
+    let deadline = Instant::now() + GUARD;
+    while footprint(d.pid()).1 > before.1 + 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let after = footprint(d.pid());
     eprintln!(
         "daemon RSS KiB / fds: before {before:?}, peak during {peak:?}, after the flood {during:?}, after all left {after:?}"
