@@ -1,10 +1,12 @@
 //! The boot integration files (`init/`) and the example configuration
-//! (`configs/`): every shell script parses (`sh -n`, and busybox's `sh -n`
-//! when busybox is installed) and passes shellcheck when it is installed;
-//! the inittab lines are busybox entries; the systemd unit keeps the
-//! settings that let containers outlive the daemon; the procd script has
-//! procd's shape; and the flags and configuration keys these files use are
-//! nanoctrd's. Needs neither the binaries nor root.
+//! (`configs/`): every shell script parses (`sh -n` and busybox's `sh -n`)
+//! and passes shellcheck; the inittab lines are busybox entries; the
+//! systemd unit keeps the settings that let containers outlive the daemon
+//! and passes `systemd-analyze verify`; the procd script has procd's shape;
+//! and the flags and configuration keys these files use are nanoctrd's.
+//! Needs neither the binaries nor root, but busybox, shellcheck and
+//! systemd-analyze (`tests/setup.sh` installs them): a check whose tool is
+//! missing fails, rather than pass having checked nothing.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -153,28 +155,41 @@ fn is_rc_common(path: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Runs a program; `None` if it could not be started (not installed).
-fn run(program: &str, args: &[&str], file: &Path) -> Option<Result<(), String>> {
-    let out = Command::new(program).args(args).arg(file).output().ok()?;
-    Some(if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{program} {} {}: {}\n{}{}",
-            args.join(" "),
-            rel(file),
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    })
+/// Runs a program on `file`: `Err` with what it said if it fails.
+fn run(program: &str, args: &[&str], file: &Path) -> Result<(), String> {
+    let out = Command::new(program)
+        .args(args)
+        .arg(file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{program} {} {}: {}\n{}{}",
+        args.join(" "),
+        rel(file),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
 }
 
-fn installed(program: &str, version_arg: &str) -> bool {
-    Command::new(program)
-        .arg(version_arg)
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Fails the test unless `program version_arg` runs and succeeds: a check
+/// that cannot run has checked nothing. `package` is the Debian package
+/// that provides it.
+fn require(program: &str, version_arg: &str, package: &str) {
+    let ran = Command::new(program).arg(version_arg).output();
+    let ok = ran.as_ref().is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{program} is needed for this check but `{program} {version_arg}` did not run ({}): \
+         install Debian's {package} (`sh tests/setup.sh` does)",
+        match &ran {
+            Ok(o) => o.status.to_string(),
+            Err(e) => e.to_string(),
+        }
+    );
 }
 
 fn assert_none_failed(failures: Vec<String>) {
@@ -184,27 +199,18 @@ fn assert_none_failed(failures: Vec<String>) {
 #[test]
 fn shell_scripts_parse() {
     // busybox's ash is the shell on the devices these scripts are for.
-    let busybox = installed("busybox", "--list");
-    if !busybox {
-        eprintln!("note: busybox is not installed; `busybox sh -n` skipped");
-    }
+    require("busybox", "--list", "busybox-static");
     let mut failures = Vec::new();
     for script in shell_scripts() {
-        let sh = run("sh", &["-n"], &script).expect("run sh");
-        failures.extend(sh.err());
-        if busybox {
-            failures.extend(run("busybox", &["sh", "-n"], &script).unwrap().err());
-        }
+        failures.extend(run("sh", &["-n"], &script).err());
+        failures.extend(run("busybox", &["sh", "-n"], &script).err());
     }
     assert_none_failed(failures);
 }
 
 #[test]
 fn shell_scripts_pass_shellcheck() {
-    if !installed("shellcheck", "--version") {
-        eprintln!("note: shellcheck is not installed (apt-get install shellcheck); skipped");
-        return;
-    }
+    require("shellcheck", "--version", "shellcheck");
     let mut failures = Vec::new();
     for script in shell_scripts() {
         let mut args = vec!["-s", "sh"];
@@ -213,7 +219,7 @@ fn shell_scripts_pass_shellcheck() {
             // read by /etc/rc.common, which sources the script.
             args.extend(["-e", "SC2034"]);
         }
-        failures.extend(run("shellcheck", &args, &script).unwrap().err());
+        failures.extend(run("shellcheck", &args, &script).err());
     }
     assert_none_failed(failures);
 }
@@ -322,13 +328,9 @@ fn systemd_unit_lets_containers_outlive_the_daemon() {
     // of every running container.
     assert!(get("RuntimeDirectory").is_empty());
 
-    // systemd's own check, where systemd-analyze is installed: unknown keys
-    // and bad values. It wants ExecStart's program to exist, so a copy runs
-    // /bin/true instead.
-    if !installed("systemd-analyze", "--version") {
-        eprintln!("note: systemd-analyze is not installed; `systemd-analyze verify` skipped");
-        return;
-    }
+    // systemd's own check: unknown keys and bad values. It wants
+    // ExecStart's program to exist, so a copy runs /bin/true instead.
+    require("systemd-analyze", "--version", "systemd");
     let dir = std::env::temp_dir().join(format!("nct-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let unit = dir.join("nanoctrd.service");
