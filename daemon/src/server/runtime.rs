@@ -1,5 +1,20 @@
-//! The OCI runtime as the daemon calls it (`kill`, `delete`); the shim makes
-//! the `create` and `start` calls.
+//! The OCI runtime (runc, crun, or any runtime with runc's command line)
+//! as the daemon calls it: `<runtime> [--root R] --log LOG --log-format
+//! json VERB ...`, its stdio on /dev/null (but the stdout of `state`,
+//! which is read). The daemon runs
+//!
+//! - `kill ID SIGNAL` and `kill --all ID SIGNAL` (`kill`),
+//! - `delete --force ID` (`delete`; after a failed create or a lost shim;
+//!   before a restart; for a half-made container found at start-up),
+//! - `pause ID`, `resume ID`, and `update` with resource flags,
+//! - `checkpoint --image-path DIR [--leave-running] [--shell-job] ID`,
+//! - `state ID` at start-up, for the status of a container whose shim
+//!   lives (`Runtime::status`, run before the loop by `run_to_end`).
+//!
+//! The shim makes the calls that make and start a process: `create` and
+//! `start`, `run --detach`, `exec --detach --process FILE`, and `restore
+//! --detach --image-path DIR`. `ps` and `stats` are read from the
+//! container's cgroup; no runtime is asked.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
