@@ -91,3 +91,17 @@ pub fn set_nonblocking(fd: &impl std::os::fd::AsRawFd) {
         libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK);
     }
 }
+
+/// Whether a read on `fd` would not block: data, or an end, is waiting
+/// (`poll` for POLLIN, without waiting).
+pub fn readable(fd: &impl std::os::fd::AsRawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes the one pollfd, a live local; a
+    // timeout of 0 returns at once.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLIN | libc::POLLHUP) != 0
+}
