@@ -20,7 +20,7 @@ targets=${*:-aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf}
 
 # Unit tests that cannot pass under qemu-user, and why. They are left out by
 # name (libtest counts them as "filtered out") and listed below each run.
-skip_tests="tty::tests::a_person_typing"
+skip_tests="server::control_tty::tests::a_person_typing"
 skip_why="qemu-user 7.2 has no TCGETS2 ioctl, which rustix's tcgetattr uses (ENOSYS), so no termios call works on the test's pty"
 
 qemu_for() {

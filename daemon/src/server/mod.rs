@@ -4,7 +4,7 @@
 //! - the API server: the listening socket and a fixed table of clients with
 //!   bounded line buffers;
 //! - the supervisor's task queue: requests, each handled by one `tasks`
-//!   module, dispatched from one `match` in [`Daemon::execute`];
+//!   module, dispatched from one `match` in `Daemon::execute` (`dispatch.rs`);
 //! - the start workers: at most `--max-calls` runtime calls in flight (shim
 //!   creates and starts, `kill`, `delete`); a request that needs one while
 //!   all are busy waits its turn in a bounded queue;

@@ -57,7 +57,7 @@ pub const MAX_RUNTIME_OUTPUT: usize = 64 * 1024;
 
 impl Runtime {
     /// Runs `<runtime> ARGS` to the end, waiting at most `limit`; for use
-    /// before the event loop runs (restore). Its stdout is read while it
+    /// before the event loop runs (recovery at start-up). Its stdout is read while it
     /// runs (a runtime that prints more than a pipe holds would otherwise
     /// wait forever to finish writing) and kept up to
     /// [`MAX_RUNTIME_OUTPUT`]. Returns its exit code and what was kept, or

@@ -162,7 +162,7 @@ impl Daemon {
     }
 
     /// The exec's `reply` fifo: a result lands here when the daemon that
-    /// started the shim was gone before reading it (see restore).
+    /// started the shim was gone before reading it (see `server/recovery.rs`).
     pub(crate) fn on_exec_reply(&mut self, e: Ref) {
         if self
             .execs

@@ -74,7 +74,7 @@ impl Daemon {
                 .is_some_and(|c| c.status == Status::Creating);
             let answer = match ShimLine::parse(&line) {
                 // A create result comes here when the daemon that started
-                // the shim died before reading it (see restore).
+                // the shim died before reading it (see `server/recovery.rs`).
                 ShimLine::Created(pid) if creating => {
                     self.created(r, pid);
                     continue;

@@ -1,4 +1,4 @@
-//! Supervision: restart policies (see `restart.rs`) and the containers
+//! Supervision: restart policies (see `wire/restart.rs`) and the containers
 //! declared in the config, started in order at daemon start.
 //!
 //! A restart is made in place: the container keeps its entry, its state
@@ -205,7 +205,7 @@ impl Daemon {
         Some(Outcome::ok(&[("restart", "cancelled")]))
     }
 
-    /// After restore: containers found stopped are handed to their
+    /// After recovery at start-up: containers found stopped are handed to their
     /// policies (a held `always` one too: a daemon restart lifts the hold,
     /// as docker's `always` does; `unless-stopped` keeps it).
     pub(crate) fn resume_supervision(&mut self) {
