@@ -75,7 +75,7 @@ pub fn main(args: &[String]) -> i32 {
     let socket = cfg.socket.clone();
     let pidfile = cfg.pidfile.clone();
     let served = Daemon::new(cfg).and_then(|mut d| {
-        let r = d.restore();
+        let r = d.recover();
         logger::info(&format!(
             "restored {} live, {} stopped, {} lost, {} unreadable containers; cleaned up {}{}",
             r.live,

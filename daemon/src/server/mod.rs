@@ -232,39 +232,16 @@ impl Daemon {
         .map_err(sys::io_error)
     }
 
-    /// Watches a process's shim: its startup pipe, `reply` and `exit`, as
-    /// the three sources given.
-    pub(crate) fn watch_process(
-        &self,
-        p: &crate::server::container::Process,
-        [startup, reply, exit]: [Source; 3],
-    ) -> io::Result<()> {
-        let flags = EventFlags::IN;
-        if let Some(s) = &p.startup {
-            self.watch(&s.file, startup, flags)?;
-        }
-        if let Some(s) = &p.reply {
-            self.watch(&s.file, reply, flags)?;
-        }
-        if let Some(f) = &p.exit {
-            self.watch(f, exit, flags)?;
-        }
-        Ok(())
-    }
-
     fn on_event(&mut self, source: Source, flags: EventFlags) {
         match source {
             Source::Listener => self.accept_clients(),
             Source::Signals => self.on_signals(),
             Source::Client(r) => self.on_client(r, flags),
-            Source::Startup(r) => self.on_startup(r),
-            Source::Reply(r) => self.on_reply(r),
-            Source::Exit(r) => self.on_exit_fifo(r),
+            Source::Startup(p) => self.on_startup(p),
+            Source::Reply(p) => self.on_reply(p),
+            Source::Exit(p) => self.on_exit(p),
             Source::Oom(r) => self.check_oom(r),
             Source::Inotify => self.on_inotify(),
-            Source::ExecStartup(r) => self.on_exec_startup(r),
-            Source::ExecReply(r) => self.on_exec_reply(r),
-            Source::ExecExit(r) => self.on_exec_exit(r),
         }
     }
 

@@ -25,7 +25,9 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::server::container::{AfterCreate, Container, Exec, Op, OpKind, Process, Supervision};
+use crate::server::container::{
+    AfterCreate, Container, Exec, Op, OpKind, ProcRef, Process, Supervision,
+};
 use crate::server::lifecycle::Status;
 use crate::server::runtime::Runtime;
 use crate::server::shim::LineReader;
@@ -38,7 +40,7 @@ use crate::wire::{check_id, Spec};
 
 /// What restore found, for the daemon's start-up line.
 #[derive(Debug, Default)]
-pub struct Restored {
+pub struct Recovered {
     pub live: usize,
     pub stopped: usize,
     pub lost: usize,
@@ -49,8 +51,10 @@ pub struct Restored {
 }
 
 impl Daemon {
-    pub fn restore(&mut self) -> Restored {
-        let mut found = Restored::default();
+    /// Recovery at start-up: the table is rebuilt from the state dir, each
+    /// container as its files show it (see the module comment).
+    pub fn recover(&mut self) -> Recovered {
+        let mut found = Recovered::default();
         let Ok(entries) = fs::read_dir(self.state.root()) else {
             return found;
         };
@@ -66,13 +70,13 @@ impl Daemon {
                 found.skipped += 1;
                 continue;
             }
-            self.restore_one(&id, &mut found);
+            self.recover_one(&id, &mut found);
         }
         self.resume_supervision();
         found
     }
 
-    fn restore_one(&mut self, id: &str, found: &mut Restored) {
+    fn recover_one(&mut self, id: &str, found: &mut Recovered) {
         let dir = self.state.container(id);
         let proc = dir.join(INIT);
         let _ = fs::remove_file(dir.join("container.tmp"));
@@ -167,9 +171,9 @@ impl Daemon {
                 self.watch_oom(r, pid);
             }
             self.catch_up_events(r);
-            self.restore_execs(r);
+            self.recover_execs(r);
             // Whatever the shim said while the daemon was away.
-            self.on_reply(r);
+            self.on_reply(ProcRef::Init(r));
         } else if let Some(code) = exit_code {
             let mut c = container(spec, runtime, created, &proc, Status::Stopped);
             c.sup = sup;
@@ -178,7 +182,7 @@ impl Daemon {
             if let Some(r) = self.adopt(c, None, None) {
                 found.stopped += 1;
                 self.catch_up_events(r);
-                self.restore_execs(r);
+                self.recover_execs(r);
             }
         } else if pid.is_some() {
             let mut c = container(spec, runtime, created, &proc, Status::Unknown);
@@ -187,7 +191,7 @@ impl Daemon {
             if let Some(r) = self.adopt(c, None, None) {
                 found.lost += 1;
                 self.catch_up_events(r);
-                self.restore_execs(r);
+                self.recover_execs(r);
                 let _ = self.spawn_call(r, CallKind::Delete, &["delete", "--force", id]);
             }
         } else {
@@ -205,12 +209,18 @@ impl Daemon {
         let r = self.containers.insert(c).ok()?;
         let flags = rustix::event::epoll::EventFlags::IN;
         if let Some(exit) = exit {
-            if self.watch(&exit, Source::Exit(r), flags).is_ok() {
+            if self
+                .watch(&exit, Source::Exit(ProcRef::Init(r)), flags)
+                .is_ok()
+            {
                 self.containers.get_mut(r)?.init.exit = Some(exit);
             }
         }
         if let Some(reply) = reply {
-            if self.watch(&reply.file, Source::Reply(r), flags).is_ok() {
+            if self
+                .watch(&reply.file, Source::Reply(ProcRef::Init(r)), flags)
+                .is_ok()
+            {
                 self.containers.get_mut(r)?.init.reply = Some(reply);
             }
         }
@@ -219,7 +229,7 @@ impl Daemon {
 
     /// Half made: the runtime deletes whatever it has under the id, and the
     /// directory goes.
-    fn clean_up(&mut self, id: &str, runtime: Option<Runtime>, found: &mut Restored) {
+    fn clean_up(&mut self, id: &str, runtime: Option<Runtime>, found: &mut Recovered) {
         let runtime = runtime.unwrap_or_else(|| Runtime {
             path: self.cfg.runtime.clone(),
             root: self.cfg.runtime_root.clone(),
@@ -289,7 +299,7 @@ fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: St
 
 impl Daemon {
     /// The container's exec processes, from their process dirs.
-    fn restore_execs(&mut self, r: Ref) {
+    fn recover_execs(&mut self, r: Ref) {
         let Some(c) = self.containers.get(r) else {
             return;
         };
@@ -305,7 +315,7 @@ impl Daemon {
             .collect();
         crate::slab::sort_small(&mut names, |a, b| a < b);
         for name in names {
-            self.restore_exec(r, dir.join(&name), name);
+            self.recover_exec(r, dir.join(&name), name);
         }
     }
 
@@ -313,7 +323,7 @@ impl Daemon {
     /// it), still being made (its shim reports on `reply`), stopped with
     /// its exit status, or lost. One that never was (no record, or no
     /// process and no shim) leaves no trace.
-    fn restore_exec(&mut self, r: Ref, dir: PathBuf, name: String) {
+    fn recover_exec(&mut self, r: Ref, dir: PathBuf, name: String) {
         for tmp in ["exec.tmp", "process.json.tmp"] {
             let _ = fs::remove_file(dir.join(tmp));
         }
@@ -360,7 +370,7 @@ impl Daemon {
         let Ok(e) = self.execs.insert(exec) else {
             return;
         };
-        if self.watch_exec(e).is_err() {
+        if self.watch_shim(ProcRef::Exec(e)).is_err() {
             if let Some(x) = self.execs.get_mut(e) {
                 x.process.exit = None;
                 x.process.reply = None;
@@ -368,7 +378,7 @@ impl Daemon {
         }
         self.catch_up_exec_events(e);
         // Whatever the shim said while the daemon was away.
-        self.on_exec_reply(e);
+        self.on_reply(ProcRef::Exec(e));
     }
 
     /// Emits the events an exec's state implies but the log lacks.

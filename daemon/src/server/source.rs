@@ -1,5 +1,6 @@
 //! Where an epoll event comes from, packed into the event's 64 bits.
 
+use crate::server::container::ProcRef;
 use crate::slab::Ref;
 
 /// Where an epoll event comes from; packed into the event's 64 bits.
@@ -8,17 +9,15 @@ pub(crate) enum Source {
     Listener,
     Signals,
     Client(Ref),
-    Startup(Ref),
-    Reply(Ref),
-    Exit(Ref),
+    /// A process's shim (a container's init, or an exec process): its
+    /// startup pipe, `reply` and `exit`.
+    Startup(ProcRef),
+    Reply(ProcRef),
+    Exit(ProcRef),
     /// A cgroup v1 OOM eventfd.
     Oom(Ref),
     /// The daemon's inotify descriptor (cgroup v2 `memory.events`).
     Inotify,
-    /// An exec process's shim: its startup pipe, `reply`, `exit`.
-    ExecStartup(Ref),
-    ExecReply(Ref),
-    ExecExit(Ref),
 }
 
 impl Source {
@@ -27,14 +26,14 @@ impl Source {
             Source::Listener => (1, None),
             Source::Signals => (2, None),
             Source::Client(r) => (3, Some(r)),
-            Source::Startup(r) => (4, Some(r)),
-            Source::Reply(r) => (5, Some(r)),
-            Source::Exit(r) => (6, Some(r)),
+            Source::Startup(ProcRef::Init(r)) => (4, Some(r)),
+            Source::Reply(ProcRef::Init(r)) => (5, Some(r)),
+            Source::Exit(ProcRef::Init(r)) => (6, Some(r)),
             Source::Oom(r) => (7, Some(r)),
             Source::Inotify => (8, None),
-            Source::ExecStartup(r) => (9, Some(r)),
-            Source::ExecReply(r) => (10, Some(r)),
-            Source::ExecExit(r) => (11, Some(r)),
+            Source::Startup(ProcRef::Exec(r)) => (9, Some(r)),
+            Source::Reply(ProcRef::Exec(r)) => (10, Some(r)),
+            Source::Exit(ProcRef::Exec(r)) => (11, Some(r)),
         };
         let r = r.map_or(0, |r| u64::from(r.index) << 32 | u64::from(r.generation));
         kind << 56 | r
@@ -49,14 +48,14 @@ impl Source {
             1 => Source::Listener,
             2 => Source::Signals,
             3 => Source::Client(r),
-            4 => Source::Startup(r),
-            5 => Source::Reply(r),
-            6 => Source::Exit(r),
+            4 => Source::Startup(ProcRef::Init(r)),
+            5 => Source::Reply(ProcRef::Init(r)),
+            6 => Source::Exit(ProcRef::Init(r)),
             7 => Source::Oom(r),
             8 => Source::Inotify,
-            9 => Source::ExecStartup(r),
-            10 => Source::ExecReply(r),
-            11 => Source::ExecExit(r),
+            9 => Source::Startup(ProcRef::Exec(r)),
+            10 => Source::Reply(ProcRef::Exec(r)),
+            11 => Source::Exit(ProcRef::Exec(r)),
             _ => return None,
         })
     }
@@ -76,14 +75,14 @@ mod tests {
             Source::Listener,
             Source::Signals,
             Source::Client(r),
-            Source::Startup(r),
-            Source::Reply(r),
-            Source::Exit(r),
+            Source::Startup(ProcRef::Init(r)),
+            Source::Reply(ProcRef::Init(r)),
+            Source::Exit(ProcRef::Init(r)),
             Source::Oom(r),
             Source::Inotify,
-            Source::ExecStartup(r),
-            Source::ExecReply(r),
-            Source::ExecExit(r),
+            Source::Startup(ProcRef::Exec(r)),
+            Source::Reply(ProcRef::Exec(r)),
+            Source::Exit(ProcRef::Exec(r)),
         ] {
             assert_eq!(Source::from_token(s.token()), Some(s));
         }

@@ -1,5 +1,5 @@
 //! `create` and `run`: prepare the state dir, start a shim, and wait for its
-//! `created PID` (and, for `run`, go on to `start`).
+//! `created PID` (`process.rs` reads it; for `run`, go on to `start`).
 //!
 //! A failed create leaves nothing behind: the runtime is told to
 //! `delete --force` whatever it may have made, the state dir is removed,
@@ -15,10 +15,9 @@ use crate::bundle::json;
 use crate::config::find_program;
 use crate::server::container::{AfterCreate, Container, Op, OpKind, ProcRef, Process};
 use crate::server::lifecycle::{Event, Status};
-use crate::server::metrics::CallVerb;
 use crate::server::runtime::Runtime;
-use crate::server::shim::{self, Make, ShimLine, ShimOptions};
-use crate::server::{CallKind, Daemon, Outcome, Source};
+use crate::server::shim::{self, Make, ShimOptions};
+use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::store::record::Record;
 use crate::store::statedir::write_atomic;
@@ -162,56 +161,21 @@ impl Daemon {
         let Ok(r) = self.containers.insert(container) else {
             return Err(internal("container table full"));
         };
-        if let Err(e) = self.watch_shim(r) {
-            self.create_failed(r, internal(format!("epoll: {e}")), true);
+        if let Err(e) = self.watch_shim(ProcRef::Init(r)) {
+            self.make_failed(ProcRef::Init(r), internal(format!("epoll: {e}")), true);
         }
         Ok(Outcome::Pending)
     }
 
-    /// Watches the shim of a container's init, as made or made again.
-    pub(crate) fn watch_shim(&self, r: Ref) -> io::Result<()> {
-        let c = self.containers.get(r).ok_or(io::ErrorKind::NotFound)?;
-        self.watch_process(
-            &c.init,
-            [Source::Startup(r), Source::Reply(r), Source::Exit(r)],
-        )
-    }
-
-    /// The startup pipe has something: the create result, or EOF.
-    pub(crate) fn on_startup(&mut self, r: Ref) {
-        let Some(reader) = self
-            .containers
-            .get_mut(r)
-            .and_then(|c| c.init.startup.as_mut())
-        else {
-            return;
-        };
-        let (lines, eof) = reader.read_lines();
-        for line in lines {
-            match ShimLine::parse(&line) {
-                ShimLine::Created(pid) => return self.created(r, pid),
-                ShimLine::Error(msg) => {
-                    return self.create_failed(r, Error::new(Code::Runtime, msg), false)
-                }
-                _ => {}
-            }
-        }
-        if eof {
-            let e = Error::new(Code::Runtime, "the shim exited before reporting the create");
-            self.create_failed(r, e, false);
-        }
-    }
-
-    pub(crate) fn created(&mut self, r: Ref, pid: u32) {
+    /// The runtime made the container's init (see `process.rs`): the
+    /// container is created, and its operation goes on as it asks.
+    pub(crate) fn init_made(&mut self, r: Ref, pid: u32) {
         let Some(c) = self.containers.get_mut(r) else {
             return;
         };
-        c.init.startup = None;
-        c.init.pid = pid;
         let op = c.op.take();
         let id = c.id().to_string();
         self.apply(r, Event::Created);
-        self.metrics.call(CallVerb::Create, true);
         self.emit(&id, Kind::Create, &[("pid", &pid.to_string())]);
         self.watch_oom(r, pid);
         let Some(Op {
@@ -243,23 +207,19 @@ impl Daemon {
         }
     }
 
-    /// Ends a create that did not succeed: stop watching the shim (killing
-    /// it first if it may still be working), let the runtime delete what
-    /// it made, then [`Daemon::discard`].
-    pub(crate) fn create_failed(&mut self, r: Ref, error: Error, kill_shim: bool) {
+    /// Ends a create that did not succeed (see `process.rs`): stop
+    /// watching the shim, let the runtime delete what it made, then
+    /// [`Daemon::discard`].
+    pub(crate) fn create_failed(&mut self, r: Ref, error: Error) {
         let Some(c) = self.containers.get_mut(r) else {
             return;
         };
         c.init.startup = None;
         c.init.reply = None;
         c.init.exit = None;
-        if kill_shim {
-            c.init.kill_shim();
-        }
         let client = c.op.take().and_then(|op| op.client);
         c.op = Some(Op::new(OpKind::Discard(error), client));
         let id = c.id().to_string();
-        self.metrics.call(CallVerb::Create, false);
         if self
             .spawn_call(r, CallKind::Delete, &["delete", "--force", &id])
             .is_err()

@@ -14,16 +14,14 @@ use std::time::Instant;
 
 use crate::server::container::{Exec, ProcRef, Process};
 use crate::server::lifecycle::{Status, Verb};
-use crate::server::metrics::CallVerb;
-use crate::server::shim::{self, Make, ShimLine, ShimOptions};
-use crate::server::{Daemon, Outcome, Source};
+use crate::server::shim::{self, Make, ShimOptions};
+use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
-use crate::store::statedir::{read_exit_status, write_atomic};
+use crate::store::statedir::write_atomic;
 use crate::wire::event::Kind;
 use crate::wire::proto::{refuse, Code, Error};
 use crate::wire::ExecSpec;
 
-use super::exit::exit_outcome;
 use super::{internal, io_refusal};
 
 impl Daemon {
@@ -120,20 +118,10 @@ impl Daemon {
                 return Err(internal("exec table full"));
             }
         };
-        if let Err(err) = self.watch_exec(e) {
-            self.exec_failed(e, internal(format!("epoll: {err}")), true);
+        if let Err(err) = self.watch_shim(ProcRef::Exec(e)) {
+            self.make_failed(ProcRef::Exec(e), internal(format!("epoll: {err}")), true);
         }
         Ok(Outcome::Pending)
-    }
-
-    pub(crate) fn watch_exec(&self, e: Ref) -> io::Result<()> {
-        let exec = self.execs.get(e).ok_or(io::ErrorKind::NotFound)?;
-        let sources = [
-            Source::ExecStartup(e),
-            Source::ExecReply(e),
-            Source::ExecExit(e),
-        ];
-        self.watch_process(&exec.process, sources)
     }
 
     /// The exited exec process that has been in the table longest.
@@ -145,80 +133,15 @@ impl Daemon {
             .map(|(r, _)| r)
     }
 
-    /// The exec's startup pipe has something: the result, or EOF.
-    pub(crate) fn on_exec_startup(&mut self, e: Ref) {
-        let Some(reader) = self
-            .execs
-            .get_mut(e)
-            .and_then(|x| x.process.startup.as_mut())
-        else {
-            return;
-        };
-        let (lines, eof) = reader.read_lines();
-        if !self.exec_result(e, &lines) && eof {
-            let err = Error::new(Code::Runtime, "the shim exited before reporting the exec");
-            self.exec_failed(e, err, false);
-        }
-    }
-
-    /// The exec's `reply` fifo: a result lands here when the daemon that
-    /// started the shim was gone before reading it (see `server/recovery.rs`).
-    pub(crate) fn on_exec_reply(&mut self, e: Ref) {
-        if self
-            .execs
-            .get(e)
-            .is_some_and(|x| x.process.startup.is_some())
-        {
-            self.on_exec_startup(e);
-        }
-        let Some(reader) = self.execs.get_mut(e).and_then(|x| x.process.reply.as_mut()) else {
-            return;
-        };
-        let (lines, eof) = reader.read_lines();
-        self.exec_result(e, &lines);
-        if eof {
-            if let Some(x) = self.execs.get_mut(e) {
-                x.process.reply = None;
-            }
-        }
-    }
-
-    /// Acts on a `created` or `error` line while the exec is being made;
-    /// true if there was one.
-    fn exec_result(&mut self, e: Ref, lines: &[String]) -> bool {
-        if !self
-            .execs
-            .get(e)
-            .is_some_and(|x| x.status == Status::Creating)
-        {
-            return false;
-        }
-        for line in lines {
-            match ShimLine::parse(line) {
-                ShimLine::Created(pid) => {
-                    self.exec_created(e, pid);
-                    return true;
-                }
-                ShimLine::Error(msg) => {
-                    self.exec_failed(e, Error::new(Code::Runtime, msg), false);
-                    return true;
-                }
-                _ => {}
-            }
-        }
-        false
-    }
-
-    fn exec_created(&mut self, e: Ref, pid: u32) {
+    /// The runtime made the exec process (see `process.rs`): the request
+    /// gets its pid.
+    pub(crate) fn exec_made(&mut self, e: Ref, pid: u32) {
         let Some(x) = self.execs.get_mut(e) else {
             return;
         };
         x.status = Status::Running;
-        x.process.pid = pid;
-        x.process.startup = None;
         let client = x.client.take();
         let (name, container) = (x.name.clone(), x.container);
-        self.metrics.call(CallVerb::Exec, true);
         let id = self
             .containers
             .get(container)
@@ -228,18 +151,13 @@ impl Daemon {
         self.answer(client, Outcome::ok(&[("pid", &pid)]));
     }
 
-    /// Ends an exec that did not happen: the runtime made no process, so
-    /// only the shim (killed if it may still be working) and the process
-    /// dir go.
-    pub(crate) fn exec_failed(&mut self, e: Ref, error: Error, kill_shim: bool) {
+    /// Ends an exec that did not happen (see `process.rs`): the runtime
+    /// made no process, so only the shim and the process dir go.
+    pub(crate) fn exec_failed(&mut self, e: Ref, error: Error) {
         let Some(x) = self.execs.get(e) else {
             return;
         };
-        if kill_shim {
-            x.process.kill_shim();
-        }
         let client = x.client;
-        self.metrics.call(CallVerb::Exec, false);
         self.forget_exec(e, true);
         self.answer(client, Outcome::err(error));
     }
@@ -261,49 +179,6 @@ impl Daemon {
         }
     }
 
-    /// EOF on an exec's `exit` fifo: its shim is gone.
-    pub(crate) fn on_exec_exit(&mut self, e: Ref) {
-        let at_eof = self
-            .execs
-            .get_mut(e)
-            .is_some_and(|x| x.process.exit_fifo_at_eof());
-        if !at_eof {
-            return;
-        }
-        // What the shim said before it went.
-        self.on_exec_startup(e);
-        self.on_exec_reply(e);
-        let Some(x) = self.execs.get_mut(e) else {
-            // The exec failed and is gone already.
-            return;
-        };
-        x.process.exit = None;
-        x.process.reply = None;
-        x.process.exit_code = read_exit_status(&x.process.dir);
-        let code = x.process.exit_code;
-        x.status = match code {
-            Some(_) => Status::Stopped,
-            None => Status::Unknown,
-        };
-        let (name, container) = (x.name.clone(), x.container);
-        let id = self
-            .containers
-            .get(container)
-            .map_or(String::new(), |c| c.id().to_string());
-        match code {
-            Some(code) => {
-                let code = code.to_string();
-                self.emit(&id, Kind::Exit, &[("status", &code), ("proc", &name)]);
-            }
-            None => self.emit(&id, Kind::ShimLost, &[("proc", &name)]),
-        }
-        for w in self.waiters(ProcRef::Exec(e)) {
-            self.answer(Some(w), exit_outcome(code));
-        }
-        self.end_logs(ProcRef::Exec(e));
-        self.finish_delete_if_done(container);
-    }
-
     /// The container's exec processes, oldest first.
     pub(crate) fn execs_of(&self, r: Ref) -> Vec<Ref> {
         let mut execs: Vec<(Ref, Instant)> = self
@@ -314,12 +189,6 @@ impl Daemon {
             .collect();
         crate::slab::sort_small(&mut execs, |a, b| a.1 < b.1);
         execs.into_iter().map(|x| x.0).collect()
-    }
-
-    /// An exec past its deadline: its shim goes, and the client hears.
-    pub(crate) fn exec_timed_out(&mut self, e: Ref) {
-        let err = self.timeout_error("exec");
-        self.exec_failed(e, err, true);
     }
 }
 

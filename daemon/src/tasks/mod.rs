@@ -15,6 +15,7 @@ mod exit;
 mod info;
 mod kill;
 mod oom;
+mod process;
 mod start;
 mod supervise;
 

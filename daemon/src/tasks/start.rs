@@ -4,13 +4,12 @@
 use std::time::Instant;
 
 use crate::server::container::{Op, OpKind};
-use crate::server::lifecycle::{Event, Status, Verb};
+use crate::server::lifecycle::{Event, Verb};
 use crate::server::metrics::CallVerb;
-use crate::server::shim::ShimLine;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::event::Kind;
-use crate::wire::proto::{Code, Error};
+use crate::wire::proto::Error;
 
 use super::internal;
 
@@ -24,7 +23,8 @@ impl Daemon {
         Ok(Outcome::Pending)
     }
 
-    /// Sends `start` to the shim; the answer comes to [`Daemon::on_reply`].
+    /// Sends `start` to the shim; the answer comes to [`Daemon::on_reply`]
+    /// and then [`Daemon::start_answered`].
     /// `since` is when the request came, for the start-latency histogram.
     pub(crate) fn begin_start(
         &mut self,
@@ -47,78 +47,36 @@ impl Daemon {
         Ok(())
     }
 
-    /// The shim's `reply` fifo has lines.
-    pub(crate) fn on_reply(&mut self, r: Ref) {
-        // The shim writes the create result to its startup pipe before it
-        // writes anything to `reply`, but epoll may hand over `reply`
-        // first: take the startup pipe in before.
-        if self
-            .containers
-            .get(r)
-            .is_some_and(|c| c.init.startup.is_some())
-        {
-            self.on_startup(r);
-        }
-        let Some(reader) = self
-            .containers
-            .get_mut(r)
-            .and_then(|c| c.init.reply.as_mut())
-        else {
-            return;
+    /// The shim answered `start` (see `process.rs`): `started`, or the
+    /// runtime's error.
+    pub(crate) fn start_answered(&mut self, r: Ref, answer: Result<(), Error>) {
+        self.metrics.call(CallVerb::Start, answer.is_ok());
+        let op = self.containers.get_mut(r).and_then(|c| {
+            let is_start = c.op.as_ref().is_some_and(|op| op.kind == OpKind::Start);
+            if is_start {
+                c.op.take()
+            } else {
+                None
+            }
+        });
+        let outcome = match answer {
+            Ok(()) => {
+                self.apply(r, Event::Started);
+                let (id, pid) = self
+                    .containers
+                    .get(r)
+                    .map_or((String::new(), 0), |c| (c.id().to_string(), c.init.pid));
+                let pid = pid.to_string();
+                self.emit(&id, Kind::Start, &[("pid", &pid)]);
+                if let Some(op) = &op {
+                    self.metrics.started(op.since.elapsed());
+                }
+                Outcome::ok(&[("pid", &pid)])
+            }
+            Err(e) => Outcome::err(e),
         };
-        let (lines, eof) = reader.read_lines();
-        for line in lines {
-            let creating = self
-                .containers
-                .get(r)
-                .is_some_and(|c| c.status == Status::Creating);
-            let answer = match ShimLine::parse(&line) {
-                // A create result comes here when the daemon that started
-                // the shim died before reading it (see `server/recovery.rs`).
-                ShimLine::Created(pid) if creating => {
-                    self.created(r, pid);
-                    continue;
-                }
-                ShimLine::Error(msg) if creating => {
-                    return self.create_failed(r, Error::new(Code::Runtime, msg), false);
-                }
-                ShimLine::Started => Ok(()),
-                ShimLine::Error(msg) => Err(Error::new(Code::Runtime, msg)),
-                _ => continue,
-            };
-            self.metrics.call(CallVerb::Start, answer.is_ok());
-            let op = self.containers.get_mut(r).and_then(|c| {
-                let is_start = c.op.as_ref().is_some_and(|op| op.kind == OpKind::Start);
-                if is_start {
-                    c.op.take()
-                } else {
-                    None
-                }
-            });
-            let outcome = match answer {
-                Ok(()) => {
-                    self.apply(r, Event::Started);
-                    let (id, pid) = self
-                        .containers
-                        .get(r)
-                        .map_or((String::new(), 0), |c| (c.id().to_string(), c.init.pid));
-                    let pid = pid.to_string();
-                    self.emit(&id, Kind::Start, &[("pid", &pid)]);
-                    if let Some(op) = &op {
-                        self.metrics.started(op.since.elapsed());
-                    }
-                    Outcome::ok(&[("pid", &pid)])
-                }
-                Err(e) => Outcome::err(e),
-            };
-            if let Some(op) = op {
-                self.answer(op.client, outcome);
-            }
-        }
-        if eof {
-            if let Some(c) = self.containers.get_mut(r) {
-                c.init.reply = None;
-            }
+        if let Some(op) = op {
+            self.answer(op.client, outcome);
         }
     }
 

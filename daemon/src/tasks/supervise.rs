@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::file::{start_order, Ready};
 use crate::server::autostart::{Auto, AutoState};
-use crate::server::container::{AfterCreate, Op, OpKind, Process};
+use crate::server::container::{AfterCreate, Op, OpKind, ProcRef, Process};
 use crate::server::lifecycle::{Event, Status};
 use crate::server::shim::{self, Make, ShimOptions};
 use crate::server::{CallKind, Daemon, Outcome};
@@ -156,8 +156,9 @@ impl Daemon {
         };
         c.op = Some(Op::new(OpKind::Create { next }, None));
         self.apply(r, Event::Restarting);
-        if let Err(e) = self.watch_shim(r) {
-            self.create_failed(r, super::internal(format!("epoll: {e}")), true);
+        if let Err(e) = self.watch_shim(ProcRef::Init(r)) {
+            let e = super::internal(format!("epoll: {e}"));
+            self.make_failed(ProcRef::Init(r), e, true);
         }
     }
 

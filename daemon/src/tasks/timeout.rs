@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use crate::server::container::OpKind;
+use crate::server::container::{OpKind, ProcRef};
 use crate::server::lifecycle::Status;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
@@ -75,7 +75,8 @@ impl Daemon {
             .execs
             .refs_where(|e| e.status == Status::Creating && now >= e.since + limit);
         for e in late_execs {
-            self.exec_timed_out(e);
+            let err = self.timeout_error("exec");
+            self.make_failed(ProcRef::Exec(e), err, true);
         }
         for r in self
             .calls
@@ -124,7 +125,7 @@ impl Daemon {
         };
         let e = self.timeout_error(verb);
         if verb == "create" {
-            return self.create_failed(r, e, true);
+            return self.make_failed(ProcRef::Init(r), e, true);
         }
         let Some(c) = self.containers.get_mut(r) else {
             return;
