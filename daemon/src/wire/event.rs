@@ -140,8 +140,8 @@ impl Event {
             heapless::String::try_from(line).ok()?,
         );
         // Only a line as the daemon writes it: the id where `id()` finds
-        // it (a plain word, no tabs or quotes around it).
-        (e.id() == id).then_some(e)
+        // it, after a space (a plain word, no tabs or quotes around it).
+        (line.contains(" id=") && e.id() == id).then_some(e)
     }
 }
 
@@ -180,6 +180,8 @@ mod tests {
         );
         assert_eq!(Event::parse(e.line()), Some(e.clone()));
         assert_eq!(e.id(), "web");
+        // An id= word after a tab is not where `id()` looks.
+        assert_eq!(Event::parse("EVENT seq=1 type=exit\tid=EVENT\n"), None);
         assert_eq!(
             Event::parse("EVENT seq=1 time=1 type=exit id=last\n")
                 .unwrap()
