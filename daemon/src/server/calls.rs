@@ -3,10 +3,9 @@
 //! counted with the shims' creates and starts; each is reaped here and
 //! finished by its task's handler.
 
-use rustix::process::WaitOptions;
-
 use super::Daemon;
 use crate::server::metrics::CallVerb;
+use crate::server::Effects;
 use crate::slab::Ref;
 use crate::tasks::{internal, io_refusal};
 use crate::wire::proto::{Code, Error};
@@ -39,21 +38,22 @@ pub(crate) enum CallKind {
     Restart,
 }
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// Reaps every exited child (wait4(-1)): runtime calls are finished
     /// here; shims' exits are seen on their `exit` fifos instead, and
     /// orphans that came to the daemon as subreaper are only reaped.
     pub(super) fn reap(&mut self) {
-        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
-            let code = status
-                .exit_status()
-                .or(status.terminating_signal().map(|s| 128 + s))
-                .unwrap_or(255);
-            let pid = pid.as_raw_nonzero().get() as u32;
-            if let Some(call) = self.calls.refs_where(|c| c.pid == pid).first() {
-                if let Some(call) = self.calls.remove(*call) {
-                    self.call_done(call, code);
-                }
+        while let Some((pid, code)) = self.fx.reap() {
+            self.child_exited(pid, code);
+        }
+    }
+
+    /// A child has exited with `code` (128 + N for signal N): a runtime
+    /// call is finished by its task; anything else was only reaped.
+    pub(crate) fn child_exited(&mut self, pid: u32, code: i32) {
+        if let Some(call) = self.calls.refs_where(|c| c.pid == pid).first() {
+            if let Some(call) = self.calls.remove(*call) {
+                self.call_done(call, code);
             }
         }
     }
@@ -88,13 +88,12 @@ impl Daemon {
             .get(r)
             .ok_or_else(|| internal("container vanished"))?;
         let log = c.init.log();
-        let child = c
-            .runtime
-            .command(&log, args)
-            .spawn()
+        let pid = self
+            .fx
+            .spawn_runtime(&c.runtime, &log, args)
             .map_err(|e| io_refusal(&format!("cannot run {}", c.runtime.path.display()), &e))?;
         let call = Call {
-            pid: child.id(),
+            pid,
             container: r,
             kind,
             log,

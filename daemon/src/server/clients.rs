@@ -12,12 +12,13 @@ use super::container::ProcRef;
 use super::control_tty::TTY_REOPEN;
 use super::source::Source;
 use super::{Daemon, Outcome};
+use crate::server::Effects;
 use crate::slab::Ref;
 use crate::sys;
 use crate::wire::proto::{split_words, Code, Error, Reply};
 use crate::wire::Request;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// How many clients hold a place of this kind.
     pub(crate) fn count(&self, role: Role) -> usize {
         self.clients

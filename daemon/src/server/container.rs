@@ -105,14 +105,6 @@ impl Process {
         self.exit.is_some()
     }
 
-    /// SIGKILL to the shim's process group: the shim and any runtime call
-    /// it is running (the container has a session of its own).
-    pub fn kill_shim(&self) {
-        if let Some(pgid) = rustix::process::Pid::from_raw(self.shim_pid as i32) {
-            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-        }
-    }
-
     /// Reads the `exit` fifo dry; true at EOF (no writer left: the shim is
     /// gone).
     pub fn exit_fifo_at_eof(&mut self) -> bool {
@@ -128,12 +120,6 @@ impl Process {
                 Err(_) => return false,
             }
         }
-    }
-
-    /// Writes a line to the shim's `control` fifo; fails at once when the
-    /// shim is not there to read it.
-    pub fn control(&self, line: &str) -> std::io::Result<()> {
-        crate::store::statedir::write_fifo(&self.dir.join("control"), line.as_bytes())
     }
 }
 

@@ -36,6 +36,7 @@ use rustix::event::epoll::{self, EventData};
 use super::conn::Client;
 use super::source::Source;
 use super::Daemon;
+use crate::server::Effects;
 use crate::slab::Ref;
 use crate::sys;
 
@@ -109,7 +110,7 @@ pub(crate) struct ControlTty {
     pub last_error: Option<String>,
 }
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// Opens the control tty and serves it as a client; when that fails,
     /// tries again after [`TTY_REOPEN`], saying so once per new reason.
     pub(crate) fn open_tty(&mut self) {

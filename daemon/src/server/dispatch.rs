@@ -2,11 +2,12 @@
 //! needs a runtime-call slot while none is free waits its turn.
 
 use super::{Daemon, Outcome};
+use crate::server::Effects;
 use crate::slab::Ref;
 use crate::tasks::Creation;
 use crate::wire::Request;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// Runs a request, or queues it when it needs a runtime-call slot and
     /// none is free.
     pub(super) fn execute(&mut self, client: Ref, req: Request) -> Outcome {

@@ -14,6 +14,7 @@ use rustix::event::epoll::{self, EventData, EventFlags};
 use super::conn::{Client, Role};
 use super::source::Source;
 use super::Daemon;
+use crate::server::Effects;
 use crate::sys;
 use crate::wire::proto::{Code, Error, Reply};
 
@@ -74,7 +75,7 @@ pub(super) fn bind(path: &Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// Takes new connections while there is room for them: a request
     /// place that is free, or one a quiet client gives up (the one idle
     /// longest is closed, and told why). What a new client sent with its

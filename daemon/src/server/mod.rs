@@ -24,6 +24,9 @@ pub mod conn;
 pub mod container;
 pub mod control_tty;
 mod dispatch;
+pub mod effects;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod lifecycle;
 mod listener;
 pub mod metrics;
@@ -35,6 +38,7 @@ mod source;
 
 pub(crate) use calls::{Call, CallKind};
 pub(crate) use control_tty::ControlTty;
+pub use effects::{Effects, System};
 pub(crate) use source::Source;
 
 use std::collections::VecDeque;
@@ -82,7 +86,9 @@ impl Outcome {
     }
 }
 
-pub struct Daemon {
+pub struct Daemon<F: Effects = System> {
+    /// Everything done to the world beyond the tables (`effects.rs`).
+    pub(crate) fx: F,
     pub(crate) cfg: Config,
     pub(crate) state: StateDir,
     epoll: RawOwnedFd,
@@ -114,9 +120,17 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Sets up everything the loop needs. Signals are blocked first, so no
-    /// child is ever started with them unblocked in the daemon.
+    /// Sets up everything the loop needs, to act for real.
     pub fn new(cfg: Config) -> Result<Daemon, String> {
+        Daemon::with_effects(cfg, System)
+    }
+}
+
+impl<F: Effects> Daemon<F> {
+    /// Sets up everything the loop needs, its effects done by `fx`.
+    /// Signals are blocked first, so no child is ever started with them
+    /// unblocked in the daemon.
+    pub fn with_effects(cfg: Config, fx: F) -> Result<Daemon<F>, String> {
         let signals = sys::signalfd(&[
             libc::SIGCHLD,
             libc::SIGTERM,
@@ -146,6 +160,7 @@ impl Daemon {
         let epoll =
             epoll::create(epoll::CreateFlags::CLOEXEC).map_err(|e| format!("epoll: {e}"))?;
         let d = Daemon {
+            fx,
             state,
             epoll,
             signals,
@@ -186,39 +201,49 @@ impl Daemon {
     /// Serves until SIGTERM or SIGINT; then removes the socket. Containers
     /// and their shims keep running.
     pub fn run(mut self) -> Result<(), String> {
+        while !self.stopping {
+            // Wake at the next deadline.
+            let timeout = self
+                .next_deadline()
+                .map(|at| at.saturating_duration_since(std::time::Instant::now()));
+            self.turn(timeout)?;
+        }
+        self.shut_down();
+        Ok(())
+    }
+
+    /// One turn of the loop: waits at most `timeout` (`None`: until
+    /// something happens) for events, handles them, then whatever is due.
+    pub(crate) fn turn(&mut self, timeout: Option<std::time::Duration>) -> Result<(), String> {
         let mut events = [epoll::Event {
             flags: EventFlags::empty(),
             data: EventData::new_u64(0),
         }; 64];
-        while !self.stopping {
-            // Wake at the next deadline, rounded up to a whole millisecond
-            // (epoll's resolution), so the wait never ends just too early.
-            let timeout = self.next_deadline().map(|at| {
-                let wait = at.saturating_duration_since(std::time::Instant::now())
-                    + std::time::Duration::from_nanos(999_999);
-                rustix::time::Timespec {
-                    tv_sec: wait.as_secs() as i64,
-                    tv_nsec: i64::from(wait.subsec_millis()) * 1_000_000,
-                }
-            });
-            let n = match epoll::wait(&self.epoll, &mut events, timeout.as_ref()) {
-                Ok(n) => n,
-                Err(Errno::INTR) => continue,
-                Err(e) => return Err(format!("epoll_wait: {e}")),
-            };
-            for ev in &events[..n] {
-                let (flags, data) = (ev.flags, ev.data);
-                if let Some(source) = Source::from_token(data.u64()) {
-                    self.on_event(source, flags);
-                }
-                self.run_ready();
+        // Rounded up to a whole millisecond (epoll's resolution), so the
+        // wait never ends just too early.
+        let timeout = timeout.map(|wait| {
+            let wait = wait + std::time::Duration::from_nanos(999_999);
+            rustix::time::Timespec {
+                tv_sec: wait.as_secs() as i64,
+                tv_nsec: i64::from(wait.subsec_millis()) * 1_000_000,
             }
-            self.expire();
+        });
+        let n = match epoll::wait(&self.epoll, &mut events, timeout.as_ref()) {
+            Ok(n) => n,
+            Err(Errno::INTR) => return Ok(()),
+            Err(e) => return Err(format!("epoll_wait: {e}")),
+        };
+        for ev in &events[..n] {
+            let (flags, data) = (ev.flags, ev.data);
+            if let Some(source) = Source::from_token(data.u64()) {
+                self.on_event(source, flags);
+            }
             self.run_ready();
-            // Clients answered, or gone to follow, may have made room.
-            self.listen_while_room();
         }
-        self.shut_down();
+        self.expire();
+        self.run_ready();
+        // Clients answered, or gone to follow, may have made room.
+        self.listen_while_room();
         Ok(())
     }
 

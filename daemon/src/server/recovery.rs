@@ -1,4 +1,4 @@
-//! Restore on start: the daemon rebuilds its table from the state dir
+//! Recovery at start: the daemon rebuilds its table from the state dir
 //! alone, so killing it at any moment loses nothing.
 //!
 //! For each container directory:
@@ -31,6 +31,7 @@ use crate::server::container::{
 use crate::server::lifecycle::Status;
 use crate::server::runtime::Runtime;
 use crate::server::shim::LineReader;
+use crate::server::Effects;
 use crate::server::{CallKind, Daemon, Source};
 use crate::slab::Ref;
 use crate::store::record::Record;
@@ -38,7 +39,10 @@ use crate::store::statedir::{open_fifo_reader, read_exit_status, INIT};
 use crate::wire::event::Kind;
 use crate::wire::{check_id, Spec};
 
-/// What restore found, for the daemon's start-up line.
+#[cfg(test)]
+mod tests;
+
+/// What recovery found, for the daemon's start-up line.
 #[derive(Debug, Default)]
 pub struct Recovered {
     pub live: usize,
@@ -50,7 +54,7 @@ pub struct Recovered {
     pub skipped: usize,
 }
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// Recovery at start-up: the table is rebuilt from the state dir, each
     /// container as its files show it (see the module comment).
     pub fn recover(&mut self) -> Recovered {
@@ -128,10 +132,7 @@ impl Daemon {
                 .map(LineReader::new);
             let status = match pid {
                 None => Status::Creating,
-                Some(_) => match runtime
-                    .status(&proc.join("log.json"), id, self.cfg.start_timeout)
-                    .as_deref()
-                {
+                Some(_) => match self.runtime_status(&runtime, &proc, id).as_deref() {
                     Some("created") => Status::Created,
                     Some("running") => Status::Running,
                     Some("paused") => Status::Paused,
@@ -199,6 +200,17 @@ impl Daemon {
         }
     }
 
+    /// The runtime's view of a container's status (`<runtime> state ID`).
+    fn runtime_status(&mut self, runtime: &Runtime, proc: &Path, id: &str) -> Option<String> {
+        let log = proc.join("log.json");
+        let args = ["state", id];
+        let limit = self.cfg.start_timeout;
+        let (0, out) = self.fx.run_runtime(runtime, &log, &args, limit)? else {
+            return None;
+        };
+        crate::server::runtime::state_status(&out)
+    }
+
     /// Puts a restored container in the table and watches its shim.
     fn adopt(
         &mut self,
@@ -235,7 +247,10 @@ impl Daemon {
             root: self.cfg.runtime_root.clone(),
         });
         let log = self.state.process(id).join("log.json");
-        let _ = runtime.run_to_end(&log, &["delete", "--force", id], self.cfg.start_timeout);
+        let limit = self.cfg.start_timeout;
+        let _ = self
+            .fx
+            .run_runtime(&runtime, &log, &["delete", "--force", id], limit);
         if self.state.remove(id).is_ok() {
             found.cleaned += 1;
         }
@@ -297,7 +312,7 @@ fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: St
     }
 }
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// The container's exec processes, from their process dirs.
     fn recover_execs(&mut self, r: Ref) {
         let Some(c) = self.containers.get(r) else {

@@ -9,7 +9,7 @@
 //! - `pause ID`, `resume ID`, and `update` with resource flags,
 //! - `checkpoint --image-path DIR [--leave-running] [--shell-job] ID`,
 //! - `state ID` at start-up, for the status of a container whose shim
-//!   lives (`Runtime::status`, run before the loop by `run_to_end`).
+//!   lives (`server/recovery.rs`, run before the loop by `run_to_end`).
 //!
 //! The shim makes the calls that make and start a process: `create` and
 //! `start`, `run --detach`, `exec --detach --process FILE`, and `restore
@@ -125,14 +125,6 @@ impl Runtime {
             }
         };
         Some((status.code().unwrap_or(255), out))
-    }
-
-    /// The runtime's view of a container's status (`<runtime> state ID`).
-    pub fn status(&self, log: &Path, id: &str, limit: Duration) -> Option<String> {
-        let (0, out) = self.run_to_end(log, &["state", id], limit)? else {
-            return None;
-        };
-        state_status(&out)
     }
 }
 

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 use crate::server::lifecycle::Verb;
 use crate::server::metrics::CallVerb;
+use crate::server::Effects;
 use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::tasks::Creation;
@@ -25,7 +26,7 @@ use crate::wire::Spec;
 
 use super::{internal, io_refusal};
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn checkpoint(
         &mut self,
         client: Ref,

@@ -4,12 +4,13 @@
 
 use crate::server::container::Process;
 use crate::server::lifecycle::Verb;
+use crate::server::Effects;
 use crate::server::{Daemon, Outcome};
 use crate::wire::proto::{Code, Error};
 
 use super::internal;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// Where the process's shim serves attachers, and whether it is a
     /// terminal.
     pub(crate) fn attach(&self, id: &str, proc: &str) -> Result<Outcome, Error> {
@@ -23,7 +24,7 @@ impl Daemon {
     }
 
     pub(crate) fn resize(
-        &self,
+        &mut self,
         id: &str,
         proc: &str,
         cols: u16,
@@ -33,10 +34,12 @@ impl Daemon {
         if !p.terminal {
             return Err(Error::new(Code::State, "the process has no terminal"));
         }
-        control(p, &format!("resize {cols} {rows}\n"))
+        let dir = p.dir.clone();
+        self.control(&dir, &format!("resize {cols} {rows}\n"))?;
+        Ok(Outcome::ok(&[]))
     }
 
-    pub(crate) fn close_stdin(&self, id: &str, proc: &str) -> Result<Outcome, Error> {
+    pub(crate) fn close_stdin(&mut self, id: &str, proc: &str) -> Result<Outcome, Error> {
         let p = self.console_of(id, proc)?;
         if !p.terminal && !p.interactive {
             return Err(Error::new(
@@ -44,7 +47,9 @@ impl Daemon {
                 "the process's stdin is neither a terminal nor a pipe (start it with interactive)",
             ));
         }
-        control(p, "closestdin\n")
+        let dir = p.dir.clone();
+        self.control(&dir, "closestdin\n")?;
+        Ok(Outcome::ok(&[]))
     }
 
     /// A process whose shim is there to serve its console.
@@ -61,11 +66,4 @@ impl Daemon {
         }
         Ok(p)
     }
-}
-
-/// Writes a line to the shim's control fifo.
-fn control(p: &Process, line: &str) -> Result<Outcome, Error> {
-    p.control(line)
-        .map_err(|e| internal(format!("cannot reach the shim: {e}")))?;
-    Ok(Outcome::ok(&[]))
 }

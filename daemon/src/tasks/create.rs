@@ -16,11 +16,11 @@ use crate::config::find_program;
 use crate::server::container::{AfterCreate, Container, Op, OpKind, ProcRef, Process};
 use crate::server::lifecycle::{Event, Status};
 use crate::server::runtime::Runtime;
-use crate::server::shim::{self, Make, ShimOptions};
+use crate::server::shim::{Make, ShimOptions};
+use crate::server::Effects;
 use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::store::record::Record;
-use crate::store::statedir::write_atomic;
 use crate::wire::event::Kind;
 use crate::wire::proto::{refuse, Code, Error};
 use crate::wire::Spec;
@@ -38,7 +38,7 @@ pub(crate) enum Creation {
     Restore(PathBuf),
 }
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn create(
         &mut self,
         client: Option<Ref>,
@@ -108,8 +108,10 @@ impl Daemon {
             held: false,
         };
         let dir = self.state.container(&spec.id);
-        let spawned =
-            write_atomic(&dir.join("container"), record.encode().as_bytes()).and_then(|()| {
+        let spawned = self
+            .fx
+            .write_file(&dir.join("container"), record.encode().as_bytes())
+            .and_then(|()| {
                 // A terminal other than the bundle's needs a config of its
                 // own; the bundle itself is never written to.
                 let bundle = match terminal == bundle_terminal {
@@ -118,7 +120,7 @@ impl Daemon {
                         let derived = dir.join("bundle");
                         let text = crate::bundle::config::derive(&spec.bundle, &config, terminal)?;
                         fs::create_dir_all(&derived)?;
-                        write_atomic(&derived.join("config.json"), &text)?;
+                        self.fx.write_file(&derived.join("config.json"), &text)?;
                         derived
                     }
                 };
@@ -132,7 +134,7 @@ impl Daemon {
                 };
                 let mut options = ShimOptions::init(spec, &runtime, &bundle, make);
                 options.oom_score_adj = self.cfg.shim_oom_score_adj;
-                shim::spawn(&self.cfg.shim, &proc, &options)
+                self.fx.spawn_shim(&self.cfg.shim, &proc, &options)
             });
         let spawned = match spawned {
             Ok(s) => s,

@@ -5,12 +5,13 @@
 use crate::server::container::{Op, OpKind};
 use crate::server::lifecycle::Verb;
 use crate::server::metrics::CallVerb;
+use crate::server::Effects;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::event::Kind;
 use crate::wire::proto::Error;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn delete(&mut self, client: Ref, id: &str, force: bool) -> Result<Outcome, Error> {
         let r = self.admit(id, Verb::Delete { force })?;
         if !self.slot_free() {

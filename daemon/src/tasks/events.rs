@@ -4,6 +4,7 @@
 use rustix::net::sockopt;
 
 use crate::server::conn::{Busy, Subscription};
+use crate::server::Effects;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
 use crate::sys;
@@ -14,7 +15,7 @@ use crate::wire::proto::Error;
 /// noticed after a few events rather than after a few hundred kilobytes.
 const SUBSCRIBER_SNDBUF: usize = 8 * 1024;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn subscribe(&mut self, client: Ref, filter: &Filter) -> Result<Outcome, Error> {
         self.room_to_follow(client)?;
         // Replay starts at the oldest retained event at the earliest.

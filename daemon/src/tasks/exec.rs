@@ -14,17 +14,17 @@ use std::time::Instant;
 
 use crate::server::container::{Exec, ProcRef, Process};
 use crate::server::lifecycle::{Status, Verb};
-use crate::server::shim::{self, Make, ShimOptions};
+use crate::server::shim::{Make, ShimOptions};
+use crate::server::Effects;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
-use crate::store::statedir::write_atomic;
 use crate::wire::event::Kind;
 use crate::wire::proto::{refuse, Code, Error};
 use crate::wire::ExecSpec;
 
 use super::{internal, io_refusal};
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn exec(&mut self, client: Ref, spec: &ExecSpec) -> Result<Outcome, Error> {
         let r = self.admit(&spec.id, Verb::Exec)?;
         let old = self.find_exec(r, &spec.proc);
@@ -76,8 +76,10 @@ impl Daemon {
             })?;
         let file = dir.join("process.json");
         let record = exec_record(spec.terminal, spec.interactive);
-        let spawned = write_atomic(&file, &process)
-            .and_then(|()| write_atomic(&dir.join("exec"), record.as_bytes()))
+        let spawned = self
+            .fx
+            .write_file(&file, &process)
+            .and_then(|()| self.fx.write_file(&dir.join("exec"), record.as_bytes()))
             .and_then(|()| {
                 let how = ShimOptions {
                     id: &spec.id,
@@ -91,7 +93,7 @@ impl Daemon {
                     log_size: spec.log_size,
                     stdio: [None; 3],
                 };
-                shim::spawn(&self.cfg.shim, &dir, &how)
+                self.fx.spawn_shim(&self.cfg.shim, &dir, &how)
             });
         let spawned = match spawned {
             Ok(s) => s,
@@ -113,7 +115,8 @@ impl Daemon {
         let e = match self.execs.insert(exec) {
             Ok(e) => e,
             Err(exec) => {
-                exec.process.kill_shim();
+                let shim = crate::server::effects::Target::Group(exec.process.shim_pid);
+                self.fx.signal(shim, rustix::process::Signal::KILL);
                 let _ = std::fs::remove_dir_all(&exec.process.dir);
                 return Err(internal("exec table full"));
             }

@@ -2,11 +2,12 @@
 //! (the shim wrote `exitStatus` first) or the shim was lost.
 
 use crate::server::lifecycle::Event;
+use crate::server::Effects;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::proto::{Code, Error};
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// The shim of a container's init is gone, its exit status read (see
     /// `process.rs`): the container has stopped, or is lost.
     pub(crate) fn init_exited(&mut self, r: Ref, code: Option<i32>) {

@@ -5,13 +5,14 @@ use crate::server::conn::Role;
 use crate::server::container::Container;
 use crate::server::lifecycle::{Status, Verb};
 use crate::server::metrics::{render, resident_bytes, Gauges};
+use crate::server::Effects;
 use crate::server::{Daemon, Outcome};
 use crate::wire::proto::{Error, Reply, PROTOCOL};
 use crate::wire::VERBS;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn hello(&self) -> Outcome {
         let mut r = Reply::new();
         r.ok_words(&format!("nanoctr protocol={PROTOCOL} version={VERSION}"));

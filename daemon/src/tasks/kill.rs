@@ -3,6 +3,7 @@
 //! reaps it and so can never hit a recycled pid.
 
 use crate::server::lifecycle::{Status, Verb};
+use crate::server::Effects;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::proto::{Code, Error};
@@ -10,7 +11,7 @@ use crate::wire::KillTarget;
 
 use super::internal;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn kill(
         &mut self,
         client: Ref,
@@ -41,9 +42,8 @@ impl Daemon {
                     let why = format!("process {name} is {}", x.status.as_str());
                     return Err(Error::new(Code::State, why));
                 }
-                x.process
-                    .control(&format!("kill {signal}\n"))
-                    .map_err(|e| internal(format!("cannot reach the shim: {e}")))?;
+                let dir = x.process.dir.clone();
+                self.control(&dir, &format!("kill {signal}\n"))?;
                 return Ok(Outcome::ok(&[]));
             }
             KillTarget::All => &["kill", "--all", id, &signal],

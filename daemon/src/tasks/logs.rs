@@ -12,6 +12,7 @@ use rustix::fs::inotify;
 use crate::server::conn::{Busy, LogFollow};
 use crate::server::container::ProcRef;
 use crate::server::lifecycle::Verb;
+use crate::server::Effects;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
 use crate::sys;
@@ -26,7 +27,7 @@ pub(crate) const MAX_LOGS_ANSWER: u64 = 192 * 1024;
 /// A line longer than this is sent in pieces.
 const MAX_LOG_LINE: usize = 4000;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn logs(
         &mut self,
         client: Ref,

@@ -23,13 +23,16 @@ mod timeout;
 mod wait;
 
 use crate::server::container::{OpKind, ProcRef, Process};
+use crate::server::effects::Target;
 use crate::server::lifecycle::{admits, Event, Status, Verb};
 use crate::server::Daemon;
+use crate::server::Effects;
 use crate::slab::Ref;
 use crate::wire::proto::{Code, Error};
 use crate::wire::INIT;
+use rustix::process::Signal;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// Moves a container's status on; an event that cannot happen in the
     /// current status leaves it as it is.
     pub(crate) fn apply(&mut self, r: Ref, event: Event) {
@@ -106,6 +109,24 @@ impl Daemon {
             .map(|(e, _)| e)
     }
 
+    /// Writes a line to the `control` fifo of the process in `dir`; fails
+    /// at once when its shim is not there to read it.
+    pub(crate) fn control(&mut self, dir: &std::path::Path, line: &str) -> Result<(), Error> {
+        let fifo = dir.join("control");
+        self.fx
+            .write_fifo(&fifo, line.as_bytes())
+            .map_err(|e| internal(format!("cannot reach the shim: {e}")))
+    }
+
+    /// SIGKILL to a process's shim and its process group: the shim and any
+    /// runtime call it is running (the container has a session of its
+    /// own).
+    pub(crate) fn kill_shim(&mut self, p: ProcRef) {
+        if let Some(pid) = self.process(p).map(|x| x.shim_pid) {
+            self.fx.signal(Target::Group(pid), Signal::KILL);
+        }
+    }
+
     pub(crate) fn process(&self, p: ProcRef) -> Option<&Process> {
         match p {
             ProcRef::Init(r) => self.containers.get(r).map(|c| &c.init),
@@ -135,3 +156,6 @@ pub(crate) fn io_refusal(what: &str, e: &std::io::Error) -> Error {
     };
     Error::new(code, format!("{what}: {e}"))
 }
+
+#[cfg(test)]
+mod tests;

@@ -3,11 +3,12 @@
 
 use crate::cgroup::oom::{Memcg, OomWatch, Watch};
 use crate::server::container::ProcRef;
+use crate::server::Effects;
 use crate::server::{Daemon, Source};
 use crate::slab::Ref;
 use crate::wire::event::Kind;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// Starts watching the memory cgroup of the container's init. A
     /// container without one (no memory controller) is simply not watched.
     pub(crate) fn watch_oom(&mut self, r: Ref, pid: u32) {

@@ -5,6 +5,7 @@
 use crate::cgroup::stats::{read_pids, read_stats, Cgroups};
 use crate::server::lifecycle::{Event, Status, Verb};
 use crate::server::metrics::CallVerb;
+use crate::server::Effects;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::event::Kind;
@@ -13,7 +14,7 @@ use crate::wire::{Resources, INIT};
 
 use super::internal;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// `pause ID` (`pause` true) or `resume ID`.
     pub(crate) fn pause(&mut self, client: Ref, id: &str, pause: bool) -> Result<Outcome, Error> {
         let (verb, call) = match pause {

@@ -23,12 +23,13 @@ use crate::server::container::{OpKind, ProcRef};
 use crate::server::lifecycle::Status;
 use crate::server::metrics::CallVerb;
 use crate::server::shim::ShimLine;
+use crate::server::Effects;
 use crate::server::{CallKind, Daemon, Outcome, Source};
 use crate::slab::Ref;
 use crate::wire::event::Kind;
 use crate::wire::proto::{Code, Error};
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// Watches a process's shim, as made or made again: its startup pipe,
     /// `reply` and `exit`.
     pub(crate) fn watch_shim(&self, p: ProcRef) -> io::Result<()> {
@@ -140,11 +141,11 @@ impl Daemon {
     /// what it made before the client hears (`create.rs`); an exec made
     /// nothing the runtime keeps, and just goes (`exec.rs`).
     pub(crate) fn make_failed(&mut self, p: ProcRef, error: Error, kill_shim: bool) {
-        let Some(x) = self.process(p) else {
+        if self.process(p).is_none() {
             return;
-        };
+        }
         if kill_shim {
-            x.kill_shim();
+            self.kill_shim(p);
         }
         self.metrics.call(make_verb(p), false);
         match p {

@@ -6,6 +6,7 @@ use std::time::Instant;
 use crate::server::container::{Op, OpKind};
 use crate::server::lifecycle::{Event, Verb};
 use crate::server::metrics::CallVerb;
+use crate::server::Effects;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::event::Kind;
@@ -13,7 +14,7 @@ use crate::wire::proto::Error;
 
 use super::internal;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn start(&mut self, client: Ref, id: &str) -> Result<Outcome, Error> {
         let r = self.admit(id, Verb::Start)?;
         if !self.slot_free() {
@@ -32,13 +33,18 @@ impl Daemon {
         client: Option<Ref>,
         since: Instant,
     ) -> Result<(), Error> {
+        let dir = self
+            .containers
+            .get(r)
+            .ok_or_else(|| internal("container vanished"))?
+            .init
+            .dir
+            .clone();
+        self.control(&dir, "start\n")?;
         let c = self
             .containers
             .get_mut(r)
             .ok_or_else(|| internal("container vanished"))?;
-        c.init
-            .control("start\n")
-            .map_err(|e| internal(format!("cannot reach the shim: {e}")))?;
         c.op = Some(Op {
             kind: OpKind::Start,
             client,

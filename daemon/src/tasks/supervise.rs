@@ -16,7 +16,8 @@ use crate::config::file::{start_order, Ready};
 use crate::server::autostart::{Auto, AutoState};
 use crate::server::container::{AfterCreate, Op, OpKind, ProcRef, Process};
 use crate::server::lifecycle::{Event, Status};
-use crate::server::shim::{self, Make, ShimOptions};
+use crate::server::shim::{Make, ShimOptions};
+use crate::server::Effects;
 use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::store::statedir::write_atomic;
@@ -29,7 +30,7 @@ use crate::wire::restart::{delay, Restart};
 /// or no free runtime-call slot).
 const AUTOSTART_POLL: Duration = Duration::from_millis(100);
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     // ---- restart policies ----
 
     /// The init has stopped or its shim was lost: if the policy says so,
@@ -122,7 +123,11 @@ impl Daemon {
         c.sup.restarts += 1;
         c.sup.streak += 1;
         let dir = self.state.container(c.id());
-        if let Err(e) = write_atomic(&dir.join("container"), c.record().encode().as_bytes()) {
+        let record = c.record().encode();
+        if let Err(e) = self
+            .fx
+            .write_file(&dir.join("container"), record.as_bytes())
+        {
             crate::logger::warn(&format!("{}: cannot update its record: {e}", c.id()));
         }
         // The old exit status must not pass for the new run's.
@@ -136,7 +141,7 @@ impl Daemon {
         let make = if terminal { Make::Create } else { Make::Run };
         let mut options = ShimOptions::init(&c.spec, &c.runtime, &bundle, make);
         options.oom_score_adj = self.cfg.shim_oom_score_adj;
-        let spawned = shim::spawn(&self.cfg.shim, &c.init.dir, &options);
+        let spawned = self.fx.spawn_shim(&self.cfg.shim, &c.init.dir, &options);
         let spawned = match spawned {
             Ok(s) => s,
             Err(e) => {
@@ -287,7 +292,7 @@ impl Daemon {
                 Ok(_) => {
                     self.autostarts[i].state = AutoState::Made;
                     let marker = self.state.root().join(format!(".auto.{}", spec.id));
-                    let _ = crate::store::statedir::write_atomic(&marker, b"");
+                    let _ = self.fx.write_file(&marker, b"");
                     crate::logger::info(&format!("{}: started at boot", spec.id));
                 }
                 Err(e) => {

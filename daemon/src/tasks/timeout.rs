@@ -10,11 +10,12 @@ use std::time::Instant;
 
 use crate::server::container::{OpKind, ProcRef};
 use crate::server::lifecycle::Status;
+use crate::server::Effects;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::proto::{Code, Error};
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     /// The earliest deadline of anything in flight.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let limit = self.cfg.start_timeout;
@@ -84,9 +85,8 @@ impl Daemon {
         {
             if let Some(call) = self.calls.get_mut(r) {
                 call.timed_out = true;
-                if let Some(pid) = rustix::process::Pid::from_raw(call.pid as i32) {
-                    let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                }
+                let target = crate::server::effects::Target::Process(call.pid);
+                self.fx.signal(target, rustix::process::Signal::KILL);
             }
         }
     }
@@ -127,12 +127,12 @@ impl Daemon {
         if verb == "create" {
             return self.make_failed(ProcRef::Init(r), e, true);
         }
+        // The shim's exit makes the container lost; it is then deleted
+        // through the runtime, so nothing is left half-started.
+        self.kill_shim(ProcRef::Init(r));
         let Some(c) = self.containers.get_mut(r) else {
             return;
         };
-        // The shim's exit makes the container lost; it is then deleted
-        // through the runtime, so nothing is left half-started.
-        c.init.kill_shim();
         let client = c.op.take().and_then(|op| op.client);
         self.answer(client, Outcome::err(e));
     }

@@ -3,13 +3,14 @@
 
 use crate::server::container::ProcRef;
 use crate::server::lifecycle::{Status, Verb};
+use crate::server::Effects;
 use crate::server::{Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::proto::{Code, Error};
 
 use super::exit::exit_outcome;
 
-impl Daemon {
+impl<F: Effects> Daemon<F> {
     pub(crate) fn wait(&mut self, client: Ref, id: &str, proc: &str) -> Result<Outcome, Error> {
         let (r, p) = self.admit_process(id, proc, Verb::Wait)?;
         let exited = match p {

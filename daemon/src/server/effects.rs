@@ -1,0 +1,122 @@
+//! What the daemon does to the world beyond its own tables, sockets and
+//! reads: the one seam between the event loop's decisions and their side
+//! effects.
+//!
+//! Every shim it starts, every runtime call it makes, every state file it
+//! writes, every line it writes to a shim's `control` fifo and every signal
+//! it sends goes through [`Effects`]. The daemon is generic over it: it
+//! runs on [`System`], which does each thing for real; the unit tests run
+//! it on a recording fake (`server/fake.rs`) that keeps what was asked and
+//! plays the shims' and the runtime's part, so that every task handler and
+//! recovery can be driven, failures and all, without root or a runtime.
+
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::server::runtime::Runtime;
+use crate::server::shim::{ShimOptions, Spawned};
+
+/// Who a signal is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// A process.
+    Process(u32),
+    /// A process group (a shim and the runtime call it is running).
+    Group(u32),
+}
+
+/// The side effects the daemon asks for; see the module comment.
+pub trait Effects {
+    /// Starts `nanoctr-shim` (at `shim`) in the prepared process dir
+    /// `proc`, as `how` says.
+    fn spawn_shim(
+        &mut self,
+        shim: &Path,
+        proc: &Path,
+        how: &ShimOptions<'_>,
+    ) -> io::Result<Spawned>;
+
+    /// Starts `<runtime> ARGS` with its log at `log`; returns its pid. Its
+    /// end comes back to [`crate::server::Daemon::child_exited`].
+    fn spawn_runtime(&mut self, runtime: &Runtime, log: &Path, args: &[&str]) -> io::Result<u32>;
+
+    /// Runs `<runtime> ARGS` to the end, for at most `limit`: its exit code
+    /// and stdout, or `None` if it could not run or ran out of time. Only
+    /// before the loop runs (recovery at start-up).
+    fn run_runtime(
+        &mut self,
+        runtime: &Runtime,
+        log: &Path,
+        args: &[&str],
+        limit: Duration,
+    ) -> Option<(i32, Vec<u8>)>;
+
+    /// Replaces a state file whole, so that a power cut leaves the old
+    /// contents or the new, never a mix.
+    fn write_file(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+
+    /// Writes one line to a shim's fifo; fails at once if no shim reads it.
+    fn write_fifo(&mut self, path: &Path, line: &[u8]) -> io::Result<()>;
+
+    /// Sends `signal` to `target`.
+    fn signal(&mut self, target: Target, signal: rustix::process::Signal);
+
+    /// Reaps one exited child, if there is one: its pid and exit code
+    /// (128 + N for signal N).
+    fn reap(&mut self) -> Option<(u32, i32)>;
+}
+
+/// The effects done for real.
+#[derive(Debug, Default)]
+pub struct System;
+
+impl Effects for System {
+    fn spawn_shim(
+        &mut self,
+        shim: &Path,
+        proc: &Path,
+        how: &ShimOptions<'_>,
+    ) -> io::Result<Spawned> {
+        crate::server::shim::spawn(shim, proc, how)
+    }
+
+    fn spawn_runtime(&mut self, runtime: &Runtime, log: &Path, args: &[&str]) -> io::Result<u32> {
+        runtime.command(log, args).spawn().map(|child| child.id())
+    }
+
+    fn run_runtime(
+        &mut self,
+        runtime: &Runtime,
+        log: &Path,
+        args: &[&str],
+        limit: Duration,
+    ) -> Option<(i32, Vec<u8>)> {
+        runtime.run_to_end(log, args, limit)
+    }
+
+    fn write_file(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        crate::store::statedir::write_atomic(path, bytes)
+    }
+
+    fn write_fifo(&mut self, path: &Path, line: &[u8]) -> io::Result<()> {
+        crate::store::statedir::write_fifo(path, line)
+    }
+
+    fn signal(&mut self, target: Target, signal: rustix::process::Signal) {
+        use rustix::process::{kill_process, kill_process_group, Pid};
+        let _ = match target {
+            Target::Process(pid) => Pid::from_raw(pid as i32).map(|p| kill_process(p, signal)),
+            Target::Group(pid) => Pid::from_raw(pid as i32).map(|p| kill_process_group(p, signal)),
+        };
+    }
+
+    fn reap(&mut self) -> Option<(u32, i32)> {
+        let (pid, status) = rustix::process::wait(rustix::process::WaitOptions::NOHANG).ok()??;
+        let code = status
+            .exit_status()
+            .or(status.terminating_signal().map(|s| 128 + s))
+            .unwrap_or(255);
+        Some((pid.as_raw_nonzero().get() as u32, code))
+    }
+}

@@ -1,0 +1,472 @@
+//! Every task handler driven through the recording fake (`server/fake.rs`):
+//! each request from the socket to the effects it asks for and back, and
+//! at each step a runtime that fails, a call that runs out of time and a
+//! shim that is lost. The same paths run with real runc and crun in the
+//! integration tests; these reach the failures a real runtime cannot be
+//! made to produce on demand, without root.
+
+use std::time::{Duration, Instant};
+
+use crate::server::container::OpKind;
+use crate::server::effects::Target;
+use crate::server::fake::{Effect, Fault, Rig};
+
+/// Moves every deadline of what is in progress past `--start-timeout`.
+fn overdue(rig: &mut Rig) {
+    let past = Instant::now() - Duration::from_secs(60);
+    for r in rig.d.containers.refs_where(|_| true) {
+        if let Some(op) = rig.d.containers.get_mut(r).and_then(|c| c.op.as_mut()) {
+            op.since = past;
+        }
+    }
+    for e in rig.d.execs.refs_where(|_| true) {
+        rig.d.execs.get_mut(e).unwrap().since = past;
+    }
+    for r in rig.d.calls.refs_where(|_| true) {
+        rig.d.calls.get_mut(r).unwrap().since = past;
+    }
+}
+
+fn shim_killed(rig: &Rig) -> bool {
+    let pid = rig.d.fx.shims.last().unwrap().pid;
+    rig.d.fx.done.contains(&Effect::Signal {
+        target: Target::Group(pid),
+        signal: libc::SIGKILL,
+    })
+}
+
+#[test]
+fn create_start_exit_wait() {
+    let mut rig = Rig::new("life");
+    rig.created("a", 42);
+    assert_eq!(rig.state("a", "status"), "created");
+    let shim = rig.d.fx.shims.last().unwrap();
+    assert_eq!(
+        rig.d.fx.done[..2],
+        [
+            Effect::Write {
+                path: rig.d.state.container("a").join("container")
+            },
+            Effect::Shim {
+                dir: shim.dir.clone(),
+                make: "Create".into()
+            },
+        ]
+    );
+    rig.send("start a");
+    rig.settle();
+    assert_eq!(rig.d.fx.control_lines(), ["start"]);
+    rig.d.fx.shim().reply("started");
+    assert_eq!(rig.answer(), ["OK pid=42"]);
+    assert_eq!(rig.state("a", "status"), "running");
+    rig.send("wait a");
+    assert!(!rig.answered(), "wait answers only at the exit");
+    rig.d.fx.shim().exit(3);
+    assert_eq!(rig.answer(), ["OK exit=3"]);
+    assert_eq!(rig.state("a", "status"), "stopped");
+    assert_eq!(rig.state("a", "exit"), "3");
+    assert_eq!(rig.events("a", "init"), ["create", "start", "exit"]);
+    assert!(rig.d.fx.calls().is_empty(), "no runtime call was needed");
+}
+
+#[test]
+fn run_is_created_and_started_by_the_shim() {
+    let mut rig = Rig::new("run");
+    rig.send(&format!("run r {}", rig.bundle.display()));
+    rig.settle();
+    let make = match &rig.d.fx.done[1] {
+        Effect::Shim { make, .. } => make.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(make, "Run");
+    rig.d.fx.shim().say("created 7");
+    assert!(!rig.answered(), "run answers once started");
+    rig.d.fx.shim().reply("started");
+    assert_eq!(rig.answer(), ["OK pid=7"]);
+    assert_eq!(rig.state("r", "status"), "running");
+}
+
+#[test]
+fn a_failed_create_is_deleted_then_answered() {
+    let mut rig = Rig::new("createfail");
+    rig.send(&format!("create f {}", rig.bundle.display()));
+    rig.settle();
+    rig.d.fx.shim().say("error runc: exec format error");
+    assert!(!rig.answered(), "the runtime deletes what it made first");
+    rig.call_ends("delete --force f", 0);
+    assert_eq!(rig.answer(), ["ERR runtime runc: exec format error"]);
+    assert!(rig.ask("state f").starts_with("ERR not-found"));
+    assert!(!rig.d.state.container("f").exists(), "nothing is left");
+}
+
+#[test]
+fn a_shim_lost_during_create() {
+    let mut rig = Rig::new("createlost");
+    rig.send(&format!("create l {}", rig.bundle.display()));
+    rig.settle();
+    rig.d.fx.shim().vanish();
+    rig.settle();
+    rig.call_ends("delete --force l", 0);
+    assert_eq!(
+        rig.answer(),
+        ["ERR runtime the shim exited before reporting the create"]
+    );
+    assert!(!rig.d.state.container("l").exists());
+}
+
+#[test]
+fn a_create_that_runs_out_of_time() {
+    let mut rig = Rig::new("createlate");
+    rig.send(&format!("create t {}", rig.bundle.display()));
+    rig.settle();
+    overdue(&mut rig);
+    rig.settle();
+    assert!(
+        shim_killed(&rig),
+        "the shim and its runtime call are killed"
+    );
+    rig.call_ends("delete --force t", 0);
+    let answer = rig.answer().pop().unwrap();
+    assert!(answer.starts_with("ERR timeout runtime create did not finish within 5 s"));
+    assert!(!rig.d.state.container("t").exists());
+}
+
+#[test]
+fn a_create_whose_shim_cannot_start_or_whose_disk_is_full() {
+    let mut rig = Rig::new("createfx");
+    rig.d.fx.faults.push(Fault::Shim);
+    let answer = rig.ask(&format!("create s {}", rig.bundle.display()));
+    assert!(
+        answer.starts_with("ERR busy cannot start the shim"),
+        "{answer}"
+    );
+    assert!(!rig.d.state.container("s").exists());
+    rig.d.fx.faults.push(Fault::Write);
+    let answer = rig.ask(&format!("create s {}", rig.bundle.display()));
+    assert!(
+        answer.starts_with("ERR full cannot start the shim"),
+        "{answer}"
+    );
+    assert!(!rig.d.state.container("s").exists());
+    assert!(
+        rig.d.fx.shims.is_empty(),
+        "no shim for a record not written"
+    );
+    // Nothing of either stays in the way.
+    rig.created("s", 5);
+}
+
+#[test]
+fn a_start_that_fails_leaves_the_container_created() {
+    let mut rig = Rig::new("startfail");
+    rig.created("a", 42);
+    rig.send("start a");
+    rig.settle();
+    rig.d.fx.shim().reply("error runc: cannot start");
+    assert_eq!(rig.answer(), ["ERR runtime runc: cannot start"]);
+    assert_eq!(rig.state("a", "status"), "created");
+    // A shim that does not read its control fifo any more.
+    rig.d.fx.faults.push(Fault::Fifo);
+    let answer = rig.ask("start a");
+    assert!(
+        answer.starts_with("ERR internal cannot reach the shim"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn a_start_that_runs_out_of_time_or_loses_its_shim() {
+    let mut rig = Rig::new("startlate");
+    rig.created("a", 42);
+    rig.send("start a");
+    rig.settle();
+    overdue(&mut rig);
+    let answer = rig.answer().pop().unwrap();
+    assert!(answer.starts_with("ERR timeout runtime start did not finish"));
+    assert!(shim_killed(&rig));
+    // The killed shim goes: the container is lost and deleted.
+    rig.d.fx.shim().vanish();
+    rig.settle();
+    assert_eq!(rig.state("a", "status"), "unknown");
+    assert_eq!(rig.events("a", "init"), ["create", "shim-lost"]);
+    rig.call_ends("delete --force a", 0);
+
+    rig.created("b", 43);
+    rig.send("start b");
+    rig.settle();
+    rig.d.fx.shim().vanish();
+    assert_eq!(
+        rig.answer(),
+        ["ERR runtime the shim exited before answering start"]
+    );
+}
+
+#[test]
+fn a_shim_lost_while_running() {
+    let mut rig = Rig::new("runlost");
+    rig.running("a", 42);
+    rig.send("wait a");
+    rig.settle();
+    rig.d.fx.shim().vanish();
+    let answer = rig.answer().pop().unwrap();
+    assert!(
+        answer.starts_with("ERR state the shim was lost"),
+        "{answer}"
+    );
+    assert_eq!(rig.state("a", "status"), "unknown");
+    assert_eq!(rig.events("a", "init"), ["create", "start", "shim-lost"]);
+    // What is left of it could no longer be supervised.
+    assert!(rig
+        .d
+        .fx
+        .calls()
+        .iter()
+        .any(|(_, a)| a == "delete --force a"));
+}
+
+#[test]
+fn kill_through_the_runtime() {
+    let mut rig = Rig::new("kill");
+    rig.running("a", 42);
+    rig.send("kill a");
+    rig.settle();
+    rig.call_ends("kill a 15", 0);
+    assert_eq!(rig.answer(), ["OK"]);
+    rig.send("kill a 9 all");
+    rig.settle();
+    rig.call_ends("kill --all a 9", 1);
+    let answer = rig.answer().pop().unwrap();
+    assert!(answer.starts_with("ERR runtime runtime kill exited with status 1"));
+    rig.d.fx.faults.push(Fault::Call);
+    let answer = rig.ask("kill a");
+    assert!(
+        answer.starts_with("ERR internal cannot run /bin/true"),
+        "{answer}"
+    );
+    // A call that runs out of time is killed, and says so.
+    rig.send("kill a");
+    rig.settle();
+    overdue(&mut rig);
+    rig.settle();
+    let (pid, _) = rig.d.fx.calls().pop().unwrap();
+    assert!(rig.d.fx.done.contains(&Effect::Signal {
+        target: Target::Process(pid),
+        signal: libc::SIGKILL,
+    }));
+    rig.call_ends("kill a 15", 137);
+    let answer = rig.answer().pop().unwrap();
+    assert!(
+        answer.starts_with("ERR timeout runtime kill did not finish"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn delete_waits_for_the_runtime_and_the_shim() {
+    let mut rig = Rig::new("delete");
+    rig.running("a", 42);
+    assert!(
+        rig.ask("delete a").starts_with("ERR state"),
+        "running needs force"
+    );
+    rig.send("delete a force");
+    rig.settle();
+    rig.call_ends("delete --force a", 1);
+    let answer = rig.answer().pop().unwrap();
+    assert!(answer.starts_with("ERR runtime"), "{answer}");
+    assert!(rig.d.state.container("a").exists());
+    rig.send("delete a force");
+    rig.settle();
+    rig.call_ends("delete --force a", 0);
+    assert!(!rig.answered(), "the shim is still there");
+    rig.d.fx.shim().exit(137);
+    assert_eq!(rig.answer(), ["OK"]);
+    assert!(!rig.d.state.container("a").exists());
+    assert!(rig.ask("state a").starts_with("ERR not-found"));
+    let all = rig.all_events("a");
+    assert_eq!(all, ["create", "start", "exit", "delete"]);
+}
+
+#[test]
+fn pause_resume_update_through_the_runtime() {
+    let mut rig = Rig::new("ops");
+    rig.running("a", 42);
+    rig.send("pause a");
+    rig.settle();
+    rig.call_ends("pause a", 0);
+    assert_eq!(rig.answer(), ["OK"]);
+    assert_eq!(rig.state("a", "status"), "paused");
+    rig.send("resume a");
+    rig.settle();
+    rig.call_ends("resume a", 1);
+    let answer = rig.answer().pop().unwrap();
+    assert!(answer.starts_with("ERR runtime runtime resume exited with status 1"));
+    assert_eq!(
+        rig.state("a", "status"),
+        "paused",
+        "a failed resume changes nothing"
+    );
+    rig.send("resume a");
+    rig.settle();
+    rig.call_ends("resume a", 0);
+    assert_eq!(rig.answer(), ["OK"]);
+    assert_eq!(rig.state("a", "status"), "running");
+    rig.send("update a memory=67108864 pids=10");
+    rig.settle();
+    let (_, args) = rig.d.fx.calls().pop().unwrap();
+    assert!(
+        args.starts_with("update ") && args.ends_with(" a"),
+        "{args}"
+    );
+    assert!(args.contains("--memory 67108864") && args.contains("--pids-limit 10"));
+    rig.call_ends(&args, 0);
+    assert_eq!(rig.answer(), ["OK"]);
+}
+
+#[test]
+fn checkpoint_through_the_runtime() {
+    let mut rig = Rig::new("checkpoint");
+    rig.running("a", 42);
+    rig.send("checkpoint a one");
+    rig.settle();
+    let (_, args) = rig.d.fx.calls().pop().unwrap();
+    assert!(args.starts_with("checkpoint --image-path ") && args.ends_with(" a"));
+    rig.call_ends(&args, 1);
+    let answer = rig.answer().pop().unwrap();
+    assert!(answer.starts_with("ERR runtime"), "{answer}");
+    assert_eq!(rig.state("a", "status"), "running");
+    rig.send("checkpoint a one");
+    rig.settle();
+    let (_, args) = rig.d.fx.calls().pop().unwrap();
+    rig.call_ends(&args, 0);
+    assert!(rig.answer().pop().unwrap().starts_with("OK"));
+    assert_eq!(rig.state("a", "status"), "running");
+}
+
+#[test]
+fn exec_made_exited_and_waited_for() {
+    let mut rig = Rig::new("exec");
+    rig.running("a", 42);
+    rig.send("exec a sh1 -- sh");
+    rig.settle();
+    let dir = rig.d.state.container("a").join("sh1");
+    assert!(matches!(
+        rig.d.fx.done.iter().rev().find(|e| matches!(e, Effect::Shim { .. })),
+        Some(Effect::Shim { make, .. }) if make.starts_with("Exec(")
+    ));
+    assert!(dir.join("process.json").is_file() && dir.join("exec").is_file());
+    rig.d.fx.shim().say("created 77");
+    assert_eq!(rig.answer(), ["OK pid=77"]);
+    assert_eq!(rig.events("a", "sh1"), ["exec-added"]);
+    rig.send("kill a 2 proc=sh1");
+    assert_eq!(rig.answer(), ["OK"]);
+    assert_eq!(rig.d.fx.control_lines().last().unwrap(), "kill 2");
+    rig.send("wait a sh1");
+    rig.settle();
+    rig.d.fx.shim().exit(130);
+    assert_eq!(rig.answer(), ["OK exit=130"]);
+    assert_eq!(rig.events("a", "sh1"), ["exec-added", "exit"]);
+    assert_eq!(rig.events("a", "init"), ["create", "start"]);
+    assert_eq!(rig.state("a", "status"), "running", "the init runs on");
+}
+
+#[test]
+fn exec_failures_leave_nothing() {
+    let mut rig = Rig::new("execfail");
+    rig.running("a", 42);
+    let dir = rig.d.state.container("a").join("x");
+    // The runtime refuses.
+    rig.send("exec a x -- sh");
+    rig.settle();
+    rig.d.fx.shim().say("error runc: no such file");
+    assert_eq!(rig.answer(), ["ERR runtime runc: no such file"]);
+    assert!(!dir.exists());
+    // The shim is lost before it reports.
+    rig.send("exec a x -- sh");
+    rig.settle();
+    rig.d.fx.shim().vanish();
+    assert_eq!(
+        rig.answer(),
+        ["ERR runtime the shim exited before reporting the exec"]
+    );
+    assert!(!dir.exists());
+    // The runtime takes too long.
+    rig.send("exec a x -- sh");
+    rig.settle();
+    overdue(&mut rig);
+    let answer = rig.answer().pop().unwrap();
+    assert!(answer.starts_with("ERR timeout runtime exec did not finish"));
+    assert!(shim_killed(&rig));
+    assert!(!dir.exists());
+    // The shim cannot start, or the disk is full.
+    rig.d.fx.faults.push(Fault::Shim);
+    assert!(rig
+        .ask("exec a x -- sh")
+        .starts_with("ERR busy cannot start the shim"));
+    rig.d.fx.faults.push(Fault::Write);
+    assert!(rig
+        .ask("exec a x -- sh")
+        .starts_with("ERR full cannot start the shim"));
+    assert!(!dir.exists());
+    assert!(rig.d.execs.is_empty());
+    assert!(rig.events("a", "x").is_empty());
+}
+
+#[test]
+fn an_exec_whose_shim_is_lost() {
+    let mut rig = Rig::new("execlost");
+    rig.running("a", 42);
+    rig.send("exec a x -- sh");
+    rig.settle();
+    rig.d.fx.shim().say("created 77");
+    assert_eq!(rig.answer(), ["OK pid=77"]);
+    rig.send("wait a x");
+    rig.settle();
+    rig.d.fx.shim().vanish();
+    assert!(rig
+        .answer()
+        .pop()
+        .unwrap()
+        .starts_with("ERR state the shim was lost"));
+    assert_eq!(rig.events("a", "x"), ["exec-added", "shim-lost"]);
+    assert_eq!(rig.state("a", "status"), "running");
+}
+
+#[test]
+fn a_restart_policy_makes_the_container_again() {
+    let mut rig = Rig::new("restart");
+    rig.send(&format!("run a {} restart=always", rig.bundle.display()));
+    rig.settle();
+    rig.d.fx.shim().say("created 42");
+    rig.d.fx.shim().reply("started");
+    assert_eq!(rig.answer(), ["OK pid=42"]);
+    rig.d.fx.shim().exit(1);
+    rig.settle();
+    // Past its delay, the runtime deletes the old one, then a new shim
+    // runs it in the same process dir.
+    for _ in 0..100 {
+        if rig
+            .d
+            .fx
+            .calls()
+            .iter()
+            .any(|(_, a)| a == "delete --force a")
+        {
+            break;
+        }
+        rig.settle();
+    }
+    rig.call_ends("delete --force a", 0);
+    assert_eq!(rig.d.fx.shims.len(), 2);
+    assert!(rig
+        .d
+        .containers
+        .iter()
+        .any(|(_, c)| matches!(c.op.as_ref().map(|o| &o.kind), Some(OpKind::Create { .. }))));
+    rig.d.fx.shim().say("created 43");
+    rig.d.fx.shim().reply("started");
+    rig.settle();
+    assert_eq!(rig.state("a", "status"), "running");
+    assert_eq!(rig.state("a", "pid"), "43");
+    assert_eq!(rig.state("a", "restarts"), "1");
+}
