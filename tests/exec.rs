@@ -207,6 +207,10 @@ fn a_terminal_exec_is_attached_and_resized() {
     d.ask("resize c8 t 120 40").ok();
     s.send(b"stty size\n");
     s.expect("40 120");
+    // The ^D that closestdin types must reach the shell at its prompt: one
+    // typed while stty still runs goes to the terminal in its cooked mode,
+    // and the shell's line editor, switching to raw mode, never sees it.
+    s.expect("# ");
     d.ask("closestdin c8 t").ok();
     assert_eq!(d.ask("wait c8 t").ok(), "exit=0");
     d.ask("attach c8 t").err_code("state");

@@ -1,4 +1,5 @@
-//! Fixed-capacity lines for the shim's messages and state files.
+//! Fixed-capacity lines: the shim's messages and state files, and the
+//! assembly of lines from a byte stream.
 
 /// A line built in a fixed buffer. Text past the capacity is dropped, but a
 /// line always has room for its final newline, so a message is cut short
@@ -24,10 +25,7 @@ impl<const N: usize> Line<N> {
 
     /// Appends bytes as they are.
     pub fn push(&mut self, bytes: &[u8]) -> &mut Self {
-        let room = (N - 1).saturating_sub(self.len);
-        let take = bytes.len().min(room);
-        self.buf[self.len..self.len + take].copy_from_slice(&bytes[..take]);
-        self.len += take;
+        append(&mut self.buf, &mut self.len, bytes);
         self
     }
 
@@ -43,20 +41,7 @@ impl<const N: usize> Line<N> {
     /// Appends a number in decimal.
     pub fn push_int(&mut self, n: i64) -> &mut Self {
         let mut digits = [0u8; 20];
-        let mut at = digits.len();
-        let mut v = n.unsigned_abs();
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        if n < 0 {
-            self.push(b"-");
-        }
-        self.push(&digits[at..])
+        self.push(decimal(n, &mut digits))
     }
 
     /// The line with its newline.
@@ -66,9 +51,90 @@ impl<const N: usize> Line<N> {
     }
 }
 
+/// Appends what fits of `bytes` to the `len` bytes used in `buf`, keeping
+/// the last byte for the newline (one copy of the code for every `N`).
+fn append(buf: &mut [u8], len: &mut usize, bytes: &[u8]) {
+    let room = (buf.len() - 1).saturating_sub(*len);
+    let take = bytes.len().min(room);
+    buf[*len..*len + take].copy_from_slice(&bytes[..take]);
+    *len += take;
+}
+
+/// `n` in decimal, written at the end of `digits` (room for any `i64`,
+/// its sign included).
+pub fn decimal(n: i64, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        digits[at] = b'-';
+    }
+    &digits[at..]
+}
+
+/// Collects bytes into lines in a fixed buffer. A line longer than the
+/// buffer is dropped whole (up to its newline) instead of being cut into
+/// pieces that could read as other requests.
+pub struct LineAssembler<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    discarding: bool,
+}
+
+impl<const N: usize> Default for LineAssembler<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> LineAssembler<N> {
+    pub const fn new() -> Self {
+        LineAssembler {
+            buf: [0; N],
+            len: 0,
+            discarding: false,
+        }
+    }
+
+    /// Feeds `input` and calls `each` with every complete line, without its
+    /// newline.
+    pub fn feed(&mut self, input: &[u8], mut each: impl FnMut(&[u8])) {
+        for &b in input {
+            if b == b'\n' {
+                if !self.discarding {
+                    each(&self.buf[..self.len]);
+                }
+                self.len = 0;
+                self.discarding = false;
+            } else if self.discarding {
+            } else if self.len == N {
+                self.discarding = true;
+                self.len = 0;
+            } else {
+                self.buf[self.len] = b;
+                self.len += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn lines<const N: usize>(a: &mut LineAssembler<N>, input: &[u8]) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        a.feed(input, |l| out.push(l.to_vec()));
+        out
+    }
 
     #[test]
     fn builds_lines() {
@@ -92,11 +158,37 @@ mod tests {
     }
 
     #[test]
+    fn decimals() {
+        let mut d = [0u8; 20];
+        assert_eq!(decimal(0, &mut d), b"0");
+        assert_eq!(decimal(-42, &mut d), b"-42");
+        assert_eq!(decimal(i64::MIN, &mut d), b"-9223372036854775808");
+        assert_eq!(decimal(i64::MAX, &mut d), b"9223372036854775807");
+    }
+
+    #[test]
     fn overflow_keeps_the_newline() {
         let mut l = Line::<8>::new();
         l.push(b"error ").push_text(b"a very long message");
         assert_eq!(l.finish(), b"error a\n");
         l.push(b"more");
         assert_eq!(l.finish(), b"error a\n");
+    }
+
+    #[test]
+    fn assembles_across_reads() {
+        let mut a = LineAssembler::<16>::new();
+        assert!(lines(&mut a, b"sta").is_empty());
+        assert_eq!(
+            lines(&mut a, b"rt\nx\n"),
+            vec![b"start".to_vec(), b"x".to_vec()]
+        );
+    }
+
+    #[test]
+    fn drops_over_long_lines_whole() {
+        let mut a = LineAssembler::<4>::new();
+        assert_eq!(lines(&mut a, b"startstart\nok\n"), vec![b"ok".to_vec()]);
+        assert_eq!(lines(&mut a, b"abcd\n"), vec![b"abcd".to_vec()]);
     }
 }

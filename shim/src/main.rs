@@ -34,10 +34,13 @@ mod relay;
 mod sys;
 
 use core::ffi::CStr;
-use nanoctr_shim::args::{parse_u32, ShimArgs};
-use nanoctr_shim::control::{Control, LineAssembler};
+use nanoctr_shim::contract::args::{parse_u32, ShimArgs};
+use nanoctr_shim::contract::control::Control;
+use nanoctr_shim::contract::proc_dir;
+use nanoctr_shim::contract::reply::Reply;
+use nanoctr_shim::contract::{MAX_CONTROL_LINE, MAX_REPLY_LINE};
 use nanoctr_shim::errno::errno_name;
-use nanoctr_shim::line::Line;
+use nanoctr_shim::line::{Line, LineAssembler};
 use nanoctr_shim::runtime_log;
 use relay::{Relay, MAX_ATTACHERS};
 use rustix::event::{poll, PollFd, PollFlags};
@@ -51,11 +54,8 @@ const EXIT_USAGE: i32 = 100;
 const EXIT_SYSTEM: i32 = 111;
 const EXIT_CREATE_FAILED: i32 = 1;
 
-/// The temporary `exitStatus` is written to, and its room reserved in.
-const EXIT_STATUS_TMP: &CStr = c".exitStatus.tmp";
-
 /// A message line: `error ` plus a runtime's message fits comfortably.
-type Message = Line<1024>;
+type Message = Line<MAX_REPLY_LINE>;
 
 fn main(words: sys::Args) -> i32 {
     let args = match ShimArgs::parse(words) {
@@ -90,20 +90,17 @@ fn main(words: sys::Args) -> i32 {
             return EXIT_CREATE_FAILED;
         }
     };
-    let mut created = Message::new();
-    created
-        .push(b"created ")
-        .push_int(i64::from(init.as_raw_pid()));
+    let mut created = Reply::Created(init.as_raw_pid() as u32).line();
     shim.tell(&startup, &mut created);
     drop(startup);
     if args.run || args.restore.is_some() {
-        let _ = io::write(&shim.reply, b"started\n");
+        let _ = io::write(&shim.reply, Reply::Started.line().finish());
     }
 
     let code = shim.supervise(init);
     match write_atomic(
-        c"exitStatus",
-        EXIT_STATUS_TMP,
+        proc_dir::EXIT_STATUS.c,
+        proc_dir::EXIT_STATUS_TMP.c,
         Message::new().push_int(code.into()),
     ) {
         Ok(()) => 0,
@@ -127,8 +124,7 @@ fn sys(what: &'static str) -> impl FnOnce(Errno) -> Failure {
 /// The line `error MESSAGE` for `f`; a runtime's message is read from its
 /// `log`.
 fn failure(log: &CStr, f: Failure) -> Message {
-    let mut l = Message::new();
-    l.push(b"error ");
+    let mut l = Reply::Error(b"").line();
     match f {
         Failure::Sys(what, e) => {
             push_errno(l.push(what.as_bytes()).push(b": "), e);
@@ -219,7 +215,8 @@ impl<'a> Shim<'a> {
         }
         let mut pid = Line::<16>::new();
         pid.push_int(process::getpid().as_raw_pid().into());
-        write_atomic(c"shim.pid", c".shim.pid.tmp", &mut pid).map_err(sys("write shim.pid"))?;
+        write_atomic(proc_dir::SHIM_PID.c, proc_dir::SHIM_PID_TMP.c, &mut pid)
+            .map_err(sys("write shim.pid"))?;
         reserve_exit_status().map_err(sys("reserve room for exitStatus"))?;
         let fifo = |name: &CStr, flags: OFlags| {
             fs::open(
@@ -229,13 +226,13 @@ impl<'a> Shim<'a> {
             )
         };
         // The daemon holds the read end already, so this does not block.
-        let exit = fifo(c"exit", OFlags::WRONLY).map_err(sys("open exit fifo"))?;
+        let exit = fifo(proc_dir::EXIT.c, OFlags::WRONLY).map_err(sys("open exit fifo"))?;
         // Read-write: the fifo never reports EOF between daemon writes, and
         // `reply` keeps an answer buffered until a (restarted) daemon reads it.
-        let control = fifo(c"control", OFlags::RDWR).map_err(sys("open control fifo"))?;
-        let reply = fifo(c"reply", OFlags::RDWR).map_err(sys("open reply fifo"))?;
+        let control = fifo(proc_dir::CONTROL.c, OFlags::RDWR).map_err(sys("open control fifo"))?;
+        let reply = fifo(proc_dir::REPLY.c, OFlags::RDWR).map_err(sys("open reply fifo"))?;
         // Clients can attach from the moment the container exists.
-        let attach = listen(c"attach.sock").map_err(sys("listen on attach.sock"))?;
+        let attach = listen(proc_dir::ATTACH_SOCK.c).map_err(sys("listen on attach.sock"))?;
         let console = match args.console.filter(|_| args.terminal) {
             Some(path) => Some(listen(path).map_err(sys("listen on the console socket"))?),
             None => None,
@@ -404,7 +401,7 @@ impl<'a> Shim<'a> {
         let mut init_code = self.early.take(init);
         let mut start: Option<Pid> = None;
         let mut started = self.args.run || self.args.exec.is_some() || self.args.restore.is_some();
-        let mut lines = LineAssembler::<128>::new();
+        let mut lines = LineAssembler::<MAX_CONTROL_LINE>::new();
         loop {
             // Reap every child there is: the init, its orphaned children, a
             // runtime call. wait4(-1), since the container is in its own
@@ -478,7 +475,8 @@ impl<'a> Shim<'a> {
                 for request in &requests[..count] {
                     match *request {
                         Control::Start if started => {
-                            let _ = io::write(&self.reply, b"error already started\n");
+                            let mut already = Reply::Error(b"already started").line();
+                            let _ = io::write(&self.reply, already.finish());
                         }
                         Control::Start => {
                             started = true;
@@ -528,7 +526,7 @@ impl<'a> Shim<'a> {
 
     fn answer_start(&self, code: i32) {
         if code == 0 {
-            let _ = io::write(&self.reply, b"started\n");
+            let _ = io::write(&self.reply, Reply::Started.line().finish());
         } else {
             let mut l = failure(self.args.log, Failure::Runtime(c"start", code));
             let _ = io::write(&self.reply, l.finish());
@@ -651,7 +649,11 @@ fn write_atomic<const N: usize>(path: &CStr, tmp: &CStr, line: &mut Line<N>) -> 
 /// after a shim that is gone removes it.
 fn reserve_exit_status() -> io::Result<()> {
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-    let fd = fs::open(EXIT_STATUS_TMP, flags, Mode::from_raw_mode(0o644))?;
+    let fd = fs::open(
+        proc_dir::EXIT_STATUS_TMP.c,
+        flags,
+        Mode::from_raw_mode(0o644),
+    )?;
     io::write(&fd, b"               \n").map(drop)
 }
 

@@ -161,8 +161,8 @@ struct Log {
     cap: u64,
 }
 
-const OUTPUT: &CStr = c"output";
-const OUTPUT_1: &CStr = c"output.1";
+const OUTPUT: &CStr = nanoctr_shim::contract::proc_dir::OUTPUT.c;
+const OUTPUT_1: &CStr = nanoctr_shim::contract::proc_dir::OUTPUT_OLD.c;
 
 impl Log {
     fn open(cap: u32) -> io::Result<Log> {

@@ -30,7 +30,7 @@ pub fn bundle_config(bundle: &str) -> Result<Vec<u8>, crate::wire::proto::Error>
         Ok(_) => return Err(invalid(" is not a directory".into())),
         Err(e) => return Err(invalid(format!(": {e}"))),
     }
-    let path = Path::new(bundle).join("config.json");
+    let path = Path::new(bundle).join(nanoctr_shim::contract::container_dir::CONFIG.str);
     let config =
         read_bounded(&path, MAX_BUNDLE_CONFIG, Links::Follow).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => invalid(" has no config.json".into()),

@@ -52,7 +52,11 @@ pub fn process_json(spec: &ExecSpec, config: &[u8]) -> Result<Vec<u8>, Error> {
         }
     }
     if spec.terminal {
-        let (cols, rows) = (spec.cols.unwrap_or(80), spec.rows.unwrap_or(24));
+        use nanoctr_shim::contract::{DEFAULT_COLS, DEFAULT_ROWS};
+        let (cols, rows) = (
+            spec.cols.unwrap_or(DEFAULT_COLS),
+            spec.rows.unwrap_or(DEFAULT_ROWS),
+        );
         edits.push((
             vec!["consoleSize"],
             format!("{{\"height\": {rows}, \"width\": {cols}}}"),

@@ -76,7 +76,7 @@ fn attach(socket: &Path, args: &[String]) -> i32 {
         Err(code) => return code,
     };
     let (id, proc) = match rest.as_slice() {
-        [id] => (*id, "init"),
+        [id] => (*id, crate::wire::INIT),
         [id, proc] => (*id, *proc),
         _ => return usage_error("usage: nanoctr attach [--detach-keys KEYS] ID [PROC]"),
     };

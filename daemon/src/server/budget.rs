@@ -19,14 +19,15 @@ pub fn heap_bound(cfg: &Config) -> usize {
         + cfg.retain * std::mem::size_of::<crate::wire::event::Event>();
     // A container: its request's strings (a line bounds them), kept and
     // encoded once more for the record; its paths; the shim's lines.
-    let container = 3 * MAX_LINE + 4 * PATH_MAX + 2 * (super::shim::MAX_SHIM_LINE + 1024);
+    let container =
+        3 * MAX_LINE + 4 * PATH_MAX + 2 * (nanoctr_shim::contract::MAX_REPLY_LINE + 1024);
     // A client: its line buffer, what it has not read yet, and the
     // largest answer, `list` of a full table.
     let client = MAX_LINE + MAX_PENDING_OUTPUT + cfg.max_containers * (MAX_LINE + 64);
     // An exec: its name, paths and the shim's lines, and while it is
     // made, the process file (a bundle's process object, in a line's
     // worth of changes).
-    let exec = 3 * PATH_MAX + 2 * (super::shim::MAX_SHIM_LINE + 1024);
+    let exec = 3 * PATH_MAX + 2 * (nanoctr_shim::contract::MAX_REPLY_LINE + 1024);
     let call = PATH_MAX;
     // std's own (arguments, environment, buffers), what starting a
     // process or reading a directory takes while it lasts, and a `logs`

@@ -12,6 +12,7 @@ use crate::server::shim::LineReader;
 use crate::slab::Ref;
 use crate::wire::proto::Error;
 use crate::wire::Spec;
+use nanoctr_shim::contract::proc_dir;
 
 pub struct Container {
     pub spec: Spec,
@@ -98,7 +99,7 @@ impl Process {
 
     /// The runtime's JSON log for calls about this process.
     pub fn log(&self) -> PathBuf {
-        self.dir.join("log.json")
+        self.dir.join(proc_dir::RUNTIME_LOG.str)
     }
 
     pub fn shim_alive(&self) -> bool {

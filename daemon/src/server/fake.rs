@@ -14,6 +14,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use nanoctr_shim::contract::{proc_dir, Name};
 use rustix::pipe::{pipe_with, PipeFlags};
 
 use crate::server::effects::{Effects, Target};
@@ -90,7 +91,7 @@ impl FakeShim {
     /// The runtime made the process: its pid file is written, then the
     /// shim reports `created PID` on its startup pipe.
     pub fn created(&mut self, pid: u32) {
-        std::fs::write(self.dir.join("pid"), pid.to_string()).unwrap();
+        std::fs::write(self.dir.join(proc_dir::PID.str), pid.to_string()).unwrap();
         self.say(&format!("created {pid}"));
     }
 
@@ -103,7 +104,11 @@ impl FakeShim {
     /// The process exited with `code`: the status is written, then the
     /// shim goes.
     pub fn exit(&mut self, code: i32) {
-        write_atomic(&self.dir.join("exitStatus"), format!("{code}\n").as_bytes()).unwrap();
+        write_atomic(
+            &self.dir.join(proc_dir::EXIT_STATUS.str),
+            format!("{code}\n").as_bytes(),
+        )
+        .unwrap();
         self.vanish();
     }
 
@@ -186,12 +191,12 @@ impl Effects for Fake {
         }
         // The daemon's ends first, as a real spawn opens them, then the
         // shim's.
-        let exit = open_fifo_reader(&proc.join("exit"))?;
-        let reply = open_fifo_reader(&proc.join("reply"))?;
-        let writer = |name: &str| {
+        let exit = open_fifo_reader(&proc.join(proc_dir::EXIT.str))?;
+        let reply = open_fifo_reader(&proc.join(proc_dir::REPLY.str))?;
+        let writer = |name: Name| {
             std::fs::OpenOptions::new()
                 .write(true)
-                .open(proc.join(name))
+                .open(proc.join(name.str))
         };
         let (read, write) =
             pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK).map_err(sys::io_error)?;
@@ -200,8 +205,8 @@ impl Effects for Fake {
             pid,
             dir: proc.to_path_buf(),
             startup: Some(File::from(sys::own(write))),
-            reply: Some(writer("reply")?),
-            exit: Some(writer("exit")?),
+            reply: Some(writer(proc_dir::REPLY)?),
+            exit: Some(writer(proc_dir::EXIT)?),
         });
         Ok(Spawned {
             pid,

@@ -35,9 +35,11 @@ use crate::server::Effects;
 use crate::server::{CallKind, Daemon, Source};
 use crate::slab::Ref;
 use crate::store::record::Record;
-use crate::store::statedir::{open_fifo_reader, read_exit_status, INIT};
+use crate::store::statedir::{open_fifo_reader, read_exit_status, tmp_of, INIT};
 use crate::wire::event::Kind;
 use crate::wire::{check_id, Spec};
+use nanoctr_shim::contract::container_dir;
+use nanoctr_shim::contract::proc_dir;
 
 #[cfg(test)]
 mod tests;
@@ -83,9 +85,9 @@ impl<F: Effects> Daemon<F> {
     fn recover_one(&mut self, id: &str, found: &mut Recovered) {
         let dir = self.state.container(id);
         let proc = dir.join(INIT);
-        let _ = fs::remove_file(dir.join("container.tmp"));
+        let _ = fs::remove_file(tmp_of(&dir.join(container_dir::RECORD.str)));
         let record = match crate::files::read_bounded_text(
-            &dir.join("container"),
+            &dir.join(container_dir::RECORD.str),
             64 * 1024,
             crate::files::Links::Refuse,
         ) {
@@ -99,7 +101,7 @@ impl<F: Effects> Daemon<F> {
                 .map_or(self.cfg.runtime.clone(), |r| r.runtime.clone()),
             root: self.cfg.runtime_root.clone(),
         };
-        let exit = open_fifo_reader(&proc.join("exit")).ok();
+        let exit = open_fifo_reader(&proc.join(proc_dir::EXIT.str)).ok();
         let alive = exit.as_ref().is_some_and(has_writer);
         if !alive {
             // What a shim that is gone left half written. A live shim's
@@ -117,7 +119,7 @@ impl<F: Effects> Daemon<F> {
             found.unknown += r.is_some() as usize;
             return;
         };
-        let pid = read_pid(&proc.join("pid"));
+        let pid = read_pid(&proc.join(proc_dir::PID.str));
         let exit_code = read_exit_status(&proc);
         let sup = Supervision {
             restarts: record.restarts,
@@ -127,7 +129,7 @@ impl<F: Effects> Daemon<F> {
         };
         let (created, spec) = (record.created, record.spec);
         if alive {
-            let reply = open_fifo_reader(&proc.join("reply"))
+            let reply = open_fifo_reader(&proc.join(proc_dir::REPLY.str))
                 .ok()
                 .map(LineReader::new);
             let status = match pid {
@@ -202,7 +204,7 @@ impl<F: Effects> Daemon<F> {
 
     /// The runtime's view of a container's status (`<runtime> state ID`).
     fn runtime_status(&mut self, runtime: &Runtime, proc: &Path, id: &str) -> Option<String> {
-        let log = proc.join("log.json");
+        let log = proc.join(proc_dir::RUNTIME_LOG.str);
         let args = ["state", id];
         let limit = self.cfg.start_timeout;
         let (0, out) = self.fx.run_runtime(runtime, &log, &args, limit)? else {
@@ -246,7 +248,7 @@ impl<F: Effects> Daemon<F> {
             path: self.cfg.runtime.clone(),
             root: self.cfg.runtime_root.clone(),
         });
-        let log = self.state.process(id).join("log.json");
+        let log = self.state.process(id).join(proc_dir::RUNTIME_LOG.str);
         let limit = self.cfg.start_timeout;
         let _ = self
             .fx
@@ -299,7 +301,7 @@ fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: St
         spec.terminal == Some(true),
         spec.interactive,
     );
-    init.shim_pid = read_pid(&proc.join("shim.pid")).unwrap_or(0);
+    init.shim_pid = read_pid(&proc.join(proc_dir::SHIM_PID.str)).unwrap_or(0);
     Container {
         spec,
         runtime,
@@ -326,7 +328,9 @@ impl<F: Effects> Daemon<F> {
             .filter_map(|e| e.ok())
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|name| name != INIT && name != "bundle" && check_id(name).is_ok())
+            .filter(|name| {
+                name != INIT && name != container_dir::BUNDLE.str && check_id(name).is_ok()
+            })
             .collect();
         crate::slab::sort_small(&mut names, |a, b| a < b);
         for name in names {
@@ -339,19 +343,20 @@ impl<F: Effects> Daemon<F> {
     /// its exit status, or lost. One that never was (no record, or no
     /// process and no shim) leaves no trace.
     fn recover_exec(&mut self, r: Ref, dir: PathBuf, name: String) {
-        for tmp in ["exec.tmp", "process.json.tmp"] {
-            let _ = fs::remove_file(dir.join(tmp));
+        for name in [proc_dir::EXEC_RECORD, proc_dir::PROCESS_JSON] {
+            let _ = fs::remove_file(tmp_of(&dir.join(name.str)));
         }
-        let Some(record) = crate::store::statedir::read_small(&dir.join("exec")) else {
+        let Some(record) = crate::store::statedir::read_small(&dir.join(proc_dir::EXEC_RECORD.str))
+        else {
             let _ = fs::remove_dir_all(&dir);
             return;
         };
-        let exit = open_fifo_reader(&dir.join("exit")).ok();
+        let exit = open_fifo_reader(&dir.join(proc_dir::EXIT.str)).ok();
         let alive = exit.as_ref().is_some_and(has_writer);
         if !alive {
             remove_temporaries(&dir);
         }
-        let pid = read_pid(&dir.join("pid"));
+        let pid = read_pid(&dir.join(proc_dir::PID.str));
         let code = read_exit_status(&dir);
         let status = match (alive, code, pid) {
             (true, _, Some(_)) => Status::Running,
@@ -367,10 +372,10 @@ impl<F: Effects> Daemon<F> {
         let mut process = Process::new(dir, has("terminal"), has("interactive"));
         process.pid = pid.unwrap_or(0);
         process.exit_code = code;
-        process.shim_pid = read_pid(&process.dir.join("shim.pid")).unwrap_or(0);
+        process.shim_pid = read_pid(&process.dir.join(proc_dir::SHIM_PID.str)).unwrap_or(0);
         if alive {
             process.exit = exit;
-            process.reply = open_fifo_reader(&process.dir.join("reply"))
+            process.reply = open_fifo_reader(&process.dir.join(proc_dir::REPLY.str))
                 .ok()
                 .map(LineReader::new);
         }
@@ -432,8 +437,8 @@ impl<F: Effects> Daemon<F> {
 
 /// Removes what a shim that is gone left half written in its process dir.
 fn remove_temporaries(proc: &Path) {
-    for tmp in [".exitStatus.tmp", ".shim.pid.tmp"] {
-        let _ = fs::remove_file(proc.join(tmp));
+    for name in proc_dir::SHIM_TMP {
+        let _ = fs::remove_file(proc.join(name.str));
     }
 }
 

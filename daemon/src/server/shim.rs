@@ -1,10 +1,17 @@
 //! Starting a shim, and the lines it sends back.
 
+use std::ffi::{CString, OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
+
+use nanoctr_shim::contract::args::ShimArgs;
+use nanoctr_shim::contract::reply::Reply;
+use nanoctr_shim::contract::{proc_dir, Name};
+use nanoctr_shim::contract::{DEFAULT_COLS, DEFAULT_LOG_SIZE, DEFAULT_ROWS, MAX_REPLY_LINE};
 
 use rustix::io::FdFlags;
 use rustix::pipe::{pipe_with, PipeFlags};
@@ -90,62 +97,20 @@ impl<'a> ShimOptions<'a> {
 /// close-on-exec, and the daemon has one thread, so no other spawn can
 /// pick it up in between); the shim is told its number.
 pub fn spawn(shim: &Path, proc: &Path, how: &ShimOptions<'_>) -> io::Result<Spawned> {
-    let runtime = how.runtime;
-    let exit = open_fifo_reader(&proc.join("exit"))?;
-    let reply = open_fifo_reader(&proc.join("reply"))?;
+    let exit = open_fifo_reader(&proc.join(proc_dir::EXIT.str))?;
+    let reply = open_fifo_reader(&proc.join(proc_dir::REPLY.str))?;
     let (read, write) = pipe_with(PipeFlags::CLOEXEC).map_err(sys::io_error)?;
     let (read, write): (OwnedFd, OwnedFd) = (sys::own(read), sys::own(write));
     rustix::fs::fcntl_setfl(sys::fd(&read), rustix::fs::OFlags::NONBLOCK).map_err(sys::io_error)?;
     rustix::io::fcntl_setfd(sys::fd(&write), FdFlags::empty()).map_err(sys::io_error)?;
 
+    let words = command_line(proc, how, std::os::fd::AsRawFd::as_raw_fd(&write));
     let mut cmd = Command::new(shim);
     cmd.current_dir(proc)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(shim_log(proc));
-    let path = |name: &str| proc.join(name).to_string_lossy().into_owned();
-    cmd.arg(kv("id", how.id))
-        .arg(kv("bundle", &how.bundle.to_string_lossy()))
-        .arg(kv("runtime", &runtime.path.to_string_lossy()))
-        .arg(kv("log", &path("log.json")))
-        .arg(kv("pid-file", &path("pid")))
-        .arg(format!(
-            "startup-fd={}",
-            std::os::fd::AsRawFd::as_raw_fd(&write)
-        ))
-        .arg(format!("oom-score-adj={}", how.oom_score_adj));
-    if let Some(root) = &runtime.root {
-        cmd.arg(kv("root", &root.to_string_lossy()));
-    }
-    match how.make {
-        Make::Create => {}
-        Make::Run => {
-            cmd.arg("run=1");
-        }
-        Make::Exec(file) => {
-            cmd.arg(kv("exec", &file.to_string_lossy()));
-        }
-        Make::Restore(dir) => {
-            cmd.arg(kv("restore", &dir.to_string_lossy()));
-        }
-    }
-    if how.terminal {
-        cmd.arg("terminal=1")
-            .arg(kv("console", &path("console.sock")));
-        cmd.arg(format!("cols={}", how.size.0.unwrap_or(80)));
-        cmd.arg(format!("rows={}", how.size.1.unwrap_or(24)));
-    }
-    if how.interactive {
-        cmd.arg("interactive=1");
-    }
-    if let Some(n) = how.log_size {
-        cmd.arg(format!("log-size={n}"));
-    }
-    for (key, value) in ["stdin", "stdout", "stderr"].into_iter().zip(how.stdio) {
-        if let Some(v) = value {
-            cmd.arg(kv(key, v));
-        }
-    }
+        .stderr(shim_log(proc))
+        .args(words);
     let child = cmd.spawn()?;
     drop(write);
     Ok(Spawned {
@@ -156,8 +121,60 @@ pub fn spawn(shim: &Path, proc: &Path, how: &ShimOptions<'_>) -> io::Result<Spaw
     })
 }
 
-fn kv(key: &str, value: &str) -> String {
-    format!("{key}={value}")
+/// The shim's command line for a process in `proc`, made as `how` says,
+/// its startup pipe at descriptor `startup_fd`: the words of the
+/// contract's [`ShimArgs`], which the shim parses back.
+fn command_line(proc: &Path, how: &ShimOptions<'_>, startup_fd: i32) -> Vec<OsString> {
+    let file = |name: Name| c(proc.join(name.str).as_os_str());
+    let opt = |s: Option<&str>| s.map(|s| c(s.as_ref()));
+    let (id, bundle) = (c(how.id.as_ref()), c(how.bundle.as_os_str()));
+    let runtime = c(how.runtime.path.as_os_str());
+    let (log, pid_file) = (file(proc_dir::RUNTIME_LOG), file(proc_dir::PID));
+    let console = how.terminal.then(|| file(proc_dir::CONSOLE_SOCK));
+    let root = how.runtime.root.as_deref().map(|r| c(r.as_os_str()));
+    let [stdin, stdout, stderr] = how.stdio.map(opt);
+    let (exec, restore) = match how.make {
+        Make::Exec(f) => (Some(c(f.as_os_str())), None),
+        Make::Restore(d) => (None, Some(c(d.as_os_str()))),
+        Make::Create | Make::Run => (None, None),
+    };
+    let args = ShimArgs {
+        id: &id,
+        bundle: &bundle,
+        runtime: &runtime,
+        log: &log,
+        pid_file: &pid_file,
+        root: root.as_deref(),
+        stdin: stdin.as_deref(),
+        stdout: stdout.as_deref(),
+        stderr: stderr.as_deref(),
+        startup_fd,
+        oom_score_adj: Some(how.oom_score_adj),
+        run: how.make == Make::Run,
+        terminal: how.terminal,
+        console: console.as_deref(),
+        cols: how.size.0.unwrap_or(DEFAULT_COLS),
+        rows: how.size.1.unwrap_or(DEFAULT_ROWS),
+        log_size: how.log_size.unwrap_or(DEFAULT_LOG_SIZE),
+        interactive: how.interactive,
+        exec: exec.as_deref(),
+        restore: restore.as_deref(),
+    };
+    let mut words = Vec::new();
+    args.words(&mut |key, value| {
+        let mut word = OsString::from(key);
+        word.push("=");
+        word.push(OsStr::from_bytes(value));
+        words.push(word);
+    });
+    words
+}
+
+/// A value for the shim's command line. Paths and ids never hold a NUL
+/// (the kernel's cannot, and requests refuse control characters); were
+/// one there, the value would be empty, and the shim refuses that.
+fn c(s: &OsStr) -> CString {
+    CString::new(s.as_bytes()).unwrap_or_default()
 }
 
 /// Lines from a shim's pipe or fifo, read without blocking.
@@ -165,9 +182,6 @@ pub struct LineReader {
     pub file: File,
     buf: Vec<u8>,
 }
-
-/// Longest line a shim sends; more is cut.
-pub(crate) const MAX_SHIM_LINE: usize = 2048;
 
 impl LineReader {
     pub fn new(file: File) -> Self {
@@ -185,7 +199,7 @@ impl LineReader {
             match self.file.read(&mut chunk) {
                 Ok(0) => break true,
                 Ok(n) => {
-                    let room = MAX_SHIM_LINE.saturating_sub(self.buf.len());
+                    let room = MAX_REPLY_LINE.saturating_sub(self.buf.len());
                     self.buf.extend_from_slice(&chunk[..n.min(room)]);
                     if n > room && !self.buf.contains(&b'\n') {
                         self.buf.push(b'\n');
@@ -207,7 +221,7 @@ impl LineReader {
     }
 }
 
-/// A line from the shim.
+/// A line from the shim ([`Reply`], its text owned).
 #[derive(Debug, PartialEq, Eq)]
 pub enum ShimLine {
     Created(u32),
@@ -219,12 +233,11 @@ pub enum ShimLine {
 
 impl ShimLine {
     pub fn parse(line: &str) -> ShimLine {
-        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
-        match word {
-            "created" => rest.parse().map_or(ShimLine::Other, ShimLine::Created),
-            "started" => ShimLine::Started,
-            "error" => ShimLine::Error(rest.to_string()),
-            _ => ShimLine::Other,
+        match Reply::parse(line.as_bytes()) {
+            Reply::Created(pid) => ShimLine::Created(pid),
+            Reply::Started => ShimLine::Started,
+            Reply::Error(text) => ShimLine::Error(String::from_utf8_lossy(text).into_owned()),
+            Reply::Other => ShimLine::Other,
         }
     }
 }
@@ -236,7 +249,7 @@ const SHIM_LOG_CAP: u64 = 16 * 1024;
 /// The shim's stderr: `shim.log` in its process dir, where it says why it
 /// failed (the same message the daemon gets), kept across restarts.
 fn shim_log(proc: &Path) -> Stdio {
-    let path = proc.join("shim.log");
+    let path = proc.join(proc_dir::SHIM_LOG.str);
     let big = std::fs::metadata(&path).is_ok_and(|m| m.len() > SHIM_LOG_CAP);
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
@@ -253,6 +266,62 @@ fn shim_log(proc: &Path) -> Stdio {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn the_shim_parses_the_command_line_the_daemon_writes() {
+        let runtime = Runtime {
+            path: "/usr/bin/runc".into(),
+            root: Some("/run/r".into()),
+        };
+        let how = ShimOptions {
+            id: "web",
+            runtime: &runtime,
+            bundle: Path::new("/b/web"),
+            oom_score_adj: -500,
+            make: Make::Exec(Path::new("/s/web/sh/process.json")),
+            terminal: true,
+            interactive: true,
+            size: (Some(100), None),
+            log_size: Some(8192),
+            stdio: [None, Some("/tmp/out"), None],
+        };
+        let proc = Path::new("/s/web/sh");
+        let words = command_line(proc, &how, 7);
+        let words: Vec<CString> = words
+            .iter()
+            .map(|w| CString::new(w.as_bytes()).unwrap())
+            .collect();
+        let a = ShimArgs::parse(words.iter().map(CString::as_c_str)).unwrap();
+        assert_eq!(a.id, c"web");
+        assert_eq!(a.bundle, c"/b/web");
+        assert_eq!(a.runtime, c"/usr/bin/runc");
+        assert_eq!(a.root, Some(c"/run/r"));
+        assert_eq!(a.log, c"/s/web/sh/log.json");
+        assert_eq!(a.pid_file, c"/s/web/sh/pid");
+        assert_eq!(a.startup_fd, 7);
+        assert_eq!(a.oom_score_adj, Some(-500));
+        assert!(a.terminal && a.interactive && !a.run);
+        assert_eq!(a.console, Some(c"/s/web/sh/console.sock"));
+        assert_eq!((a.cols, a.rows, a.log_size), (100, 24, 8192));
+        assert_eq!(a.exec, Some(c"/s/web/sh/process.json"));
+        assert_eq!(
+            (a.stdin, a.stdout, a.stderr),
+            (None, Some(c"/tmp/out"), None)
+        );
+        let plain = ShimOptions {
+            make: Make::Run,
+            terminal: false,
+            interactive: false,
+            ..how
+        };
+        let words = command_line(proc, &plain, 3);
+        let words: Vec<CString> = words
+            .iter()
+            .map(|w| CString::new(w.as_bytes()).unwrap())
+            .collect();
+        let a = ShimArgs::parse(words.iter().map(CString::as_c_str)).unwrap();
+        assert!(a.run && !a.terminal && a.console.is_none() && a.exec.is_none());
+    }
 
     #[test]
     fn parses_shim_lines() {
@@ -286,6 +355,6 @@ mod tests {
         w.write_all(&vec![b'x'; 5000]).unwrap();
         let (lines, _) = lr.read_lines();
         assert_eq!(lines.len(), 1);
-        assert_eq!(lines[0].len(), MAX_SHIM_LINE);
+        assert_eq!(lines[0].len(), MAX_REPLY_LINE);
     }
 }

@@ -21,7 +21,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::store::statedir::INIT;
 use crate::wire::event::{Event, Filter, Kind, MAX_EVENT_LINE};
+use nanoctr_shim::contract::state_dir::{EVENTS, EVENTS_MARK};
 
 pub struct EventLog {
     retain: usize,
@@ -104,13 +106,13 @@ impl EventLog {
     /// `exec-added` on (a name can be used again). An event without
     /// `proc=` is the container's own, so the init's.
     pub fn history(&self, id: &str, proc: &str) -> Vec<&Event> {
-        let init = proc == crate::store::statedir::INIT;
+        let init = proc == INIT;
         let mut found = Vec::new();
         for e in self.recent.iter().rev().filter(|e| e.id() == id) {
             if e.kind == Kind::Delete {
                 break;
             }
-            if e.field("proc").unwrap_or(crate::store::statedir::INIT) != proc {
+            if e.field("proc").unwrap_or(INIT) != proc {
                 continue;
             }
             found.push(e);
@@ -152,7 +154,7 @@ const MARK_WIDTH: usize = 21;
 
 impl Store {
     fn open(dir: &Path, per_segment: usize) -> io::Result<(Store, Vec<Event>)> {
-        let paths = [dir.join(".events.0"), dir.join(".events.1")];
+        let paths = EVENTS.map(|name| dir.join(name.str));
         let mut found = Vec::new();
         let mut newest = (0, 0u64, 0usize, 0usize); // (segment, highest seq, records, bytes)
         for (i, path) in paths.iter().enumerate() {
@@ -170,7 +172,7 @@ impl Store {
         }
         let (current, _, records, len) = newest;
         let file = open_nofollow(&paths[current], false)?;
-        let mark_path = dir.join(".events.mark");
+        let mark_path = dir.join(EVENTS_MARK.str);
         only_a_file_at(&mark_path)?;
         let (mark_file, mark) = open_mark(&mark_path);
         Ok((

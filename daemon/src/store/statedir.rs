@@ -1,13 +1,6 @@
-//! The state directory: the contract between the daemon and the shims.
-//!
-//! ```text
-//! <state-dir>/<id>/container      the daemon's record (record.rs)
-//! <state-dir>/<id>/init/          the init process's shim works here:
-//!     shim.pid pid exit control reply exitStatus log.json output
-//! <state-dir>/<id>/<proc>/        an exec process's shim, the same files,
-//!     and `exec` (its record) and `process.json` (the runtime's process)
-//! <state-dir>/<id>/bundle/        a derived bundle config, when asked for
-//! ```
+//! The state directory, as the daemon keeps it: every name in it, and who
+//! writes each, is in the contract with the shims
+//! (`nanoctr_shim::contract`, `shim/src/contract/mod.rs`).
 //!
 //! Everything the daemon knows about a container is in these files, so a
 //! daemon started later needs nothing from the one before.
@@ -20,8 +13,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use nanoctr_shim::contract::{container_dir, proc_dir, state_dir, TMP};
+
 /// The process dir of a container's init.
-pub const INIT: &str = "init";
+pub const INIT: &str = container_dir::INIT.str;
 
 #[derive(Debug)]
 pub struct StateDir {
@@ -48,7 +43,7 @@ impl StateDir {
             .truncate(false)
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(root.join(".lock"))?;
+            .open(root.join(state_dir::LOCK.str))?;
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
         loop {
             let exclusive = rustix::fs::FlockOperation::NonBlockingLockExclusive;
@@ -102,8 +97,8 @@ impl StateDir {
         let dir = self.container(id).join(proc);
         fs::DirBuilder::new().mode(0o711).create(&dir)?;
         let made = (|| {
-            for fifo in ["exit", "control", "reply"] {
-                let path = c_path(&dir.join(fifo))?;
+            for fifo in proc_dir::FIFOS {
+                let path = c_path(&dir.join(fifo.str))?;
                 rustix::fs::mkfifoat(rustix::fs::CWD, &*path, Mode::RUSR | Mode::WUSR)
                     .map_err(crate::sys::io_error)?;
             }
@@ -152,9 +147,7 @@ pub fn write_fifo(path: &Path, line: &[u8]) -> io::Result<()> {
 /// Writes a file atomically: a temporary beside it, fsync, rename. A reader
 /// sees the old file or the whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
+    let tmp = tmp_of(path);
     // A new file of its own, never through a link left in its place (and
     // the rename replaces a link at `path` rather than follow it).
     match fs::remove_file(&tmp) {
@@ -173,9 +166,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs::rename(&tmp, path)
 }
 
+/// Where [`write_atomic`] writes `path` before it renames it: `path.tmp`.
+pub fn tmp_of(path: &Path) -> PathBuf {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(TMP);
+    PathBuf::from(tmp)
+}
+
 /// The exit code in a process dir's `exitStatus`, if the shim wrote one.
 pub fn read_exit_status(proc: &Path) -> Option<i32> {
-    read_small(&proc.join("exitStatus"))?.trim().parse().ok()
+    read_small(&proc.join(proc_dir::EXIT_STATUS.str))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// A small file a shim or the daemon wrote in the state dir (a pid, an

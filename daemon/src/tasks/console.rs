@@ -9,13 +9,15 @@ use crate::server::{Daemon, Outcome};
 use crate::wire::proto::{Code, Error};
 
 use super::internal;
+use nanoctr_shim::contract::control::Control;
+use nanoctr_shim::contract::proc_dir;
 
 impl<F: Effects> Daemon<F> {
     /// Where the process's shim serves attachers, and whether it is a
     /// terminal.
     pub(crate) fn attach(&self, id: &str, proc: &str) -> Result<Outcome, Error> {
         let p = self.console_of(id, proc)?;
-        let path = p.dir.join("attach.sock");
+        let path = p.dir.join(proc_dir::ATTACH_SOCK.str);
         let terminal = if p.terminal { "1" } else { "0" };
         Ok(Outcome::ok(&[
             ("path", &path.to_string_lossy()),
@@ -35,7 +37,7 @@ impl<F: Effects> Daemon<F> {
             return Err(Error::new(Code::State, "the process has no terminal"));
         }
         let dir = p.dir.clone();
-        self.control(&dir, &format!("resize {cols} {rows}\n"))?;
+        self.control(&dir, Control::Resize { cols, rows })?;
         Ok(Outcome::ok(&[]))
     }
 
@@ -48,7 +50,7 @@ impl<F: Effects> Daemon<F> {
             ));
         }
         let dir = p.dir.clone();
-        self.control(&dir, "closestdin\n")?;
+        self.control(&dir, Control::CloseStdin)?;
         Ok(Outcome::ok(&[]))
     }
 

@@ -26,6 +26,7 @@ use crate::wire::proto::{refuse, Code, Error};
 use crate::wire::Spec;
 
 use super::{internal, io_refusal};
+use nanoctr_shim::contract::container_dir;
 
 /// How a new container is made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,17 +111,21 @@ impl<F: Effects> Daemon<F> {
         let dir = self.state.container(&spec.id);
         let spawned = self
             .fx
-            .write_file(&dir.join("container"), record.encode().as_bytes())
+            .write_file(
+                &dir.join(container_dir::RECORD.str),
+                record.encode().as_bytes(),
+            )
             .and_then(|()| {
                 // A terminal other than the bundle's needs a config of its
                 // own; the bundle itself is never written to.
                 let bundle = match terminal == bundle_terminal {
                     true => PathBuf::from(&spec.bundle),
                     false => {
-                        let derived = dir.join("bundle");
+                        let derived = dir.join(container_dir::BUNDLE.str);
                         let text = crate::bundle::config::derive(&spec.bundle, &config, terminal)?;
                         fs::create_dir_all(&derived)?;
-                        self.fx.write_file(&derived.join("config.json"), &text)?;
+                        self.fx
+                            .write_file(&derived.join(container_dir::CONFIG.str), &text)?;
                         derived
                     }
                 };

@@ -23,6 +23,7 @@ use crate::wire::proto::{refuse, Code, Error};
 use crate::wire::ExecSpec;
 
 use super::{internal, io_refusal};
+use nanoctr_shim::contract::proc_dir;
 
 impl<F: Effects> Daemon<F> {
     pub(crate) fn exec(&mut self, client: Ref, spec: &ExecSpec) -> Result<Outcome, Error> {
@@ -74,12 +75,15 @@ impl<F: Effects> Daemon<F> {
                 ),
                 _ => io_refusal("state dir", &e),
             })?;
-        let file = dir.join("process.json");
+        let file = dir.join(proc_dir::PROCESS_JSON.str);
         let record = exec_record(spec.terminal, spec.interactive);
         let spawned = self
             .fx
             .write_file(&file, &process)
-            .and_then(|()| self.fx.write_file(&dir.join("exec"), record.as_bytes()))
+            .and_then(|()| {
+                self.fx
+                    .write_file(&dir.join(proc_dir::EXEC_RECORD.str), record.as_bytes())
+            })
             .and_then(|()| {
                 let how = ShimOptions {
                     id: &spec.id,

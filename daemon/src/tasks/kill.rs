@@ -10,6 +10,7 @@ use crate::wire::proto::{Code, Error};
 use crate::wire::KillTarget;
 
 use super::internal;
+use nanoctr_shim::contract::control::Control;
 
 impl<F: Effects> Daemon<F> {
     pub(crate) fn kill(
@@ -25,7 +26,7 @@ impl<F: Effects> Daemon<F> {
             }
         }
         let r = self.admit(id, Verb::Kill)?;
-        let signal = signal.to_string();
+        let number = signal.to_string();
         let args: &[&str] = match target {
             KillTarget::Proc(name) => {
                 let e = self.find_exec(r, name).ok_or_else(|| {
@@ -43,11 +44,11 @@ impl<F: Effects> Daemon<F> {
                     return Err(Error::new(Code::State, why));
                 }
                 let dir = x.process.dir.clone();
-                self.control(&dir, &format!("kill {signal}\n"))?;
+                self.control(&dir, Control::Kill { signal })?;
                 return Ok(Outcome::ok(&[]));
             }
-            KillTarget::All => &["kill", "--all", id, &signal],
-            KillTarget::Init => &["kill", id, &signal],
+            KillTarget::All => &["kill", "--all", id, &number],
+            KillTarget::Init => &["kill", id, &number],
         };
         if !self.slot_free() {
             return Ok(Outcome::Stall);

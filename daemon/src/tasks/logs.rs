@@ -19,6 +19,7 @@ use crate::sys;
 use crate::wire::proto::{Error, Reply};
 
 use super::internal;
+use nanoctr_shim::contract::proc_dir;
 
 /// Most of the log one `logs` answer carries: it must fit a client's output
 /// buffer. With the default 64 KiB cap the whole log always does.
@@ -41,8 +42,9 @@ impl<F: Effects> Daemon<F> {
             .process(p)
             .ok_or_else(|| internal("process vanished"))?;
         let (dir, alive) = (process.dir.clone(), process.shim_alive());
-        let mut text = read_tail(&dir.join("output.1"), MAX_LOGS_ANSWER).unwrap_or_default();
-        let mut current = File::open(dir.join("output")).ok();
+        let mut text =
+            read_tail(&dir.join(proc_dir::OUTPUT_OLD.str), MAX_LOGS_ANSWER).unwrap_or_default();
+        let mut current = File::open(dir.join(proc_dir::OUTPUT.str)).ok();
         if let Some(f) = &mut current {
             let mut rest = Vec::new();
             if f.read_to_end(&mut rest).is_ok() {
@@ -154,8 +156,8 @@ impl<F: Effects> Daemon<F> {
                 }
             }
             // At the end of this file: has `output` become a new one?
-            match fs::metadata(dir.join("output")) {
-                Ok(m) if m.ino() != f.inode => match File::open(dir.join("output")) {
+            match fs::metadata(dir.join(proc_dir::OUTPUT.str)) {
+                Ok(m) if m.ino() != f.inode => match File::open(dir.join(proc_dir::OUTPUT.str)) {
                     Ok(new) => {
                         f.file = new;
                         f.inode = m.ino();

@@ -30,6 +30,8 @@ use crate::server::Effects;
 use crate::slab::Ref;
 use crate::wire::proto::{Code, Error};
 use crate::wire::INIT;
+use nanoctr_shim::contract::control::Control;
+use nanoctr_shim::contract::proc_dir;
 use rustix::process::Signal;
 
 impl<F: Effects> Daemon<F> {
@@ -111,10 +113,10 @@ impl<F: Effects> Daemon<F> {
 
     /// Writes a line to the `control` fifo of the process in `dir`; fails
     /// at once when its shim is not there to read it.
-    pub(crate) fn control(&mut self, dir: &std::path::Path, line: &str) -> Result<(), Error> {
-        let fifo = dir.join("control");
+    pub(crate) fn control(&mut self, dir: &std::path::Path, c: Control) -> Result<(), Error> {
+        let fifo = dir.join(proc_dir::CONTROL.str);
         self.fx
-            .write_fifo(&fifo, line.as_bytes())
+            .write_fifo(&fifo, c.line().finish())
             .map_err(|e| internal(format!("cannot reach the shim: {e}")))
     }
 

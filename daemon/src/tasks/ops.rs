@@ -13,6 +13,7 @@ use crate::wire::proto::{Code, Error, Reply};
 use crate::wire::{Resources, INIT};
 
 use super::internal;
+use nanoctr_shim::contract::container_dir;
 
 impl<F: Effects> Daemon<F> {
     /// `pause ID` (`pause` true) or `resume ID`.
@@ -68,7 +69,10 @@ impl<F: Effects> Daemon<F> {
             if let Some(dir) = &call.cleanup {
                 // CRIU's own account is the one worth reading; it is kept
                 // with the container, the half-written image is not.
-                let log = self.state.container(&id).join("checkpoint.log");
+                let log = self
+                    .state
+                    .container(&id)
+                    .join(container_dir::CHECKPOINT_LOG.str);
                 if std::fs::rename(dir.join("dump.log"), &log).is_ok()
                     || std::fs::copy(dir.join("dump.log"), &log).is_ok()
                 {

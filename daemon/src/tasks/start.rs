@@ -13,6 +13,7 @@ use crate::wire::event::Kind;
 use crate::wire::proto::Error;
 
 use super::internal;
+use nanoctr_shim::contract::control::Control;
 
 impl<F: Effects> Daemon<F> {
     pub(crate) fn start(&mut self, client: Ref, id: &str) -> Result<Outcome, Error> {
@@ -40,7 +41,7 @@ impl<F: Effects> Daemon<F> {
             .init
             .dir
             .clone();
-        self.control(&dir, "start\n")?;
+        self.control(&dir, Control::Start)?;
         let c = self
             .containers
             .get_mut(r)

@@ -25,6 +25,7 @@ use crate::tasks::Creation;
 use crate::wire::event::Kind;
 use crate::wire::proto::Error;
 use crate::wire::restart::{delay, Restart};
+use nanoctr_shim::contract::{container_dir, proc_dir};
 
 /// How often waiting autostarts look again (a `ready = file:` dependency,
 /// or no free runtime-call slot).
@@ -126,14 +127,14 @@ impl<F: Effects> Daemon<F> {
         let record = c.record().encode();
         if let Err(e) = self
             .fx
-            .write_file(&dir.join("container"), record.as_bytes())
+            .write_file(&dir.join(container_dir::RECORD.str), record.as_bytes())
         {
             crate::logger::warn(&format!("{}: cannot update its record: {e}", c.id()));
         }
         // The old exit status must not pass for the new run's.
-        let _ = std::fs::remove_file(c.init.dir.join("exitStatus"));
-        let derived = dir.join("bundle");
-        let bundle = match derived.join("config.json").is_file() {
+        let _ = std::fs::remove_file(c.init.dir.join(proc_dir::EXIT_STATUS.str));
+        let derived = dir.join(container_dir::BUNDLE.str);
+        let bundle = match derived.join(container_dir::CONFIG.str).is_file() {
             true => derived,
             false => PathBuf::from(&c.spec.bundle),
         };
@@ -196,7 +197,7 @@ impl<F: Effects> Daemon<F> {
             return;
         }
         c.sup.held = true;
-        let file = self.state.container(c.id()).join("container");
+        let file = self.state.container(c.id()).join(container_dir::RECORD.str);
         if let Err(e) = write_atomic(&file, c.record().encode().as_bytes()) {
             crate::logger::warn(&format!("{}: cannot record the kill: {e}", c.id()));
         }
@@ -241,7 +242,7 @@ impl<F: Effects> Daemon<F> {
             let id = &decl.spec.id;
             let state = if self.find(id).is_some() {
                 AutoState::Made
-            } else if self.state.root().join(format!(".auto.{id}")).exists() {
+            } else if self.state.root().join(auto_marker(id)).exists() {
                 AutoState::Skipped
             } else {
                 AutoState::Waiting
@@ -291,7 +292,7 @@ impl<F: Effects> Daemon<F> {
                 Ok(Outcome::Stall) => return,
                 Ok(_) => {
                     self.autostarts[i].state = AutoState::Made;
-                    let marker = self.state.root().join(format!(".auto.{}", spec.id));
+                    let marker = self.state.root().join(auto_marker(&spec.id));
                     let _ = self.fx.write_file(&marker, b"");
                     crate::logger::info(&format!("{}: started at boot", spec.id));
                 }
@@ -334,4 +335,10 @@ impl<F: Effects> Daemon<F> {
             }
         })
     }
+}
+
+/// `.auto.<id>` in the state dir: the declared container `id` was made at
+/// boot once, so a daemon started again does not make it anew.
+fn auto_marker(id: &str) -> String {
+    format!("{}{id}", nanoctr_shim::contract::state_dir::AUTO_PREFIX)
 }

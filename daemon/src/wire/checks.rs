@@ -2,7 +2,9 @@
 //! names, paths, runtimes, labels; each refusal says what is wrong.
 
 use super::proto::{refuse, Code, Error};
-pub use crate::store::statedir::INIT;
+
+/// The name of a container's own process (and of its process dir).
+pub const INIT: &str = nanoctr_shim::contract::container_dir::INIT.str;
 
 /// A process of a container: `init` (the default) or an exec process's
 /// name.

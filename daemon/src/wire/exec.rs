@@ -92,7 +92,7 @@ impl ExecSpec {
 /// An exec process's name: the rules of an id; `init` is the container's
 /// own process, and `follow` would read as an option of `logs`.
 fn check_proc_name(proc: &str) -> Result<String, Error> {
-    if matches!(proc, "init" | "follow") {
+    if proc == super::INIT || proc == "follow" {
         return refuse(
             Code::Invalid,
             format!("{proc} cannot name an exec process: it is reserved"),

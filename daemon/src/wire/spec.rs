@@ -183,5 +183,5 @@ impl Spec {
     }
 }
 
-/// The smallest output log cap (as the shim's).
-pub const MIN_LOG_SIZE: u32 = 4096;
+/// The smallest output log cap (the shim's).
+pub use nanoctr_shim::contract::MIN_LOG_SIZE;

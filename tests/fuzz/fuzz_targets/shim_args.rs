@@ -1,4 +1,4 @@
-//! The shim's command line (`nanoctr_shim::args::ShimArgs::parse`): the
+//! The shim's command line (`nanoctr_shim::contract::args::ShimArgs::parse`): the
 //! input is the words after `argv[0]`, each ended by a NUL byte, as the
 //! kernel lays them out.
 //!
@@ -6,14 +6,15 @@
 //! values in range and the combinations the shim relies on (a terminal has
 //! a console; at most one of run, exec, restore); every value is the tail
 //! of one of the words, up to its NUL (the shim hands values on without a
-//! copy); and the arguments, written out again as the daemon writes them,
-//! parse to the same.
+//! copy); and the arguments, written out again as the daemon writes them
+//! (`ShimArgs::words`), parse to the same.
 #![no_main]
 
 use std::ffi::{CStr, CString};
 
 use libfuzzer_sys::fuzz_target;
-use nanoctr_shim::args::{ShimArgs, MIN_LOG_SIZE};
+use nanoctr_shim::contract::args::ShimArgs;
+use nanoctr_shim::contract::MIN_LOG_SIZE;
 
 fuzz_target!(|data: &[u8]| {
     let mut pieces: Vec<&[u8]> = data.split(|&b| b == 0).collect();
@@ -60,49 +61,13 @@ fn values<'a>(a: &ShimArgs<'a>) -> Vec<&'a CStr> {
     v
 }
 
-/// The command line for `a`, every value written out.
+/// The command line for `a`, as the daemon writes it.
 fn words_of(a: &ShimArgs<'_>) -> Vec<CString> {
-    let kv = |k: &str, v: &CStr| {
+    let mut words = Vec::new();
+    a.words(&mut |k, v| {
         let mut w = format!("{k}=").into_bytes();
-        w.extend_from_slice(v.to_bytes());
-        CString::new(w).expect("no NUL inside a C string")
-    };
-    let num = |k: &str, n: String| CString::new(format!("{k}={n}")).expect("digits");
-    let mut words = vec![
-        kv("id", a.id),
-        kv("bundle", a.bundle),
-        kv("runtime", a.runtime),
-        kv("log", a.log),
-        kv("pid-file", a.pid_file),
-        num("startup-fd", a.startup_fd.to_string()),
-        num("cols", a.cols.to_string()),
-        num("rows", a.rows.to_string()),
-        num("log-size", a.log_size.to_string()),
-    ];
-    for (k, v) in [
-        ("root", a.root),
-        ("stdin", a.stdin),
-        ("stdout", a.stdout),
-        ("stderr", a.stderr),
-        ("console", a.console),
-        ("exec", a.exec),
-        ("restore", a.restore),
-    ] {
-        if let Some(v) = v {
-            words.push(kv(k, v));
-        }
-    }
-    if let Some(n) = a.oom_score_adj {
-        words.push(num("oom-score-adj", n.to_string()));
-    }
-    for (k, on) in [
-        ("run", a.run),
-        ("terminal", a.terminal),
-        ("interactive", a.interactive),
-    ] {
-        if on {
-            words.push(num(k, "1".into()));
-        }
-    }
+        w.extend_from_slice(v);
+        words.push(CString::new(w).expect("no NUL inside a C string"));
+    });
     words
 }

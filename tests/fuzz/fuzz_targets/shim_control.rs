@@ -1,18 +1,19 @@
 //! The shim's control fifo (daemon to shim): bytes in reads of any size
-//! through `nanoctr_shim::control::LineAssembler::<128>` (the shim's
-//! size), each line through `Control::parse`.
+//! through `nanoctr_shim::line::LineAssembler::<MAX_CONTROL_LINE>` (the
+//! shim's size), each line through `Control::parse`.
 //!
 //! Checked, beyond "never panics": the lines are those of the stream,
 //! whatever the read sizes (one of more than 128 bytes is dropped whole);
 //! a parsed request has values in range and, written out in its plain
-//! form (`kill 9`, `resize 80 24`), parses again to itself.
+//! form (`kill 9`, `resize 80 24`), parses again to itself, and is the line
+//! the daemon writes for it (`Control::line`).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use nanoctr_fuzz::Reads;
-use nanoctr_shim::control::{Control, LineAssembler};
-
-const N: usize = 128;
+use nanoctr_shim::contract::control::Control;
+use nanoctr_shim::contract::MAX_CONTROL_LINE as N;
+use nanoctr_shim::line::LineAssembler;
 
 fuzz_target!(|data: &[u8]| {
     let mut reads = Reads::new(data);
@@ -48,5 +49,7 @@ fuzz_target!(|data: &[u8]| {
             Control::Unknown => continue,
         };
         assert_eq!(Control::parse(again.as_bytes()), c, "{line:?}");
+        let mut written = c.line();
+        assert_eq!(written.finish(), format!("{again}\n").as_bytes());
     }
 });

@@ -18,6 +18,8 @@
 
 use core::ffi::CStr;
 
+use super::{DEFAULT_COLS, DEFAULT_LOG_SIZE, DEFAULT_ROWS, MIN_LOG_SIZE};
+
 /// What the daemon tells a shim about the process it supervises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ShimArgs<'a> {
@@ -72,32 +74,53 @@ pub struct ShimArgs<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArgError(pub &'static str);
 
-/// Every key, in the order of the slots `parse` fills.
-const KEYS: [&[u8]; 20] = [
-    b"id",
-    b"bundle",
-    b"runtime",
-    b"log",
-    b"pid-file",
-    b"startup-fd",
-    b"root",
-    b"stdin",
-    b"stdout",
-    b"stderr",
-    b"oom-score-adj",
-    b"run",
-    b"terminal",
-    b"console",
-    b"cols",
-    b"rows",
-    b"log-size",
-    b"interactive",
-    b"exec",
-    b"restore",
-];
+/// The keys of the command line.
+pub mod key {
+    pub const ID: &str = "id";
+    pub const BUNDLE: &str = "bundle";
+    pub const RUNTIME: &str = "runtime";
+    pub const LOG: &str = "log";
+    pub const PID_FILE: &str = "pid-file";
+    pub const STARTUP_FD: &str = "startup-fd";
+    pub const ROOT: &str = "root";
+    pub const STDIN: &str = "stdin";
+    pub const STDOUT: &str = "stdout";
+    pub const STDERR: &str = "stderr";
+    pub const OOM_SCORE_ADJ: &str = "oom-score-adj";
+    pub const RUN: &str = "run";
+    pub const TERMINAL: &str = "terminal";
+    pub const CONSOLE: &str = "console";
+    pub const COLS: &str = "cols";
+    pub const ROWS: &str = "rows";
+    pub const LOG_SIZE: &str = "log-size";
+    pub const INTERACTIVE: &str = "interactive";
+    pub const EXEC: &str = "exec";
+    pub const RESTORE: &str = "restore";
+}
 
-/// The smallest output log cap: one read's worth.
-pub const MIN_LOG_SIZE: u32 = 4096;
+/// Every key, in the order of the slots `parse` fills.
+const KEYS: [&str; 20] = [
+    key::ID,
+    key::BUNDLE,
+    key::RUNTIME,
+    key::LOG,
+    key::PID_FILE,
+    key::STARTUP_FD,
+    key::ROOT,
+    key::STDIN,
+    key::STDOUT,
+    key::STDERR,
+    key::OOM_SCORE_ADJ,
+    key::RUN,
+    key::TERMINAL,
+    key::CONSOLE,
+    key::COLS,
+    key::ROWS,
+    key::LOG_SIZE,
+    key::INTERACTIVE,
+    key::EXEC,
+    key::RESTORE,
+];
 
 impl<'a> ShimArgs<'a> {
     /// Parses the words after `argv[0]`.
@@ -110,7 +133,7 @@ impl<'a> ShimArgs<'a> {
             }
             let slot = KEYS
                 .iter()
-                .position(|k| *k == key)
+                .position(|k| k.as_bytes() == key)
                 .ok_or(ArgError("unknown key"))?;
             if v[slot].replace(value).is_some() {
                 return Err(ArgError("key given twice"));
@@ -154,11 +177,11 @@ impl<'a> ShimArgs<'a> {
             run: flag(11, "run must be 1")?,
             terminal: flag(12, "terminal must be 1")?,
             console: v[13],
-            cols: u16::try_from(number(14, 80, "cols must be a number")?)
+            cols: u16::try_from(number(14, DEFAULT_COLS.into(), "cols must be a number")?)
                 .map_err(|_| ArgError("cols too big"))?,
-            rows: u16::try_from(number(15, 24, "rows must be a number")?)
+            rows: u16::try_from(number(15, DEFAULT_ROWS.into(), "rows must be a number")?)
                 .map_err(|_| ArgError("rows too big"))?,
-            log_size: number(16, 64 * 1024, "log-size must be a number")?.max(MIN_LOG_SIZE),
+            log_size: number(16, DEFAULT_LOG_SIZE, "log-size must be a number")?.max(MIN_LOG_SIZE),
             interactive: flag(17, "interactive must be 1")?,
             exec: v[18],
             restore: v[19],
@@ -171,6 +194,56 @@ impl<'a> ShimArgs<'a> {
         }
 
         Ok(out)
+    }
+
+    /// The command line that [`ShimArgs::parse`] reads back as `self`,
+    /// word by word: `each(key, value)`, the value without its NUL. What
+    /// is absent or at its default is left out; flags are `1`.
+    pub fn words(&self, each: &mut dyn FnMut(&'static str, &[u8])) {
+        let e = each;
+        text(e, key::ID, Some(self.id));
+        text(e, key::BUNDLE, Some(self.bundle));
+        text(e, key::RUNTIME, Some(self.runtime));
+        text(e, key::LOG, Some(self.log));
+        text(e, key::PID_FILE, Some(self.pid_file));
+        number(e, key::STARTUP_FD, self.startup_fd.into(), None);
+        text(e, key::ROOT, self.root);
+        text(e, key::STDIN, self.stdin);
+        text(e, key::STDOUT, self.stdout);
+        text(e, key::STDERR, self.stderr);
+        if let Some(adj) = self.oom_score_adj {
+            number(e, key::OOM_SCORE_ADJ, adj.into(), None);
+        }
+        number(e, key::RUN, self.run.into(), Some(0));
+        number(e, key::TERMINAL, self.terminal.into(), Some(0));
+        text(e, key::CONSOLE, self.console);
+        number(e, key::COLS, self.cols.into(), Some(DEFAULT_COLS.into()));
+        number(e, key::ROWS, self.rows.into(), Some(DEFAULT_ROWS.into()));
+        let log_size = self.log_size.into();
+        number(e, key::LOG_SIZE, log_size, Some(DEFAULT_LOG_SIZE.into()));
+        number(e, key::INTERACTIVE, self.interactive.into(), Some(0));
+        text(e, key::EXEC, self.exec);
+        text(e, key::RESTORE, self.restore);
+    }
+}
+
+/// `key=value`, when there is a value.
+fn text(each: &mut dyn FnMut(&'static str, &[u8]), key: &'static str, v: Option<&CStr>) {
+    if let Some(v) = v {
+        each(key, v.to_bytes());
+    }
+}
+
+/// `key=N`, unless `N` is the default.
+fn number(
+    each: &mut dyn FnMut(&'static str, &[u8]),
+    key: &'static str,
+    n: i64,
+    default: Option<i64>,
+) {
+    if default != Some(n) {
+        let mut digits = [0u8; 20];
+        each(key, crate::line::decimal(n, &mut digits));
     }
 }
 
@@ -361,6 +434,49 @@ mod tests {
         assert!(parse(&words).is_err());
         assert!(!parse(&base).unwrap().run);
         assert!(parse(&["plain"]).is_err());
+    }
+
+    /// The command line [`ShimArgs::words`] writes, as a shim gets it.
+    fn encoded(a: &ShimArgs<'_>) -> Vec<String> {
+        let mut words = Vec::new();
+        a.words(&mut |k, v| words.push(format!("{k}={}", std::str::from_utf8(v).unwrap())));
+        words
+    }
+
+    #[test]
+    fn words_parse_back_to_the_same() {
+        let full = with(&[
+            "root=/run/runc",
+            "stdin=/i",
+            "stdout=/o",
+            "stderr=/e",
+            "oom-score-adj=-999",
+            "terminal=1",
+            "console=/c.sock",
+            "cols=132",
+            "rows=43",
+            "log-size=100000",
+            "interactive=1",
+            "exec=/p.json",
+        ])
+        .unwrap();
+        for a in [
+            full,
+            with(&[]).unwrap(),
+            with(&["run=1", "oom-score-adj=0"]).unwrap(),
+            with(&["restore=/c/one", "cols=80"]).unwrap(),
+        ] {
+            let words = encoded(&a);
+            let refs: Vec<&str> = words.iter().map(String::as_str).collect();
+            assert_eq!(parse(&refs), Ok(a), "{words:?}");
+        }
+        let terse = encoded(&with(&["cols=80", "log-size=65536", "run=1"]).unwrap());
+        assert_eq!(
+            terse.len(),
+            BASE.len() + 1,
+            "defaults are left out: {terse:?}"
+        );
+        assert!(terse.contains(&"run=1".to_string()));
     }
 
     #[test]

@@ -1,5 +1,16 @@
-//! Lines from the `control` fifo (daemon to shim), and the assembly of lines
-//! from a byte stream in a fixed buffer.
+//! Lines on the `control` fifo, from the daemon to the shim.
+
+use crate::line::Line;
+
+use super::MAX_CONTROL_LINE;
+
+/// The words that begin them.
+pub mod word {
+    pub const START: &str = "start";
+    pub const RESIZE: &str = "resize";
+    pub const CLOSE_STDIN: &str = "closestdin";
+    pub const KILL: &str = "kill";
+}
 
 /// A request on the control fifo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,25 +33,55 @@ impl Control {
         let line = trim(line);
         let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
         let number = |w: Option<&[u8]>| {
-            w.and_then(crate::args::parse_u32)
+            w.and_then(super::args::parse_u32)
                 .and_then(|n| u16::try_from(n).ok())
                 .filter(|&n| n > 0)
         };
-        match words.next() {
-            Some(b"start") if line == b"start" => Control::Start,
-            Some(b"closestdin") if line == b"closestdin" => Control::CloseStdin,
-            Some(b"kill") => match (number(words.next()), words.next()) {
+        let Some(first) = words.next() else {
+            return Control::Unknown;
+        };
+        let is = |w: &str| first == w.as_bytes();
+        if is(word::START) && line == first {
+            Control::Start
+        } else if is(word::CLOSE_STDIN) && line == first {
+            Control::CloseStdin
+        } else if is(word::KILL) {
+            match (number(words.next()), words.next()) {
                 (Some(signal @ 1..=64), None) => Control::Kill {
                     signal: signal.into(),
                 },
                 _ => Control::Unknown,
-            },
-            Some(b"resize") => match (number(words.next()), number(words.next()), words.next()) {
+            }
+        } else if is(word::RESIZE) {
+            match (number(words.next()), number(words.next()), words.next()) {
                 (Some(cols), Some(rows), None) => Control::Resize { cols, rows },
                 _ => Control::Unknown,
-            },
-            _ => Control::Unknown,
+            }
+        } else {
+            Control::Unknown
         }
+    }
+
+    /// The line, as [`Control::parse`] reads it back (`Unknown` is an
+    /// empty line).
+    pub fn line(self) -> Line<MAX_CONTROL_LINE> {
+        let mut l = Line::new();
+        match self {
+            Control::Start => l.push(word::START.as_bytes()),
+            Control::CloseStdin => l.push(word::CLOSE_STDIN.as_bytes()),
+            Control::Kill { signal } => l
+                .push(word::KILL.as_bytes())
+                .push(b" ")
+                .push_int(signal.into()),
+            Control::Resize { cols, rows } => l
+                .push(word::RESIZE.as_bytes())
+                .push(b" ")
+                .push_int(cols.into())
+                .push(b" ")
+                .push_int(rows.into()),
+            Control::Unknown => &mut l,
+        };
+        l
     }
 }
 
@@ -51,61 +92,9 @@ fn trim(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Collects bytes into lines in a fixed buffer. A line longer than the
-/// buffer is dropped whole (up to its newline) instead of being cut into
-/// pieces that could read as other requests.
-pub struct LineAssembler<const N: usize> {
-    buf: [u8; N],
-    len: usize,
-    discarding: bool,
-}
-
-impl<const N: usize> Default for LineAssembler<N> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<const N: usize> LineAssembler<N> {
-    pub const fn new() -> Self {
-        LineAssembler {
-            buf: [0; N],
-            len: 0,
-            discarding: false,
-        }
-    }
-
-    /// Feeds `input` and calls `each` with every complete line, without its
-    /// newline.
-    pub fn feed(&mut self, input: &[u8], mut each: impl FnMut(&[u8])) {
-        for &b in input {
-            if b == b'\n' {
-                if !self.discarding {
-                    each(&self.buf[..self.len]);
-                }
-                self.len = 0;
-                self.discarding = false;
-            } else if self.discarding {
-            } else if self.len == N {
-                self.discarding = true;
-                self.len = 0;
-            } else {
-                self.buf[self.len] = b;
-                self.len += 1;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines<const N: usize>(a: &mut LineAssembler<N>, input: &[u8]) -> Vec<Vec<u8>> {
-        let mut out = Vec::new();
-        a.feed(input, |l| out.push(l.to_vec()));
-        out
-    }
 
     #[test]
     fn parses_control_words() {
@@ -134,19 +123,20 @@ mod tests {
     }
 
     #[test]
-    fn assembles_across_reads() {
-        let mut a = LineAssembler::<16>::new();
-        assert!(lines(&mut a, b"sta").is_empty());
-        assert_eq!(
-            lines(&mut a, b"rt\nx\n"),
-            vec![b"start".to_vec(), b"x".to_vec()]
-        );
-    }
-
-    #[test]
-    fn drops_over_long_lines_whole() {
-        let mut a = LineAssembler::<4>::new();
-        assert_eq!(lines(&mut a, b"startstart\nok\n"), vec![b"ok".to_vec()]);
-        assert_eq!(lines(&mut a, b"abcd\n"), vec![b"abcd".to_vec()]);
+    fn lines_parse_back_to_the_same() {
+        for c in [
+            Control::Start,
+            Control::CloseStdin,
+            Control::Kill { signal: 64 },
+            Control::Resize {
+                cols: 65535,
+                rows: 1,
+            },
+        ] {
+            let mut line = c.line();
+            let bytes = line.finish();
+            assert_eq!(bytes.last(), Some(&b'\n'));
+            assert_eq!(Control::parse(&bytes[..bytes.len() - 1]), c);
+        }
     }
 }
