@@ -1,6 +1,9 @@
 //! The shim's only `unsafe` code: the C entry point, adopting an inherited
 //! descriptor, signal masks and signalfd, and fork + execve. Everything else
 //! goes through rustix's safe wrappers.
+//!
+//! The one import cycle of the tree is here, and has to be: the C entry
+//! point calls the crate's `main`, which uses this module.
 #![allow(unsafe_code)]
 
 use core::ffi::{c_char, c_int, CStr};
