@@ -3,7 +3,6 @@
 //! This crate holds the daemon (`nanoctrd`) and the client (`nanoctr`),
 //! which share the protocol code. See the project README and
 //! `daemon/README.md` for the architecture.
-#![deny(unsafe_code)]
 
 pub mod bundle;
 pub mod cgroup;

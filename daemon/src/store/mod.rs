@@ -2,4 +2,5 @@
 
 pub mod events;
 pub mod record;
+mod segments;
 pub mod statedir;
