@@ -32,7 +32,7 @@ pub fn heap_bound(cfg: &Config) -> usize {
     // std's own (arguments, environment, buffers), what starting a
     // process or reading a directory takes while it lasts, and a `logs`
     // answer being put together (the log read, and the answer).
-    let overhead = 256 * 1024 + 2 * crate::tasks::logs::MAX_LOGS_ANSWER as usize;
+    let overhead = 256 * 1024 + 2 * super::conn::MAX_LOGS_ANSWER as usize;
 
     tables
         + cfg.max_containers * container

@@ -6,8 +6,8 @@
 use super::Daemon;
 use crate::server::metrics::CallVerb;
 use crate::server::Effects;
+use crate::server::{internal, io_refusal};
 use crate::slab::Ref;
-use crate::tasks::{internal, io_refusal};
 use crate::wire::proto::{Code, Error};
 
 /// A runtime process the daemon started and waits for.

@@ -14,6 +14,10 @@ use crate::wire::Request;
 /// the client is dropped rather than the daemon's memory growing.
 pub const MAX_PENDING_OUTPUT: usize = 256 * 1024;
 
+/// Most of the log one `logs` answer carries: it must fit a client's
+/// output buffer. With the default 64 KiB cap the whole log always does.
+pub(crate) const MAX_LOGS_ANSWER: u64 = 192 * 1024;
+
 /// Request lines assembled from a byte stream: each at most [`MAX_LINE`]
 /// bytes, and its end (LF, or CRLF).
 #[derive(Default)]

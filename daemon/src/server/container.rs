@@ -229,3 +229,14 @@ impl Container {
         }
     }
 }
+
+/// How a new container is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Creation {
+    /// `create`: made, not started.
+    Create,
+    /// `run`: made and started.
+    Run,
+    /// `restore`: made from the checkpoint image in this dir, running.
+    Restore(PathBuf),
+}

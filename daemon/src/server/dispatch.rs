@@ -2,9 +2,9 @@
 //! needs a runtime-call slot while none is free waits its turn.
 
 use super::{Daemon, Outcome};
+use crate::server::container::Creation;
 use crate::server::Effects;
 use crate::slab::Ref;
-use crate::tasks::Creation;
 use crate::wire::Request;
 
 impl<F: Effects> Daemon<F> {

@@ -60,7 +60,7 @@ use crate::slab::{Ref, Slab};
 use crate::store::events::EventLog;
 use crate::store::statedir::StateDir;
 use crate::sys;
-use crate::wire::proto::{Error, Reply};
+use crate::wire::proto::{Code, Error, Reply};
 
 /// What a request handler did.
 pub(crate) enum Outcome {
@@ -291,4 +291,20 @@ impl<F: Effects> Daemon<F> {
             .find(|(_, c)| c.id() == id)
             .map(|(r, _)| r)
     }
+}
+
+/// A refusal for what should not happen (a table entry gone, a bug).
+pub(crate) fn internal(message: impl Into<String>) -> Error {
+    Error::new(Code::Internal, message)
+}
+
+/// A system error as a refusal: out of descriptors is `busy` (it passes),
+/// out of space is `full` (someone must make room), the rest `internal`.
+pub(crate) fn io_refusal(what: &str, e: &std::io::Error) -> Error {
+    let code = match e.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM) => Code::Busy,
+        Some(libc::ENOSPC | libc::EDQUOT) => Code::Full,
+        _ => Code::Internal,
+    };
+    Error::new(code, format!("{what}: {e}"))
 }

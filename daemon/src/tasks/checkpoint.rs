@@ -15,12 +15,12 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::server::container::Creation;
 use crate::server::lifecycle::Verb;
 use crate::server::metrics::CallVerb;
 use crate::server::Effects;
 use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
-use crate::tasks::Creation;
 use crate::wire::proto::{refuse, Code, Error, Reply};
 use crate::wire::Spec;
 

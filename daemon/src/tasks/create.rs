@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::bundle::json;
 use crate::config::find_program;
-use crate::server::container::{AfterCreate, Container, Op, OpKind, ProcRef, Process};
+use crate::server::container::{AfterCreate, Container, Creation, Op, OpKind, ProcRef, Process};
 use crate::server::lifecycle::{Event, Status};
 use crate::server::runtime::Runtime;
 use crate::server::shim::{Make, ShimOptions};
@@ -27,17 +27,6 @@ use crate::wire::Spec;
 
 use super::{internal, io_refusal};
 use nanoctr_shim::contract::container_dir;
-
-/// How a new container is made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Creation {
-    /// `create`: made, not started.
-    Create,
-    /// `run`: made and started.
-    Run,
-    /// `restore`: made from the checkpoint image in this dir, running.
-    Restore(PathBuf),
-}
 
 impl<F: Effects> Daemon<F> {
     pub(crate) fn create(

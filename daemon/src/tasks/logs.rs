@@ -19,11 +19,8 @@ use crate::sys;
 use crate::wire::proto::{Error, Reply};
 
 use super::internal;
+use crate::server::conn::MAX_LOGS_ANSWER;
 use nanoctr_shim::contract::proc_dir;
-
-/// Most of the log one `logs` answer carries: it must fit a client's output
-/// buffer. With the default 64 KiB cap the whole log always does.
-pub(crate) const MAX_LOGS_ANSWER: u64 = 192 * 1024;
 
 /// A line longer than this is sent in pieces.
 const MAX_LOG_LINE: usize = 4000;

@@ -1,10 +1,9 @@
 //! One module per request, each an `impl Daemon` block: the handler that
 //! starts the work, and the handlers of the events that finish it.
 
+mod checkpoint;
 mod console;
 mod create;
-pub(crate) use create::Creation;
-mod checkpoint;
 mod exec;
 pub(crate) mod logs;
 mod ops;
@@ -27,6 +26,7 @@ use crate::server::effects::Target;
 use crate::server::lifecycle::{admits, Event, Status, Verb};
 use crate::server::Daemon;
 use crate::server::Effects;
+pub(crate) use crate::server::{internal, io_refusal};
 use crate::slab::Ref;
 use crate::wire::proto::{Code, Error};
 use crate::wire::INIT;
@@ -142,21 +142,6 @@ impl<F: Effects> Daemon<F> {
             ProcRef::Exec(r) => self.execs.get_mut(r).map(|e| &mut e.process),
         }
     }
-}
-
-pub(crate) fn internal(message: impl Into<String>) -> Error {
-    Error::new(Code::Internal, message)
-}
-
-/// A system error as a refusal: out of descriptors is `busy` (it passes),
-/// out of space is `full` (someone must make room), the rest `internal`.
-pub(crate) fn io_refusal(what: &str, e: &std::io::Error) -> Error {
-    let code = match e.raw_os_error() {
-        Some(libc::EMFILE | libc::ENFILE | libc::EAGAIN | libc::ENOMEM) => Code::Busy,
-        Some(libc::ENOSPC | libc::EDQUOT) => Code::Full,
-        _ => Code::Internal,
-    };
-    Error::new(code, format!("{what}: {e}"))
 }
 
 #[cfg(test)]

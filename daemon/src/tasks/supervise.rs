@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::file::{start_order, Ready};
 use crate::server::autostart::{Auto, AutoState};
+use crate::server::container::Creation;
 use crate::server::container::{AfterCreate, Op, OpKind, ProcRef, Process};
 use crate::server::lifecycle::{Event, Status};
 use crate::server::shim::{Make, ShimOptions};
@@ -21,7 +22,6 @@ use crate::server::Effects;
 use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::store::statedir::write_atomic;
-use crate::tasks::Creation;
 use crate::wire::event::Kind;
 use crate::wire::proto::Error;
 use crate::wire::restart::{delay, Restart};
