@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 sh tests/setup.sh
 cargo build --release --target x86_64-unknown-linux-musl
 bin="$PWD/target/x86_64-unknown-linux-musl/release"
+# One program: nanoctrd is a link to nanoctr, as installed.
+ln -sfn nanoctr "$bin/nanoctrd"
 demo="$PWD/target/demo"
 
 # The example bundle, with a busybox root filesystem.

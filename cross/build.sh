@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds stripped, static release binaries of nanoctrd, nanoctr and
-# nanoctr-shim for each target into dist/<target>/ and prints their sizes.
+# Builds stripped, static release binaries of nanoctr (daemon and client;
+# nanoctrd is a link to it) and nanoctr-shim for each target into
+# dist/<target>/ and prints their sizes.
 #
 # Usage: cross/build.sh [TARGET...]
 #
@@ -172,10 +173,13 @@ fail() {
 }
 
 # Copies the binaries named from target/$1/release to dist/$1, stripped.
+# Strips each binary into dist/<target>/; nanoctr comes with its link
+# nanoctrd, as it is installed.
 ship() {
 	t=$1 && shift
 	for b in "$@"; do
 		llvm-strip --strip-all "target/$t/release/$b" -o "dist/$t/$b"
+		if [ "$b" = nanoctr ]; then ln -sfn nanoctr "dist/$t/nanoctrd"; fi
 	done
 }
 
@@ -188,7 +192,7 @@ for t in $targets; do
 		rustup target list --installed | grep -qx "$t" || rustup target add "$t"
 		say "$t: cargo build (stable)"
 		if cargo build --release --target "$t" >"$log" 2>&1; then
-			ship "$t" nanoctrd nanoctr nanoctr-shim
+			ship "$t" nanoctr nanoctr-shim
 		else
 			fail "$t" build "$log"
 		fi
@@ -221,9 +225,9 @@ for t in $targets; do
 	fi
 	if cargo +nightly build --release --target "$t" -Z build-std=std,panic_abort \
 		-p nanoctr >>"$log" 2>&1; then
-		ship "$t" nanoctrd nanoctr
+		ship "$t" nanoctr
 	else
-		fail "$t" "nanoctrd and nanoctr build" "$log"
+		fail "$t" "nanoctr build" "$log"
 	fi
 done
 

@@ -6,5 +6,7 @@ set -eu
 cd "$(dirname "$0")/.."
 sh tests/setup.sh
 cargo build --release --target x86_64-unknown-linux-musl
+# Installed so: nanoctrd is a link to the one program.
+ln -sfn nanoctr target/x86_64-unknown-linux-musl/release/nanoctrd
 export NANOCTR_BIN_DIR="$PWD/target/x86_64-unknown-linux-musl/release"
 exec cargo run --quiet --release -p nanoctr-tests --bin nanoctr-bench -- "$@"

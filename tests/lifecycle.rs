@@ -246,3 +246,36 @@ fn the_client_makes_relative_paths_absolute() {
         "relative\n"
     );
 }
+
+#[test]
+fn one_program_is_the_daemon_by_its_name() {
+    let d = Daemon::start();
+    let nanoctr = nanoctr_tests::bin("nanoctr");
+    let link = nanoctr_tests::bin("nanoctrd");
+    assert_eq!(std::fs::read_link(&link).unwrap(), Path::new("nanoctr"));
+    let conf = d.dir.join("empty.conf");
+    std::fs::write(&conf, "").unwrap();
+    let check = |cmd: &mut std::process::Command| {
+        let out = cmd
+            .args(["--check-config", "--config"])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Run as nanoctrd, or asked for it by its first word: the daemon.
+    let by_link = check(&mut std::process::Command::new(&link));
+    let by_word = check(std::process::Command::new(&nanoctr).arg("nanoctrd"));
+    assert_eq!(by_link, "config ok; no containers to start\n");
+    assert_eq!(by_word, by_link);
+    // By any other name: the client.
+    let other = d.dir.join("ctl");
+    std::fs::copy(&nanoctr, &other).unwrap();
+    let out = std::process::Command::new(&other)
+        .env("NANOCTR_SOCKET", &d.socket)
+        .arg("hello")
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("nanoctr protocol=1"));
+}

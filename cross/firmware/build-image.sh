@@ -165,9 +165,10 @@ done
 cat "$here/rootfs/etc/inittab" "$top/init/inittab" >"$stage/etc/inittab"
 
 # nanoctr, in the layout init/README.md gives.
-install -D -m 0755 "$bins/nanoctrd" "$stage/usr/sbin/nanoctrd"
-install -D -m 0755 "$bins/nanoctr-shim" "$stage/usr/sbin/nanoctr-shim"
 install -D -m 0755 "$bins/nanoctr" "$stage/usr/bin/nanoctr"
+mkdir -p "$stage/usr/sbin"
+ln -sfn ../bin/nanoctr "$stage/usr/sbin/nanoctrd"
+install -D -m 0755 "$bins/nanoctr-shim" "$stage/usr/sbin/nanoctr-shim"
 install -D -m 0644 "$top/configs/nanoctrd.conf" "$stage/etc/nanoctr/nanoctrd.conf"
 install -D -m 0644 "$top/configs/containers.d/demo.conf" "$stage/etc/nanoctr/containers.d/demo.conf"
 

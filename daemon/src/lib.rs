@@ -1,7 +1,7 @@
 //! nanoctr: a small OCI container supervisor for routers and IoT boards.
 //!
 //! This crate holds the daemon (`nanoctrd`) and the client (`nanoctr`),
-//! which share the protocol code. See the project README and
+//! which share the protocol code, and are one program (`multicall.rs`). See the project README and
 //! `daemon/README.md` for the architecture.
 
 pub mod bundle;
@@ -12,6 +12,7 @@ pub mod files;
 #[cfg(test)]
 mod fuzz;
 pub mod logger;
+pub mod multicall;
 pub mod server;
 pub mod slab;
 pub mod store;

@@ -38,17 +38,37 @@ pub fn workspace() -> &'static Path {
         .expect("tests/ is in the workspace")
 }
 
-/// The directory holding nanoctrd, nanoctr and nanoctr-shim.
+/// The directory holding nanoctr, the link nanoctrd to it, and
+/// nanoctr-shim, as they are installed.
 pub fn bin_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("NANOCTR_BIN_DIR") {
-            return PathBuf::from(dir);
-        }
-        let dir = workspace().join("target");
-        release_build(&dir, &["-p", "nanoctr", "-p", "nanoctr-shim"]);
-        dir.join(TARGET).join("release")
+        let dir = match std::env::var_os("NANOCTR_BIN_DIR") {
+            Some(dir) => PathBuf::from(dir),
+            None => {
+                let dir = workspace().join("target");
+                release_build(&dir, &["-p", "nanoctr", "-p", "nanoctr-shim"]);
+                dir.join(TARGET).join("release")
+            }
+        };
+        link_daemon(&dir);
+        dir
     })
+}
+
+/// Makes `nanoctrd` in `dir` the link to `nanoctr` it is when installed
+/// (replacing a program of its own from a `split` build). Test processes
+/// may race to it; any of them making it is as good.
+fn link_daemon(dir: &Path) {
+    let link = dir.join("nanoctrd");
+    let linked = || std::fs::read_link(&link).is_ok_and(|t| t == Path::new("nanoctr"));
+    if linked() {
+        return;
+    }
+    let _ = std::fs::remove_file(&link);
+    if let Err(e) = std::os::unix::fs::symlink("nanoctr", &link) {
+        assert!(linked(), "link {}: {e}", link.display());
+    }
 }
 
 /// The target the tests run the binaries of.
@@ -67,8 +87,8 @@ fn release_build(dir: &Path, args: &[&str]) {
     assert!(status.success(), "cargo build {args:?} failed");
 }
 
-/// nanoctrd built with `--features heap-stats` (heap gauges in `metrics`),
-/// in a target dir of its own.
+/// nanoctrd (the link to nanoctr) built with `--features heap-stats` (heap
+/// gauges in `metrics`), in a target dir of its own.
 pub fn heap_stats_daemon() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -77,12 +97,14 @@ pub fn heap_stats_daemon() -> &'static Path {
             "-p",
             "nanoctr",
             "--bin",
-            "nanoctrd",
+            "nanoctr",
             "--features",
             "heap-stats",
         ];
         release_build(&dir, &args);
-        dir.join(TARGET).join("release/nanoctrd")
+        let bins = dir.join(TARGET).join("release");
+        link_daemon(&bins);
+        bins.join("nanoctrd")
     })
 }
 

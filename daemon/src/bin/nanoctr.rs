@@ -1,7 +1,12 @@
-//! nanoctr: the client. See `nanoctr --help`; the logic is
-//! `nanoctr::client::cli`.
+//! nanoctr: the daemon and the client in one program, chosen by the name
+//! it is run as (`nanoctr::multicall`); with the `split` feature, the
+//! client alone (and `nanoctrd` is a program of its own).
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    std::process::exit(nanoctr::client::cli::main(&args));
+    let argv: Vec<String> = std::env::args().collect();
+    #[cfg(not(feature = "split"))]
+    let status = nanoctr::multicall::main(&argv);
+    #[cfg(feature = "split")]
+    let status = nanoctr::client::cli::main(argv.get(1..).unwrap_or(&[]));
+    std::process::exit(status);
 }

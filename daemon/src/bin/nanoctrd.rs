@@ -1,4 +1,5 @@
-//! nanoctrd: see `nanoctrd --help`; the logic is `nanoctr::server::boot`.
+//! nanoctrd as a program of its own (the `split` feature); by default it
+//! is a link to `nanoctr`. The logic is `nanoctr::server::boot`.
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -296,10 +296,19 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_absolute() && is_executable(p))
 }
 
+/// `name` beside the daemon: beside the path it was started by (the link
+/// `/usr/sbin/nanoctrd`), else beside the program that link names.
 fn beside_self(name: &str) -> Option<PathBuf> {
-    let exe = std::env::current_exe().ok()?;
-    let path = exe.parent()?.join(name);
-    is_executable(&path).then_some(path)
+    let started = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute());
+    let exe = std::env::current_exe().ok();
+    [started, exe]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| Some(p.parent()?.join(name)))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(path: &Path) -> bool {
