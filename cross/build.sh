@@ -18,12 +18,31 @@
 # Needs: rustup with stable (and nightly for the build-std targets), clang
 # and llvm (llvm-ar, llvm-strip), file; dpkg-source for mipsel. A target
 # that fails does not stop the others; the exit status is 1 if any failed.
+#
+# With --firmware: the build that ships on a device. Every target goes
+# through -Z build-std with the nightly pinned in cross/firmware/toolchain
+# (installed with rustup when missing), a panic aborting at once
+# (`panic = "immediate-abort"`: no formatting or unwinding machinery), the
+# same size profile; stripped into dist/firmware/<target>/, then the size
+# table and the firmware budgets (cross/sizes.sh --firmware). Default
+# targets: x86_64, aarch64, armv7.
 set -eu
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 stable_targets="x86_64-unknown-linux-musl aarch64-unknown-linux-musl"
 nightly_targets="armv7-unknown-linux-musleabihf armv5te-unknown-linux-musleabi riscv64gc-unknown-linux-musl mipsel-unknown-linux-musl"
+firmware=""
+toolchain=nightly
+if [ "${1:-}" = --firmware ]; then
+	shift
+	firmware=1
+	toolchain=$(cat cross/firmware/toolchain)
+	stable_targets=""
+	set -- "${@:-x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf}"
+	# shellcheck disable=SC2048,SC2086 # the default is one word of targets
+	set -- $*
+fi
 targets=${*:-$stable_targets $nightly_targets}
 cache=$root/target/cross-cache
 # The Debian release whose musl (1.2.5, the version Rust bundles) is used.
@@ -43,6 +62,16 @@ need() {
 # of its musl-dev, and clang's flags for the same ABI as Rust's target.
 facts() {
 	case $1 in
+	# Built with build-std for the firmware build only: the pinned nightly
+	# has no prebuilt std (nor its self-contained musl) for them.
+	x86_64-unknown-linux-musl)
+		deb_arch=amd64 multiarch=x86_64-linux-musl
+		cflags="--target=x86_64-linux-musl"
+		;;
+	aarch64-unknown-linux-musl)
+		deb_arch=arm64 multiarch=aarch64-linux-musl
+		cflags="--target=aarch64-linux-musl"
+		;;
 	armv7-unknown-linux-musleabihf)
 		deb_arch=armhf multiarch=arm-linux-musleabihf
 		cflags="--target=armv7-linux-musleabihf -mfloat-abi=hard -mfpu=vfpv3-d16"
@@ -131,7 +160,7 @@ fetch_musl() {
 # sources and flags Rust uses for the one it ships with its musl targets.
 build_libunwind() {
 	out=$cache/$1
-	src=$(rustc +nightly --print sysroot)/lib/rustlib/src/rust/src/llvm-project/libunwind
+	src=$(rustc +"$toolchain" --print sysroot)/lib/rustlib/src/rust/src/llvm-project/libunwind
 	obj=$out/unwind && rm -rf "$obj" && mkdir -p "$obj"
 	flags="$cflags -nostdinc -isystem $out/include -isystem $(clang -print-resource-dir)/include
 		-I$src/include -Os -ffunction-sections -fdata-sections -funwind-tables
@@ -173,20 +202,48 @@ fail() {
 }
 
 # Copies the binaries named from target/$1/release to dist/$1, stripped.
-# Strips each binary into dist/<target>/; nanoctr comes with its link
+# Where a target's release build is, and where it ships to.
+build_dir=target
+dist=dist
+if [ -n "$firmware" ]; then
+	build_dir=target/firmware-build
+	dist=dist/firmware
+fi
+
+# Strips each binary into $dist/<target>/; nanoctr comes with its link
 # nanoctrd, as it is installed.
 ship() {
 	t=$1 && shift
 	for b in "$@"; do
-		llvm-strip --strip-all "target/$t/release/$b" -o "dist/$t/$b"
-		if [ "$b" = nanoctr ]; then ln -sfn nanoctr "dist/$t/nanoctrd"; fi
+		llvm-strip --strip-all "$build_dir/$t/release/$b" -o "$dist/$t/$b"
+		if [ "$b" = nanoctr ]; then ln -sfn nanoctr "$dist/$t/nanoctrd"; fi
 	done
 }
 
+# What a build-std build of target $1 adds to cargo's command line: for
+# the firmware, the panic that aborts at once; for x86_64 and aarch64
+# (whose .cargo/config.toml entry assumes rustup's std), how they link
+# against the fetched musl, as the other build-std targets do.
+extra() {
+	[ -n "$firmware" ] || return 0
+	printf '%s\n' --target-dir "$build_dir" -Z panic-immediate-abort -Z unstable-options \
+		--config 'profile.release.panic="immediate-abort"'
+	case $1 in
+	x86_64-* | aarch64-*)
+		lib=target/cross-cache/$1/lib
+		printf '%s\n' --config "target.$1.rustflags=[\"-C\", \"target-feature=+crt-static\", \"-C\", \"link-self-contained=no\", \"-L\", \"native=$lib\", \"-Z\", \"pre-link-arg=$lib/crt1.o\", \"-Z\", \"pre-link-arg=$lib/crti.o\", \"-C\", \"link-arg=$lib/crtn.o\"]"
+		;;
+	esac
+}
+
 need llvm-strip file
+if [ -n "$firmware" ]; then
+	rustup toolchain list | grep -q "^$toolchain" ||
+		rustup toolchain install "$toolchain" --profile minimal -c rust-src
+fi
 for t in $targets; do
-	rm -rf "dist/$t" && mkdir -p "dist/$t" "$cache"
-	log=$cache/$t.log
+	rm -rf "${dist:?}/$t" && mkdir -p "$dist/$t" "$cache"
+	log=$cache/$t${firmware:+.firmware}.log
 	case " $stable_targets " in
 	*" $t "*)
 		rustup target list --installed | grep -qx "$t" || rustup target add "$t"
@@ -201,12 +258,12 @@ for t in $targets; do
 	esac
 	if ! facts "$t"; then
 		say "$t: not a target this script knows: $stable_targets $nightly_targets"
-		rmdir "dist/$t"
+		rmdir "$dist/$t"
 		failed="$failed $t"
 		continue
 	fi
-	rustup component list --installed --toolchain nightly | grep -q '^rust-src' ||
-		rustup component add rust-src --toolchain nightly
+	rustup component list --installed --toolchain "$toolchain" | grep -q '^rust-src' ||
+		rustup component add rust-src --toolchain "$toolchain"
 	if [ ! -f "$cache/$t/lib/.ready" ]; then
 		need clang clang++ llvm-ar apt-get dpkg-deb dpkg-source
 		say "$t: fetching musl, building libunwind into $cache/$t"
@@ -216,14 +273,20 @@ for t in $targets; do
 		fi
 	fi
 	# The shim first, with core alone: it is there even if std fails.
-	say "$t: cargo +nightly build -Z build-std"
-	if cargo +nightly build --release --target "$t" -Z build-std=core \
+	say "$t: cargo +$toolchain build -Z build-std"
+	# One word per line: the rustflags in it have spaces.
+	IFS='
+'
+	# shellcheck disable=SC2046
+	set -- $(extra "$t")
+	unset IFS
+	if cargo +"$toolchain" build --release --target "$t" -Z build-std=core "$@" \
 		-p nanoctr-shim >"$log" 2>&1; then
 		ship "$t" nanoctr-shim
 	else
 		fail "$t" "nanoctr-shim build" "$log"
 	fi
-	if cargo +nightly build --release --target "$t" -Z build-std=std,panic_abort \
+	if cargo +"$toolchain" build --release --target "$t" -Z build-std=std,panic_abort "$@" \
 		-p nanoctr >>"$log" 2>&1; then
 		ship "$t" nanoctr
 	else
@@ -231,8 +294,13 @@ for t in $targets; do
 	fi
 done
 
-# shellcheck disable=SC2086
-sh cross/sizes.sh --dist $targets || failed="$failed sizes"
+if [ -n "$firmware" ]; then
+	# shellcheck disable=SC2086
+	sh cross/sizes.sh --firmware $targets || failed="$failed sizes"
+else
+	# shellcheck disable=SC2086
+	sh cross/sizes.sh --dist $targets || failed="$failed sizes"
+fi
 if [ -n "$failed" ]; then
 	say "failed:$failed"
 	exit 1

@@ -5,14 +5,16 @@
 #      state dir, ...) and of the shim crate, as a cargo test runner;
 #   2. cross/shim-smoke.py on the stripped release shim from dist/<target>/:
 #      start, `created PID`, start, output, exit status, and the line that
-#      says the shim cannot be a child subreaper (qemu-user refuses it).
+#      says the shim cannot be a child subreaper (qemu-user refuses it);
+#   3. the same on the firmware build's shim (dist/firmware/<target>/), and
+#      its nanoctr run as the daemon (`--version`) and the client (`--help`).
 #
 # Usage: cross/qemu-user-test.sh [TARGET...]
 #   (default: aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf;
 #   armv5te, riscv64gc and mipsel work too)
 #
-# Builds the targets with cross/build.sh first (see there for what each
-# needs). Needs qemu-user-static and python3, and root for the smoke test
+# Builds the targets with cross/build.sh first, and with --firmware (see
+# there for what each needs). Needs qemu-user-static and python3, and root for the smoke test
 # (it runs the shim in a pid namespace of its own).
 set -eu
 cd "$(dirname "$0")/.."
@@ -49,6 +51,8 @@ done
 
 # shellcheck disable=SC2086 # a list of targets
 sh cross/build.sh $targets
+# shellcheck disable=SC2086
+sh cross/build.sh --firmware $targets
 
 failed=""
 for t in $targets; do
@@ -76,6 +80,15 @@ for t in $targets; do
 	echo "== $t: shim smoke test under $q"
 	python3 cross/shim-smoke.py --qemu "$q" "dist/$t/nanoctr-shim" ||
 		failed="$failed $t:shim-smoke"
+	echo "== $t: the firmware build under $q"
+	python3 cross/shim-smoke.py --qemu "$q" "dist/firmware/$t/nanoctr-shim" ||
+		failed="$failed $t:firmware-shim-smoke"
+	fw=dist/firmware/$t
+	# shellcheck disable=SC2086 # $q is a command and its options
+	if ! $q "$fw/nanoctrd" --version | grep -q '^nanoctrd ' ||
+		! $q "$fw/nanoctr" --help | grep -q 'delete'; then
+		failed="$failed $t:firmware-nanoctr"
+	fi
 	echo "== $t: $(($(date +%s) - start)) s"
 done
 if [ -n "$failed" ]; then

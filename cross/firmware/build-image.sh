@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds a small firmware image for qemu (the aarch64 `virt` board, or a PC):
-# a Debian kernel and an initramfs with busybox (init and applets), nanoctr,
-# runc and the example container, started at boot as init/ and configs/ say.
+# a Debian kernel and an initramfs with busybox (init and applets), nanoctr
+# (its firmware build: cross/build.sh --firmware), runc and the example
+# container, started at boot as init/ and configs/ say.
 #
 #   sh cross/firmware/build-image.sh [aarch64|x86_64]     (default aarch64)
 #
@@ -41,10 +42,10 @@ for tool in apt-get apt-cache dpkg-deb readelf cpio gzip; do
 	command -v "$tool" >/dev/null || die "$tool is missing (sh cross/firmware/setup.sh installs cpio)"
 done
 
-# --- nanoctr for the target ---
-say "cargo build --release --target $triple"
-(cd "$top" && cargo build --release --target "$triple" -q)
-bins=$top/target/$triple/release
+# --- nanoctr for the target: the firmware build (cross/build.sh) ---
+say "sh cross/build.sh --firmware $triple"
+(cd "$top" && sh cross/build.sh --firmware "$triple")
+bins=$top/dist/firmware/$triple
 
 # --- Debian packages for the target ---
 if [ "$debarch" != "$(dpkg --print-architecture)" ] &&
