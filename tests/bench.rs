@@ -14,6 +14,7 @@
 //! on a tmpfs, as `/run` is on a device. Figures are what this machine gave
 //! in this run: compare ratios, not absolute numbers.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -75,6 +76,44 @@ fn nanoctr(d: &Daemon, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin("nanoctr"));
     cmd.args(args).env("NANOCTR_SOCKET", &d.socket);
     cmd
+}
+
+/// The daemon `m` idle, then with 64 running containers, and its shims;
+/// every key starts with `prefix`. The containers are deleted after.
+fn sixty_four(r: &mut Report, prefix: &str, m: &Daemon, sleeper: &Path) {
+    std::thread::sleep(Duration::from_millis(200));
+    let (rss, pss, _) = memory(m.pid());
+    r.put(&format!("{prefix}daemon_idle_rss_kib"), rss);
+    r.put(&format!("{prefix}daemon_idle_pss_kib"), pss);
+    for i in 0..64 {
+        run_quiet(&mut nanoctr(
+            m,
+            &["run", &format!("m{i}"), sleeper.to_str().unwrap()],
+        ));
+    }
+    let (rss, pss, _) = memory(m.pid());
+    r.put(&format!("{prefix}daemon_64_containers_rss_kib"), rss);
+    r.put(&format!("{prefix}daemon_64_containers_pss_kib"), pss);
+    let shims: Vec<(u64, u64, u64)> = m.shims().iter().map(|(_, pid)| memory(*pid)).collect();
+    let avg = |f: fn(&(u64, u64, u64)) -> u64| {
+        shims.iter().map(f).sum::<u64>() as f64 / shims.len() as f64
+    };
+    r.put(&format!("{prefix}shims_measured"), shims.len());
+    r.put(
+        &format!("{prefix}shim_rss_kib"),
+        format!("{:.1}", avg(|s| s.0)),
+    );
+    r.put(
+        &format!("{prefix}shim_pss_kib"),
+        format!("{:.1}", avg(|s| s.1)),
+    );
+    r.put(
+        &format!("{prefix}shim_anon_kib"),
+        format!("{:.1}", avg(|s| s.2)),
+    );
+    for i in 0..64 {
+        run_quiet(&mut nanoctr(m, &["delete", &format!("m{i}"), "force"]));
+    }
 }
 
 /// (RSS, PSS, anonymous) in KiB, from /proc/PID/smaps_rollup.
@@ -224,32 +263,22 @@ fn main() {
     r.put("burst_20_slowest_ms", format!("{slowest:.0}"));
     drop(d20);
 
-    // Memory: idle, with 64 running containers, after many cycles.
+    // Memory: idle, with 64 running containers, after many cycles; and
+    // the firmware build's (cross/build.sh --firmware) idle and with 64.
+    if let Some(dir) = std::env::var_os("NANOCTR_FIRMWARE_DIR").map(PathBuf::from) {
+        let fw = Daemon::launch(
+            Runtime::Runc,
+            Launch {
+                state_tmpfs_kib: Some(16 * 1024),
+                daemon: Some(dir.join("nanoctrd")),
+                shim: Some(dir.join("nanoctr-shim")),
+                ..Launch::default()
+            },
+        );
+        sixty_four(&mut r, "firmware_", &fw, &sleeper);
+    }
     let m = daemon();
-    std::thread::sleep(Duration::from_millis(200));
-    let (rss, pss, _) = memory(m.pid());
-    r.put("daemon_idle_rss_kib", rss);
-    r.put("daemon_idle_pss_kib", pss);
-    for i in 0..64 {
-        run_quiet(&mut nanoctr(
-            &m,
-            &["run", &format!("m{i}"), sleeper.to_str().unwrap()],
-        ));
-    }
-    let (rss, pss, _) = memory(m.pid());
-    r.put("daemon_64_containers_rss_kib", rss);
-    r.put("daemon_64_containers_pss_kib", pss);
-    let shims: Vec<(u64, u64, u64)> = m.shims().iter().map(|(_, pid)| memory(*pid)).collect();
-    let avg = |f: fn(&(u64, u64, u64)) -> u64| {
-        shims.iter().map(f).sum::<u64>() as f64 / shims.len() as f64
-    };
-    r.put("shims_measured", shims.len());
-    r.put("shim_rss_kib", format!("{:.1}", avg(|s| s.0)));
-    r.put("shim_pss_kib", format!("{:.1}", avg(|s| s.1)));
-    r.put("shim_anon_kib", format!("{:.1}", avg(|s| s.2)));
-    for i in 0..64 {
-        run_quiet(&mut nanoctr(&m, &["delete", &format!("m{i}"), "force"]));
-    }
+    sixty_four(&mut r, "", &m, &sleeper);
     let cycle = |i: usize| {
         run_quiet(&mut nanoctr(
             &m,
@@ -338,6 +367,19 @@ fn print_table(r: &Report) {
         get("shim_pss_kib"),
         get("shim_anon_kib")
     );
+    if get("firmware_daemon_idle_pss_kib") != "-" {
+        println!(
+            "firmware build: daemon RSS/PSS (KiB) idle {}/{}, with 64 containers {}/{}; shim RSS {}, PSS {}, anonymous {} (mean of {})",
+            get("firmware_daemon_idle_rss_kib"),
+            get("firmware_daemon_idle_pss_kib"),
+            get("firmware_daemon_64_containers_rss_kib"),
+            get("firmware_daemon_64_containers_pss_kib"),
+            get("firmware_shim_rss_kib"),
+            get("firmware_shim_pss_kib"),
+            get("firmware_shim_anon_kib"),
+            get("firmware_shims_measured"),
+        );
+    }
     println!(
         "stripped sizes (bytes): nanoctr (daemon and client) {}, nanoctr-shim {}",
         get("size_nanoctr_bytes"),

@@ -71,6 +71,8 @@ pub struct Launch {
     pub state_tmpfs_kib: Option<u32>,
     /// Run this nanoctrd instead of the release one.
     pub daemon: Option<PathBuf>,
+    /// And this nanoctr-shim.
+    pub shim: Option<PathBuf>,
     /// The config file's text (empty when `None`): `conf/nanoctrd.conf`,
     /// with `conf/containers.d/` as the containers dir.
     pub config: Option<String>,
@@ -164,7 +166,7 @@ impl Daemon {
             .clone()
             .unwrap_or_else(|| bin("nanoctrd"));
 
-        let shim = bin("nanoctr-shim");
+        let shim = (self.launch.shim.clone()).unwrap_or_else(|| bin("nanoctr-shim"));
         let mut argv: Vec<&str> = self.launch.prefix.iter().map(String::as_str).collect();
         argv.extend_from_slice(&[
             daemon.to_str().unwrap(),
