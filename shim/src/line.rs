@@ -38,16 +38,26 @@ impl<const N: usize> Line<N> {
         self
     }
 
-    /// Appends a number in decimal.
+    /// Appends a number in decimal (ufmt's, without core::fmt).
     pub fn push_int(&mut self, n: i64) -> &mut Self {
-        let mut digits = [0u8; 20];
-        self.push(decimal(n, &mut digits))
+        let _ = ufmt::uwrite!(self, "{}", n);
+        self
     }
 
     /// The line with its newline.
     pub fn finish(&mut self) -> &[u8] {
         self.buf[self.len] = b'\n';
         &self.buf[..=self.len]
+    }
+}
+
+/// A line is ufmt's output: `uwrite!(line, ...)`; what does not fit is
+/// dropped, as with [`Line::push`].
+impl<const N: usize> ufmt::uWrite for Line<N> {
+    type Error = core::convert::Infallible;
+    fn write_str(&mut self, s: &str) -> Result<(), Self::Error> {
+        self.push(s.as_bytes());
+        Ok(())
     }
 }
 
@@ -58,26 +68,6 @@ fn append(buf: &mut [u8], len: &mut usize, bytes: &[u8]) {
     let take = bytes.len().min(room);
     buf[*len..*len + take].copy_from_slice(&bytes[..take]);
     *len += take;
-}
-
-/// `n` in decimal, written at the end of `digits` (room for any `i64`,
-/// its sign included).
-pub fn decimal(n: i64, digits: &mut [u8; 20]) -> &[u8] {
-    let mut at = digits.len();
-    let mut v = n.unsigned_abs();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    if n < 0 {
-        at -= 1;
-        digits[at] = b'-';
-    }
-    &digits[at..]
 }
 
 /// Collects bytes into lines in a fixed buffer. A line longer than the
@@ -159,11 +149,15 @@ mod tests {
 
     #[test]
     fn decimals() {
-        let mut d = [0u8; 20];
-        assert_eq!(decimal(0, &mut d), b"0");
-        assert_eq!(decimal(-42, &mut d), b"-42");
-        assert_eq!(decimal(i64::MIN, &mut d), b"-9223372036854775808");
-        assert_eq!(decimal(i64::MAX, &mut d), b"9223372036854775807");
+        let text = |n: i64| {
+            let mut l = Line::<24>::new();
+            l.push_int(n);
+            l.finish().to_vec()
+        };
+        assert_eq!(text(0), b"0\n");
+        assert_eq!(text(-42), b"-42\n");
+        assert_eq!(text(i64::MIN), b"-9223372036854775808\n");
+        assert_eq!(text(i64::MAX), b"9223372036854775807\n");
     }
 
     #[test]

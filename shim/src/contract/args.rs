@@ -242,8 +242,10 @@ fn number(
     default: Option<i64>,
 ) {
     if default != Some(n) {
-        let mut digits = [0u8; 20];
-        each(key, crate::line::decimal(n, &mut digits));
+        let mut digits = crate::line::Line::<24>::new();
+        digits.push_int(n);
+        let line = digits.finish();
+        each(key, &line[..line.len() - 1]);
     }
 }
 
