@@ -454,6 +454,16 @@ impl Rig {
         self.settle();
     }
 
+    /// `delete ID`: the runtime call it starts ends well, and the answer
+    /// is `OK`.
+    pub fn deleted(&mut self, id: &str) {
+        self.send(&format!("delete {id}"));
+        self.settle();
+        let (_, args) = self.d.fx.calls().pop().expect("the runtime deletes it");
+        self.call_ends(&args, 0);
+        assert_eq!(self.answer(), ["OK"]);
+    }
+
     /// The kinds of the events of `id`'s process `proc`, oldest first.
     pub fn events(&self, id: &str, proc: &str) -> Vec<String> {
         let kinds: Vec<String> = self

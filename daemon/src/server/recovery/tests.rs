@@ -73,11 +73,7 @@ fn an_exit_while_the_daemon_was_down_keeps_its_status() {
     // Once more: still nothing emitted twice.
     let mut rig = rig.restart(|_| {});
     assert_eq!(rig.events("a", "init"), ["create", "start", "exit"]);
-    rig.send("delete a");
-    rig.settle();
-    let (_, args) = rig.d.fx.calls().pop().expect("the runtime deletes it");
-    rig.call_ends(&args, 0);
-    assert_eq!(rig.answer(), ["OK"]);
+    rig.deleted("a");
 }
 
 #[test]
@@ -93,11 +89,7 @@ fn a_shim_lost_while_the_daemon_was_down() {
     // until the user deletes it.
     rig.call_ends("delete --force a", 0);
     assert_eq!(rig.state("a", "status"), "unknown");
-    rig.send("delete a");
-    rig.settle();
-    let (_, args) = rig.d.fx.calls().pop().expect("the runtime deletes it");
-    rig.call_ends(&args, 0);
-    assert_eq!(rig.answer(), ["OK"]);
+    rig.deleted("a");
 }
 
 #[test]
@@ -160,11 +152,7 @@ fn an_unreadable_record_is_listed_as_unknown() {
     let mut rig = rig.restart(|_| {});
     assert_eq!(rig.recovered.unknown, 1);
     assert_eq!(rig.state("a", "status"), "unknown");
-    rig.send("delete a");
-    rig.settle();
-    let (_, args) = rig.d.fx.calls().pop().expect("the runtime deletes it");
-    rig.call_ends(&args, 0);
-    assert_eq!(rig.answer(), ["OK"]);
+    rig.deleted("a");
     assert!(!rig.d.state.container("a").exists());
 }
 
