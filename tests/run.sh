@@ -6,6 +6,4 @@ set -eu
 cd "$(dirname "$0")/.."
 sh tests/setup.sh
 cargo build --release --target x86_64-unknown-linux-musl
-# Installed so: nanoctrd is a link to the one program.
-ln -sfn nanoctr target/x86_64-unknown-linux-musl/release/nanoctrd
 NANOCTR_BIN_DIR="$PWD/target/x86_64-unknown-linux-musl/release" exec cargo test --workspace "$@"
