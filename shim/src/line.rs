@@ -44,6 +44,11 @@ impl<const N: usize> Line<N> {
         self
     }
 
+    /// What has been pushed, without a newline.
+    pub fn text(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     /// The line with its newline.
     pub fn finish(&mut self) -> &[u8] {
         self.buf[self.len] = b'\n';

@@ -244,8 +244,7 @@ fn number(
     if default != Some(n) {
         let mut digits = crate::line::Line::<24>::new();
         digits.push_int(n);
-        let line = digits.finish();
-        each(key, &line[..line.len() - 1]);
+        each(key, digits.text());
     }
 }
 
