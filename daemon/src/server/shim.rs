@@ -9,7 +9,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use nanoctr_shim::contract::args::ShimArgs;
-use nanoctr_shim::contract::reply::Reply;
 use nanoctr_shim::contract::{proc_dir, Name};
 use nanoctr_shim::contract::{DEFAULT_COLS, DEFAULT_LOG_SIZE, DEFAULT_ROWS, MAX_REPLY_LINE};
 
@@ -221,27 +220,6 @@ impl LineReader {
     }
 }
 
-/// A line from the shim ([`Reply`], its text owned).
-#[derive(Debug, PartialEq, Eq)]
-pub enum ShimLine {
-    Created(u32),
-    Started,
-    Error(String),
-    /// Anything else (a newer shim); ignored.
-    Other,
-}
-
-impl ShimLine {
-    pub fn parse(line: &str) -> ShimLine {
-        match Reply::parse(line.as_bytes()) {
-            Reply::Created(pid) => ShimLine::Created(pid),
-            Reply::Started => ShimLine::Started,
-            Reply::Error(text) => ShimLine::Error(String::from_utf8_lossy(text).into_owned()),
-            Reply::Other => ShimLine::Other,
-        }
-    }
-}
-
 /// Most bytes `shim.log` grows to; past it, the next shim of the process
 /// dir (a restart) starts it afresh.
 const SHIM_LOG_CAP: u64 = 16 * 1024;
@@ -321,18 +299,6 @@ mod tests {
             .collect();
         let a = ShimArgs::parse(words.iter().map(CString::as_c_str)).unwrap();
         assert!(a.run && !a.terminal && a.console.is_none() && a.exec.is_none());
-    }
-
-    #[test]
-    fn parses_shim_lines() {
-        assert_eq!(ShimLine::parse("created 42"), ShimLine::Created(42));
-        assert_eq!(ShimLine::parse("created x"), ShimLine::Other);
-        assert_eq!(ShimLine::parse("started"), ShimLine::Started);
-        assert_eq!(
-            ShimLine::parse("error runc said no"),
-            ShimLine::Error("runc said no".into())
-        );
-        assert_eq!(ShimLine::parse("hello"), ShimLine::Other);
     }
 
     #[test]

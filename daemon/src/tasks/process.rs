@@ -22,12 +22,12 @@ use rustix::event::epoll::EventFlags;
 use crate::server::container::{OpKind, ProcRef};
 use crate::server::lifecycle::Status;
 use crate::server::metrics::CallVerb;
-use crate::server::shim::ShimLine;
 use crate::server::Effects;
 use crate::server::{CallKind, Daemon, Outcome, Source};
 use crate::slab::Ref;
 use crate::wire::event::Kind;
 use crate::wire::proto::{Code, Error};
+use nanoctr_shim::contract::reply::Reply;
 
 impl<F: Effects> Daemon<F> {
     /// Watches a process's shim, as made or made again: its startup pipe,
@@ -68,11 +68,9 @@ impl<F: Effects> Daemon<F> {
         };
         let (lines, eof) = reader.read_lines();
         for line in lines {
-            match ShimLine::parse(&line) {
-                ShimLine::Created(pid) => return self.made(p, pid),
-                ShimLine::Error(msg) => {
-                    return self.make_failed(p, Error::new(Code::Runtime, msg), false)
-                }
+            match Reply::parse(line.as_bytes()) {
+                Reply::Created(pid) => return self.made(p, pid),
+                Reply::Error(msg) => return self.make_failed(p, runtime_error(msg), false),
                 _ => {}
             }
         }
@@ -103,14 +101,14 @@ impl<F: Effects> Daemon<F> {
         let (lines, eof) = reader.read_lines();
         for line in lines {
             let making = self.making(p);
-            match (ShimLine::parse(&line), p) {
-                (ShimLine::Created(pid), _) if making => self.made(p, pid),
-                (ShimLine::Error(msg), _) if making => {
-                    return self.make_failed(p, Error::new(Code::Runtime, msg), false);
+            match (Reply::parse(line.as_bytes()), p) {
+                (Reply::Created(pid), _) if making => self.made(p, pid),
+                (Reply::Error(msg), _) if making => {
+                    return self.make_failed(p, runtime_error(msg), false);
                 }
-                (ShimLine::Started, ProcRef::Init(r)) => self.start_answered(r, Ok(())),
-                (ShimLine::Error(msg), ProcRef::Init(r)) => {
-                    self.start_answered(r, Err(Error::new(Code::Runtime, msg)));
+                (Reply::Started, ProcRef::Init(r)) => self.start_answered(r, Ok(())),
+                (Reply::Error(msg), ProcRef::Init(r)) => {
+                    self.start_answered(r, Err(runtime_error(msg)));
                 }
                 _ => {}
             }
@@ -238,4 +236,9 @@ fn make_verb(p: ProcRef) -> CallVerb {
         ProcRef::Init(_) => CallVerb::Create,
         ProcRef::Exec(_) => CallVerb::Exec,
     }
+}
+
+/// A shim's `error MESSAGE`, as the answer says it.
+fn runtime_error(msg: &[u8]) -> Error {
+    Error::new(Code::Runtime, String::from_utf8_lossy(msg))
 }
