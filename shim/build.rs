@@ -1,13 +1,18 @@
 //! Link settings for the shim.
 //!
-//! The shim is `no_std` but starts through the C library's start-up code
-//! (`_start` -> `__libc_start_main` -> `main`) and uses it for execve and
-//! signal masks. On glibc the `libc` crate links `-lc` itself; on musl it
-//! only does so inside `std`, so the static C library is named here.
+//! On musl targets the shim starts at its own entry point,
+//! `nanoctr_shim_start` (`src/sys.rs`), not the C library's `_start`:
+//! the linker's garbage collection then drops the C library's start-up
+//! code, which is all the shim would take from it but the string functions
+//! (`memcpy` and the like) the compiler calls. The `libc` crate links
+//! `-lc` only inside `std`, so the static C library is named here. On
+//! glibc (host builds for tests) the C library starts the shim as usual.
 //!
-//! On musl targets the workspace links with rust-lld (`.cargo/config.toml`)
+//! The workspace links musl targets with rust-lld (`.cargo/config.toml`)
 //! and these size settings apply to the shim alone:
 //! - `cross/no-unwind-tables.ld` discards unwind tables: nothing unwinds;
+//! - `cross/shim-entry.ld` discards the constructor tables: nothing runs
+//!   them without the C library's start-up code;
 //! - `-z norelro` and `--no-rosegment` drop the page-aligned RELRO and
 //!   read-only segments, two pages of padding in a file this small.
 use std::env;
@@ -15,12 +20,15 @@ use std::env;
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=../cross/no-unwind-tables.ld");
+    println!("cargo:rerun-if-changed=../cross/shim-entry.ld");
     if env::var("CARGO_CFG_TARGET_ENV").as_deref() != Ok("musl") {
         return;
     }
     println!("cargo:rustc-link-lib=static:-bundle=c");
     let dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     for arg in [
+        "--entry=nanoctr_shim_start".into(),
+        format!("-T{dir}/../cross/shim-entry.ld"),
         format!("-T{dir}/../cross/no-unwind-tables.ld"),
         "--no-eh-frame-hdr".into(),
         "-znorelro".into(),

@@ -5,7 +5,7 @@
 //!
 //! They live in a library so that they are unit-tested on the host; the
 //! binary (`main.rs`) is `no_std`, has no heap, and links only these pieces,
-//! `rustix` and the C library's start-up code.
+//! `rustix` and the C library's string functions.
 #![cfg_attr(not(test), no_std)]
 
 pub mod contract;

@@ -45,7 +45,7 @@ impl<'a> Shim<'a> {
     pub(crate) fn setup(args: &'a ShimArgs<'a>) -> Result<Self, Failure> {
         let chld = SignalSet::of(&[libc::SIGCHLD, libc::SIGPIPE]);
         let mask = sys::block_signals(&chld).map_err(sys("block signals"))?;
-        let signals = sys::signalfd(&SignalSet::of(&[libc::SIGCHLD])).map_err(sys("signalfd"))?;
+        let signals = sys::signalfd(SignalSet::of(&[libc::SIGCHLD])).map_err(sys("signalfd"))?;
         // Leave the daemon's session and process group: nothing the daemon
         // or its terminal does to its group reaches the shim. Fails only if
         // already a group leader, which is as good.
