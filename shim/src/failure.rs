@@ -1,6 +1,6 @@
 //! What can go wrong, and how the shim says so: the line `error MESSAGE`
-//! it tells the daemon (and writes to its stderr, `shim.log`), and its exit
-//! codes, which follow s6.
+//! or `failed VERB CODE` it tells the daemon (and writes to its stderr,
+//! `shim.log`), and its exit codes, which follow s6.
 
 use core::ffi::CStr;
 
@@ -8,10 +8,7 @@ use nanoctr_shim::contract::reply::Reply;
 use nanoctr_shim::contract::MAX_REPLY_LINE;
 use nanoctr_shim::errno::errno_name;
 use nanoctr_shim::line::Line;
-use nanoctr_shim::runtime_log;
 use rustix::io::{self, Errno};
-
-use crate::files::read_tail;
 
 /// A bad command line.
 pub(crate) const EXIT_USAGE: i32 = 100;
@@ -28,7 +25,7 @@ pub(crate) enum Failure {
     /// A system call failed while doing `what`.
     Sys(&'static str, Errno),
     /// The runtime exited with this status while doing `what`; its own
-    /// message is in `log.json`.
+    /// message is in `log.json`, where the daemon reads it.
     Runtime(&'static CStr, i32),
 }
 
@@ -36,26 +33,21 @@ pub(crate) fn sys(what: &'static str) -> impl FnOnce(Errno) -> Failure {
     move |e| Failure::Sys(what, e)
 }
 
-/// The line `error MESSAGE` for `f`; a runtime's message is read from its
-/// `log`.
-pub(crate) fn failure(log: &CStr, f: Failure) -> Message {
-    let mut l = Reply::Error(b"").line();
+/// The line that tells of `f`.
+pub(crate) fn failure(f: Failure) -> Message {
+    let mut l;
     match f {
         Failure::Sys(what, e) => {
+            l = Reply::Error(b"").line();
             push_errno(l.push(what.as_bytes()).push(b": "), e);
         }
-        Failure::Runtime(what, code) => {
-            let mut tail = [0u8; runtime_log::TAIL];
-            let mut msg = [0u8; 900];
-            let log = read_tail(log, &mut tail).unwrap_or(&[]);
-            match runtime_log::last_error(log, &mut msg) {
-                Some(n) => l.push_text(&msg[..n]),
-                None => l
-                    .push(b"runtime ")
-                    .push(what.to_bytes())
-                    .push(b" exited with status ")
-                    .push_int(code.into()),
-            };
+        Failure::Runtime(verb, code) => {
+            let verb = verb.to_bytes();
+            l = Reply::Failed {
+                verb,
+                code: code as u32,
+            }
+            .line();
         }
     }
     // Also kept in the process dir: the daemon makes stderr `shim.log`.

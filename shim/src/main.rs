@@ -64,20 +64,20 @@ fn main(words: sys::Args) -> i32 {
     };
     let _ = io::fcntl_setfd(&startup, io::FdFlags::CLOEXEC);
     if let Err(f) = ensure_stdio() {
-        let _ = io::write(&startup, failure(args.log, f).finish());
+        let _ = io::write(&startup, failure(f).finish());
         return EXIT_SYSTEM;
     }
     let mut shim = match Shim::setup(&args) {
         Ok(shim) => shim,
         Err(f) => {
-            let _ = io::write(&startup, failure(args.log, f).finish());
+            let _ = io::write(&startup, failure(f).finish());
             return EXIT_SYSTEM;
         }
     };
     let init = match shim.create() {
         Ok(pid) => pid,
         Err(f) => {
-            shim.tell(&startup, &mut failure(args.log, f));
+            shim.tell(&startup, &mut failure(f));
             return EXIT_CREATE_FAILED;
         }
     };

@@ -337,8 +337,7 @@ impl<'a> Shim<'a> {
                             match self.spawn_start() {
                                 Ok(pid) => start = Some(pid),
                                 Err(f) => {
-                                    let _ =
-                                        io::write(&self.reply, failure(self.args.log, f).finish());
+                                    let _ = io::write(&self.reply, failure(f).finish());
                                 }
                             }
                         }
@@ -382,7 +381,7 @@ impl<'a> Shim<'a> {
         if code == 0 {
             let _ = io::write(&self.reply, Reply::Started.line().finish());
         } else {
-            let mut l = failure(self.args.log, Failure::Runtime(c"start", code));
+            let mut l = failure(Failure::Runtime(c"start", code));
             let _ = io::write(&self.reply, l.finish());
         }
     }

@@ -33,6 +33,7 @@ pub mod metrics;
 pub mod notify;
 pub mod recovery;
 pub mod runtime;
+pub mod runtime_log;
 pub mod shim;
 mod source;
 

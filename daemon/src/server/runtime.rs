@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nanoctr_shim::runtime_log;
+use crate::server::runtime_log;
 
 /// A runtime binary and the state root it is told to use.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -71,6 +71,10 @@ impl<F: Effects> Daemon<F> {
             match Reply::parse(line.as_bytes()) {
                 Reply::Created(pid) => return self.made(p, pid),
                 Reply::Error(msg) => return self.make_failed(p, runtime_error(msg), false),
+                Reply::Failed { verb, code } => {
+                    let e = self.runtime_failed(p, verb, code);
+                    return self.make_failed(p, e, false);
+                }
                 _ => {}
             }
         }
@@ -106,9 +110,17 @@ impl<F: Effects> Daemon<F> {
                 (Reply::Error(msg), _) if making => {
                     return self.make_failed(p, runtime_error(msg), false);
                 }
+                (Reply::Failed { verb, code }, _) if making => {
+                    let e = self.runtime_failed(p, verb, code);
+                    return self.make_failed(p, e, false);
+                }
                 (Reply::Started, ProcRef::Init(r)) => self.start_answered(r, Ok(())),
                 (Reply::Error(msg), ProcRef::Init(r)) => {
                     self.start_answered(r, Err(runtime_error(msg)));
+                }
+                (Reply::Failed { verb, code }, ProcRef::Init(r)) => {
+                    let e = self.runtime_failed(p, verb, code);
+                    self.start_answered(r, Err(e));
                 }
                 _ => {}
             }
@@ -118,6 +130,17 @@ impl<F: Effects> Daemon<F> {
                 x.reply = None;
             }
         }
+    }
+
+    /// A runtime call of the shim failed: the runtime's own message from
+    /// the process's `log.json`, or its exit status when it left none.
+    fn runtime_failed(&self, p: ProcRef, verb: &[u8], code: u32) -> Error {
+        let verb = String::from_utf8_lossy(verb);
+        let message = match self.process(p) {
+            Some(x) => crate::server::runtime::failure(&x.log(), &verb, code as i32),
+            None => format!("runtime {verb} exited with status {code}"),
+        };
+        Error::new(Code::Runtime, message)
     }
 
     /// The runtime made the process: it has a pid.

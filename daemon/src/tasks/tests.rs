@@ -91,7 +91,15 @@ fn a_failed_create_is_deleted_then_answered() {
     let mut rig = Rig::new("createfail");
     rig.send(&format!("create f {}", rig.bundle.display()));
     rig.settle();
-    rig.d.fx.shim().say("error runc: exec format error");
+    // The shim says the runtime failed; its message is in `log.json`.
+    let log = rig.d.state.process("f").join("log.json");
+    let record = r#"{"level":"error","msg":"runc: exec format error","time":"x"}"#;
+    std::fs::write(
+        &log,
+        format!("{{\"level\":\"info\",\"msg\":\"hi\"}}\n{record}\n"),
+    )
+    .unwrap();
+    rig.d.fx.shim().say("failed create 1");
     assert!(!rig.answered(), "the runtime deletes what it made first");
     rig.call_ends("delete --force f", 0);
     assert_eq!(rig.answer(), ["ERR runtime runc: exec format error"]);
@@ -162,8 +170,25 @@ fn a_start_that_fails_leaves_the_container_created() {
     rig.created("a", 42);
     rig.send("start a");
     rig.settle();
-    rig.d.fx.shim().reply("error runc: cannot start");
-    assert_eq!(rig.answer(), ["ERR runtime runc: cannot start"]);
+    rig.d.fx.shim().reply("error open /dev/null: EMFILE");
+    assert_eq!(rig.answer(), ["ERR runtime open /dev/null: EMFILE"]);
+    assert_eq!(rig.state("a", "status"), "created");
+    // A runtime that failed and left no message: its status is told.
+    rig.send("start a");
+    rig.settle();
+    rig.d.fx.shim().reply("failed start 3");
+    assert_eq!(
+        rig.answer(),
+        ["ERR runtime runtime start exited with status 3"]
+    );
+    // One that left its message in `log.json` (crun's spacing).
+    let log = rig.d.state.process("a").join("log.json");
+    let record = r#"{"msg": "crun: cannot start", "level": "error", "time": "x"}"#;
+    std::fs::write(&log, format!("{record}\n")).unwrap();
+    rig.send("start a");
+    rig.settle();
+    rig.d.fx.shim().reply("failed start 1");
+    assert_eq!(rig.answer(), ["ERR runtime crun: cannot start"]);
     assert_eq!(rig.state("a", "status"), "created");
     // A shim that does not read its control fifo any more.
     rig.d.fx.faults.push(Fault::Fifo);

@@ -1,8 +1,13 @@
 //! Lines from the shim to the daemon: on its startup pipe the result of the
-//! runtime call that makes its process (`created PID` or `error MESSAGE`),
-//! and on `reply` the answers to control lines (`started`, `error
-//! MESSAGE`), with the make result again when the daemon that started the
-//! shim was gone before it could read it.
+//! runtime call that makes its process (`created PID`, `failed VERB CODE`
+//! or `error MESSAGE`), and on `reply` the answers to control lines
+//! (`started`, `failed start CODE`, `error MESSAGE`), with the make result
+//! again when the daemon that started the shim was gone before it could
+//! read it.
+//!
+//! `failed VERB CODE` says the runtime exited with status CODE; its own
+//! message is in the process dir's `log.json`, where the daemon reads it
+//! (the shim does not parse JSON).
 
 use crate::line::Line;
 
@@ -12,6 +17,7 @@ use super::MAX_REPLY_LINE;
 pub mod word {
     pub const CREATED: &str = "created";
     pub const STARTED: &str = "started";
+    pub const FAILED: &str = "failed";
     pub const ERROR: &str = "error";
 }
 
@@ -22,6 +28,8 @@ pub enum Reply<'a> {
     Created(u32),
     /// `start` succeeded.
     Started,
+    /// The runtime call `verb` exited with status `code`.
+    Failed { verb: &'a [u8], code: u32 },
     /// What failed, for a person (one line of text).
     Error(&'a [u8]),
     /// Anything else (from a newer shim); ignored.
@@ -40,6 +48,15 @@ impl<'a> Reply<'a> {
             super::args::parse_u32(rest).map_or(Reply::Other, Reply::Created)
         } else if is(word::STARTED) {
             Reply::Started
+        } else if is(word::FAILED) {
+            let (verb, code) = match rest.iter().position(|&b| b == b' ') {
+                Some(at) => (&rest[..at], &rest[at + 1..]),
+                None => return Reply::Other,
+            };
+            match super::args::parse_u32(code) {
+                Some(code) if !verb.is_empty() => Reply::Failed { verb, code },
+                _ => Reply::Other,
+            }
         } else if is(word::ERROR) {
             Reply::Error(rest)
         } else {
@@ -58,6 +75,12 @@ impl<'a> Reply<'a> {
                 .push(b" ")
                 .push_int(pid.into()),
             Reply::Started => l.push(word::STARTED.as_bytes()),
+            Reply::Failed { verb, code } => l
+                .push(word::FAILED.as_bytes())
+                .push(b" ")
+                .push_text(verb)
+                .push(b" ")
+                .push_int(code.into()),
             Reply::Error(text) => l.push(word::ERROR.as_bytes()).push(b" ").push_text(text),
             Reply::Other => &mut l,
         };
@@ -80,6 +103,16 @@ mod tests {
             Reply::Error(b"runc said no")
         );
         assert_eq!(Reply::parse(b"error"), Reply::Error(b""));
+        assert_eq!(
+            Reply::parse(b"failed create 1"),
+            Reply::Failed {
+                verb: b"create",
+                code: 1
+            }
+        );
+        assert_eq!(Reply::parse(b"failed create"), Reply::Other);
+        assert_eq!(Reply::parse(b"failed  1"), Reply::Other);
+        assert_eq!(Reply::parse(b"failed start x"), Reply::Other);
         assert_eq!(Reply::parse(b"hello"), Reply::Other);
     }
 
@@ -88,6 +121,10 @@ mod tests {
         for r in [
             Reply::Created(u32::MAX),
             Reply::Started,
+            Reply::Failed {
+                verb: b"start",
+                code: 255,
+            },
             Reply::Error(b"runtime create exited with status 1"),
         ] {
             let mut line = r.line();

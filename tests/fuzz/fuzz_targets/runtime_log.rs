@@ -1,6 +1,6 @@
 //! The runtime's JSON log (runc, crun: one object per line), from which
-//! the shim takes the message of the last error:
-//! `nanoctr_shim::runtime_log::last_error`, into buffers of 0, 1, 900 and
+//! the daemon takes the message of the last error:
+//! `nanoctr::server::runtime_log::last_error`, into buffers of 0, 1, 900 and
 //! 1024 bytes.
 //!
 //! Checked, beyond "never panics": the length is within the buffer, and
@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nanoctr_shim::runtime_log::last_error;
+use nanoctr::server::runtime_log::last_error;
 
 const SIZES: [usize; 4] = [0, 1, 900, 1024];
 

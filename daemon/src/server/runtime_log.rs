@@ -1,12 +1,14 @@
 //! The runtime's own account of a failure.
 //!
-//! The shim runs the runtime with `--log log.json --log-format json`. runc
+//! The shim and the daemon run the runtime with `--log log.json
+//! --log-format json`; a shim tells of a failed runtime call as `failed
+//! VERB CODE`, and the daemon reads the message here. runc
 //! writes one object per line (`{"level":"error","msg":"...","time":"..."}`),
 //! crun the same with spaces after the colons. The last record at level
 //! `error` (or `fatal`/`panic`) is what the user should read, so this module
 //! finds it in the tail of the log and unescapes its `msg`.
 
-/// How many bytes of the log's tail the shim reads.
+/// How many bytes of the log's tail are read.
 pub const TAIL: usize = 4096;
 
 /// Unescapes the `msg` of the last error record in `log` into `out`; returns
