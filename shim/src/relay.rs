@@ -4,13 +4,12 @@
 //! buffers only; nothing here ever blocks the shim.
 
 use core::ffi::CStr;
-use core::mem::MaybeUninit;
 
 use nanoctr_shim::ring::Ring;
 use rustix::fd::{AsFd, OwnedFd};
 use rustix::fs::{self, Mode, OFlags, SeekFrom};
 use rustix::io::{self, Errno};
-use rustix::net::{self, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SocketFlags};
+use rustix::net::{self, SocketFlags};
 
 /// Most clients attached at once; more are turned away.
 pub const MAX_ATTACHERS: usize = 4;
@@ -202,21 +201,5 @@ fn open_output(extra: OFlags) -> io::Result<OwnedFd> {
 /// waiting, or never came.
 pub fn receive_console(listener: &OwnedFd) -> io::Result<OwnedFd> {
     let conn = net::accept_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC)?;
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let mut name = [0u8; 64];
-    net::recvmsg(
-        &conn,
-        &mut [io::IoSliceMut::new(&mut name)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )?;
-    for msg in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
-            if let Some(fd) = fds.next() {
-                return Ok(fd);
-            }
-        }
-    }
-    Err(Errno::NOMSG)
+    crate::sys::receive_fd(conn.as_fd())
 }

@@ -266,6 +266,64 @@ pub fn kill(pid: Pid, signal: c_int) -> io::Result<()> {
     check(r).map(drop)
 }
 
+/// `recvmsg(2)` of one message with descriptors (SCM_RIGHTS, received
+/// close-on-exec): the first descriptor of its first control message.
+/// Any others in that message are closed; a message with none is ENOMSG.
+pub fn receive_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    use rustix::fd::AsRawFd;
+    let mut data = [0u8; 64];
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    // Room for one control message header and a few descriptors, aligned
+    // as the header is.
+    let mut space = [0u64; 4];
+    // SAFETY: `msghdr` is plain data, for which all zeroes is a valid
+    // value (no name, no buffers).
+    let mut msg: libc::msghdr = unsafe { core::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    msg.msg_controllen = core::mem::size_of_val(&space) as _;
+    let flags = libc::MSG_CMSG_CLOEXEC as usize;
+    let (fd, m) = (
+        sock.as_raw_fd() as usize,
+        &mut msg as *mut libc::msghdr as usize,
+    );
+    // SAFETY: `msg` points to `iov` and `space`, live buffers of the
+    // lengths it gives, which is all recvmsg writes to.
+    check(unsafe { syscall(libc::SYS_recvmsg, [fd, m, flags, 0]) })?;
+    let header = core::mem::size_of::<libc::cmsghdr>();
+    if (msg.msg_controllen as usize) < header {
+        return Err(Errno::NOMSG);
+    }
+    // SAFETY: the kernel wrote `msg_controllen` bytes of control messages
+    // at the start of `space`, which is aligned for `cmsghdr`; at least one
+    // header's worth is there (checked above).
+    let c = unsafe { &*(space.as_ptr() as *const libc::cmsghdr) };
+    if c.cmsg_level != libc::SOL_SOCKET || c.cmsg_type != libc::SCM_RIGHTS {
+        return Err(Errno::NOMSG);
+    }
+    let len = (c.cmsg_len as usize).min(msg.msg_controllen as usize);
+    let count = len.saturating_sub(header) / 4;
+    let mut first = None;
+    for i in 0..count {
+        // SAFETY: the kernel put `count` descriptors after the header, each
+        // now open in this process and owned by no one else; the offset is
+        // within the `len` bytes it wrote.
+        let fd = unsafe {
+            let at = (space.as_ptr() as *const u8).add(header + 4 * i);
+            OwnedFd::from_raw_fd(core::ptr::read_unaligned(at as *const c_int))
+        };
+        // The first is kept; any others are closed as they drop.
+        if first.is_none() {
+            first = Some(fd);
+        }
+    }
+    first.ok_or(Errno::NOMSG)
+}
+
 /// A system call's result: -4095 to -1 are errors.
 fn check(r: isize) -> io::Result<usize> {
     if (-4095..0).contains(&r) {
@@ -401,6 +459,9 @@ impl<'a> Command<'a> {
     }
 
     /// Appends a word; words past `MAX_ARGS` make `spawn` fail with E2BIG.
+    /// Not inlined: a call is smaller than the bounds check and store at
+    /// each of the twenty-odd places that build a runtime command line.
+    #[inline(never)]
     pub fn arg(&mut self, word: &'a CStr) -> &mut Self {
         if self.len < MAX_ARGS {
             self.argv[self.len] = word.as_ptr();
