@@ -269,6 +269,8 @@ pub fn kill(pid: Pid, signal: c_int) -> io::Result<()> {
 /// `recvmsg(2)` of one message with descriptors (SCM_RIGHTS, received
 /// close-on-exec): the first descriptor of its first control message.
 /// Any others in that message are closed; a message with none is ENOMSG.
+// The lengths are `socklen_t` on musl and `size_t` on glibc.
+#[allow(clippy::unnecessary_cast)]
 pub fn receive_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     use rustix::fd::AsRawFd;
     let mut data = [0u8; 64];
