@@ -14,20 +14,25 @@ struct Slot<T> {
 }
 
 pub struct Slab<T> {
+    /// The slots used so far; never more than `capacity`, so the vector
+    /// never grows past the room reserved at start-up.
     slots: Vec<Slot<T>>,
+    capacity: usize,
     len: usize,
 }
 
 impl<T> Slab<T> {
-    /// A table that will never hold more than `capacity` entries; the
-    /// slots are allocated here, once.
+    /// A table that will never hold more than `capacity` entries. The room
+    /// for all of them is allocated here, once; a slot is written (and its
+    /// memory touched, so counted in the daemon's resident set) only when
+    /// an entry first needs it. An idle daemon with room for 64 containers
+    /// holds the pages of the few it has.
     pub fn with_capacity(capacity: usize) -> Self {
-        let mut slots = Vec::with_capacity(capacity);
-        slots.resize_with(capacity, || Slot {
-            generation: 0,
-            value: None,
-        });
-        Slab { slots, len: 0 }
+        Slab {
+            slots: Vec::with_capacity(capacity),
+            capacity,
+            len: 0,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -39,19 +44,25 @@ impl<T> Slab<T> {
     }
 
     pub fn is_full(&self) -> bool {
-        self.len == self.slots.len()
+        self.len == self.capacity
     }
 
-    /// Stores `value`; when the table is full it is handed back.
+    /// Stores `value`; when the table is full it is handed back. A freed
+    /// slot is used again before a new one is taken.
     pub fn insert(&mut self, value: T) -> Result<Ref, T> {
-        let Some((index, slot)) = self
-            .slots
-            .iter_mut()
-            .enumerate()
-            .find(|(_, s)| s.value.is_none())
-        else {
-            return Err(value);
+        let free = self.slots.iter().position(|s| s.value.is_none());
+        let index = match free {
+            Some(i) => i,
+            None if self.slots.len() < self.capacity => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    value: None,
+                });
+                self.slots.len() - 1
+            }
+            None => return Err(value),
         };
+        let slot = &mut self.slots[index];
         slot.generation = slot.generation.wrapping_add(1);
         slot.value = Some(value);
         self.len += 1;
@@ -134,13 +145,18 @@ mod tests {
     #[test]
     fn capacity_is_fixed() {
         let mut s = Slab::with_capacity(2);
+        let room = s.slots.as_ptr();
+        assert_eq!(s.slots.len(), 0, "no slot is written before it is used");
         let a = s.insert("a").unwrap();
+        assert_eq!(s.slots.len(), 1);
         let _b = s.insert("b").unwrap();
         assert!(s.is_full());
+        assert_eq!(room, s.slots.as_ptr(), "the room reserved is never moved");
         assert_eq!(s.insert("c"), Err("c"));
         assert_eq!(s.remove(a), Some("a"));
         assert!(s.insert("c").is_ok());
         assert_eq!(s.len(), 2);
+        assert_eq!(s.slots.len(), 2, "a freed slot is used again");
     }
 
     #[test]
