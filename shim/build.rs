@@ -19,6 +19,13 @@ use std::env;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
+    // Thumb code (the firmware build for armv7): the entry point must be
+    // marked as a Thumb function (`src/sys.rs`).
+    println!("cargo::rustc-check-cfg=cfg(thumb_mode)");
+    let features = env::var("CARGO_CFG_TARGET_FEATURE").unwrap_or_default();
+    if features.split(',').any(|f| f == "thumb-mode") {
+        println!("cargo:rustc-cfg=thumb_mode");
+    }
     println!("cargo:rerun-if-changed=../cross/no-unwind-tables.ld");
     println!("cargo:rerun-if-changed=../cross/shim-entry.ld");
     if env::var("CARGO_CFG_TARGET_ENV").as_deref() != Ok("musl") {

@@ -10,7 +10,6 @@ use nanoctr_shim::contract::proc_dir;
 use nanoctr_shim::contract::reply::Reply;
 use nanoctr_shim::contract::MAX_CONTROL_LINE;
 use nanoctr_shim::line::{Line, LineAssembler};
-use rustix::event::{poll, PollFd, PollFlags};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, Mode, OFlags};
 use rustix::io::{self, Errno};
@@ -274,7 +273,7 @@ impl<'a> Shim<'a> {
                 self.relay.drain();
                 return code;
             }
-            // Which descriptors to wait on; slot k of `watch` is `fds[k]`.
+            // Which descriptors to wait on, by slot.
             const SIGNALS: usize = 0;
             const CONTROL: usize = 1;
             const OUTPUT: usize = 2;
@@ -290,26 +289,11 @@ impl<'a> Shim<'a> {
             for (i, a) in r.attachers.iter().enumerate() {
                 watch[ATTACHER + i] = a.as_ref().map(AsFd::as_fd);
             }
-            let mut fds: [PollFd<'_>; ATTACHER + MAX_ATTACHERS] = core::array::from_fn(|_| {
-                PollFd::from_borrowed_fd(self.signals.as_fd(), PollFlags::empty())
-            });
-            let mut slot_of = [0usize; ATTACHER + MAX_ATTACHERS];
-            let mut n = 0;
-            for (k, fd) in watch.iter().enumerate() {
-                if let Some(fd) = fd {
-                    fds[n] = PollFd::from_borrowed_fd(*fd, PollFlags::IN);
-                    slot_of[n] = k;
-                    n += 1;
-                }
-            }
-            match poll(&mut fds[..n], None) {
-                Ok(_) | Err(Errno::INTR) => {}
+            let ready = match sys::poll(&watch) {
+                Ok(ready) => ready,
+                Err(Errno::INTR) => continue,
                 Err(_) => sys::exit(EXIT_SYSTEM),
-            }
-            let mut ready = [false; ATTACHER + MAX_ATTACHERS];
-            for (fd, &k) in fds[..n].iter().zip(&slot_of) {
-                ready[k] = !fd.revents().is_empty();
-            }
+            };
             if ready[SIGNALS] {
                 drain(self.signals.as_fd());
             }

@@ -55,9 +55,25 @@ core::arch::global_asm!(
     "brk #0",
     entry = sym entry,
 );
-#[cfg(all(target_env = "musl", target_arch = "arm"))]
+#[cfg(all(target_env = "musl", target_arch = "arm", not(thumb_mode)))]
 core::arch::global_asm!(
     ".globl nanoctr_shim_start",
+    "nanoctr_shim_start:",
+    "mov fp, #0",
+    "mov lr, #0",
+    "mov r0, sp",
+    "and ip, r0, #-16",
+    "mov sp, ip",
+    "bl {entry}",
+    "udf #0",
+    entry = sym entry,
+);
+#[cfg(all(target_env = "musl", target_arch = "arm", thumb_mode))]
+// Thumb-2: the same, with the entry marked as Thumb code (bit 0 of its
+// address), or the kernel would start it in ARM state.
+core::arch::global_asm!(
+    ".globl nanoctr_shim_start",
+    ".thumb_func",
     "nanoctr_shim_start:",
     "mov fp, #0",
     "mov lr, #0",
@@ -326,6 +342,32 @@ pub fn receive_fd(sock: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     first.ok_or(Errno::NOMSG)
 }
 
+/// `ppoll(2)` with no timeout and the signal mask left as it is: waits
+/// until one of `fds` is readable (or has hung up, or has an error), and
+/// says which. `None`s are left out (as descriptor -1, which poll skips).
+pub fn poll<const N: usize>(fds: &[Option<BorrowedFd<'_>>; N]) -> io::Result<[bool; N]> {
+    use rustix::fd::AsRawFd;
+    let mut set = [libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    }; N];
+    for (p, fd) in set.iter_mut().zip(fds) {
+        if let Some(fd) = fd {
+            p.fd = fd.as_raw_fd();
+        }
+    }
+    let at = set.as_mut_ptr() as usize;
+    // SAFETY: `set` is a live array of `N` pollfds, which ppoll reads and
+    // writes (revents) and nothing else; NULL timeout and mask mean none.
+    check(unsafe { syscall(libc::SYS_ppoll, [at, N, 0, 0]) })?;
+    let mut ready = [false; N];
+    for (r, p) in ready.iter_mut().zip(&set) {
+        *r = p.revents != 0;
+    }
+    Ok(ready)
+}
+
 /// A system call's result: -4095 to -1 are errors.
 fn check(r: isize) -> io::Result<usize> {
     if (-4095..0).contains(&r) {
@@ -375,16 +417,22 @@ unsafe fn syscall(nr: libc::c_long, a: [usize; 4]) -> isize {
     r
 }
 
-/// See the x86_64 version. ARM (not Thumb) code, where r7 is free.
+/// See the x86_64 version. The call number goes in r7, which Thumb code
+/// keeps as its frame pointer: it is saved around the call, so the same
+/// code serves ARM and Thumb builds.
 #[cfg(target_arch = "arm")]
 #[inline]
 unsafe fn syscall(nr: libc::c_long, a: [usize; 4]) -> isize {
     let r;
-    // SAFETY: the caller's contract.
+    // SAFETY: the caller's contract; r7 is restored before the block ends.
     unsafe {
         core::arch::asm!(
+            "mov {tmp}, r7",
+            "mov r7, {nr}",
             "svc 0",
-            in("r7") nr,
+            "mov r7, {tmp}",
+            nr = in(reg) nr,
+            tmp = out(reg) _,
             inlateout("r0") a[0] as isize => r,
             in("r1") a[1], in("r2") a[2], in("r3") a[3],
             options(nostack),
