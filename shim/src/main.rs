@@ -39,11 +39,12 @@ mod relay;
 mod supervise;
 mod sys;
 
-use failure::{failure, sys, Failure, Message, EXIT_CREATE_FAILED, EXIT_SYSTEM, EXIT_USAGE};
+use failure::{tell, Message, OrFail, EXIT_CREATE_FAILED, EXIT_SYSTEM, EXIT_USAGE};
 use files::write_atomic;
-use nanoctr_shim::contract::args::ShimArgs;
+use nanoctr_shim::contract::args::{ArgError, ShimArgs};
 use nanoctr_shim::contract::proc_dir;
 use nanoctr_shim::contract::reply::Reply;
+use rustix::fd::AsRawFd;
 use rustix::fs::{self, Mode, OFlags};
 use rustix::io;
 use supervise::Shim;
@@ -53,7 +54,7 @@ fn main(words: sys::Args) -> i32 {
         Ok(args) => args,
         Err(e) => {
             let mut l = Message::new();
-            l.push(b"nanoctr-shim: ").push(e.0.as_bytes());
+            l.push(ArgError::PREFIX.as_bytes()).push(e.0.as_bytes());
             let _ = io::write(sys::stderr(), l.finish());
             return EXIT_USAGE;
         }
@@ -63,26 +64,16 @@ fn main(words: sys::Args) -> i32 {
         Err(_) => return EXIT_USAGE,
     };
     let _ = io::fcntl_setfd(&startup, io::FdFlags::CLOEXEC);
-    if let Err(f) = ensure_stdio() {
-        let _ = io::write(&startup, failure(f).finish());
-        return EXIT_SYSTEM;
-    }
-    let mut shim = match Shim::setup(&args) {
-        Ok(shim) => shim,
-        Err(f) => {
-            let _ = io::write(&startup, failure(f).finish());
-            return EXIT_SYSTEM;
-        }
-    };
-    let init = match shim.create() {
-        Ok(pid) => pid,
-        Err(f) => {
-            shim.tell(&startup, &mut failure(f));
-            return EXIT_CREATE_FAILED;
-        }
-    };
-    let mut created = Reply::Created(init.as_raw_pid() as u32).line();
-    shim.tell(&startup, &mut created);
+    // Failures from here on are told on the startup pipe, and end the shim.
+    failure::tell_on(startup.as_raw_fd(), -1);
+    ensure_stdio();
+    let mut shim = Shim::setup(&args);
+    failure::tell_on(startup.as_raw_fd(), shim.reply.as_raw_fd());
+    failure::exit_code(EXIT_CREATE_FAILED);
+    let init = shim.create();
+    tell(&mut Reply::Created(init.as_raw_pid() as u32).line());
+    failure::tell_on(-1, -1);
+    failure::exit_code(EXIT_SYSTEM);
     drop(startup);
     if args.run || args.restore.is_some() {
         let _ = io::write(&shim.reply, Reply::Started.line().finish());
@@ -101,12 +92,11 @@ fn main(words: sys::Args) -> i32 {
 
 /// Makes sure descriptors 0, 1 and 2 are open (on /dev/null if nothing
 /// else), so no descriptor the shim opens can land on them.
-fn ensure_stdio() -> Result<(), Failure> {
+fn ensure_stdio() {
     loop {
-        let fd =
-            fs::open(c"/dev/null", OFlags::RDWR, Mode::empty()).map_err(sys("open /dev/null"))?;
-        if rustix::fd::AsRawFd::as_raw_fd(&fd) > 2 {
-            return Ok(());
+        let fd = fs::open(c"/dev/null", OFlags::RDWR, Mode::empty()).or_fail("open /dev/null");
+        if fd.as_raw_fd() > 2 {
+            return;
         }
         core::mem::forget(fd);
     }

@@ -15,7 +15,7 @@ use rustix::fs::{self, Mode, OFlags};
 use rustix::io::{self, Errno};
 use rustix::process::{self, Pid, WaitOptions, WaitStatus};
 
-use crate::failure::{failure, push_errno, sys, Failure, Message, EXIT_SYSTEM};
+use crate::failure::{fail, failure, push_errno, sys, Failure, Message, OrFail, EXIT_SYSTEM};
 use crate::files::{
     drain, listen, nonblocking, open_stdio, pipe, read_tail, reserve_exit_status, write_atomic,
     write_oom_score_adj,
@@ -41,10 +41,10 @@ pub(crate) struct Shim<'a> {
 }
 
 impl<'a> Shim<'a> {
-    pub(crate) fn setup(args: &'a ShimArgs<'a>) -> Result<Self, Failure> {
+    pub(crate) fn setup(args: &'a ShimArgs<'a>) -> Self {
         let chld = SignalSet::of(&[libc::SIGCHLD, libc::SIGPIPE]);
-        let mask = sys::block_signals(&chld).map_err(sys("block signals"))?;
-        let signals = sys::signalfd(SignalSet::of(&[libc::SIGCHLD])).map_err(sys("signalfd"))?;
+        let mask = sys::block_signals(&chld).or_fail("block signals");
+        let signals = sys::signalfd(SignalSet::of(&[libc::SIGCHLD])).or_fail("signalfd");
         // Leave the daemon's session and process group: nothing the daemon
         // or its terminal does to its group reaches the shim. Fails only if
         // already a group leader, which is as good.
@@ -69,8 +69,8 @@ impl<'a> Shim<'a> {
         let mut pid = Line::<16>::new();
         pid.push_int(process::getpid().as_raw_pid().into());
         write_atomic(proc_dir::SHIM_PID.c, proc_dir::SHIM_PID_TMP.c, &mut pid)
-            .map_err(sys("write shim.pid"))?;
-        reserve_exit_status().map_err(sys("reserve room for exitStatus"))?;
+            .or_fail("write shim.pid");
+        reserve_exit_status().or_fail("reserve room for exitStatus");
         let fifo = |name: &CStr, flags: OFlags| {
             fs::open(
                 name,
@@ -79,18 +79,18 @@ impl<'a> Shim<'a> {
             )
         };
         // The daemon holds the read end already, so this does not block.
-        let exit = fifo(proc_dir::EXIT.c, OFlags::WRONLY).map_err(sys("open exit fifo"))?;
+        let exit = fifo(proc_dir::EXIT.c, OFlags::WRONLY).or_fail("open exit fifo");
         // Read-write: the fifo never reports EOF between daemon writes, and
         // `reply` keeps an answer buffered until a (restarted) daemon reads it.
-        let control = fifo(proc_dir::CONTROL.c, OFlags::RDWR).map_err(sys("open control fifo"))?;
-        let reply = fifo(proc_dir::REPLY.c, OFlags::RDWR).map_err(sys("open reply fifo"))?;
+        let control = fifo(proc_dir::CONTROL.c, OFlags::RDWR).or_fail("open control fifo");
+        let reply = fifo(proc_dir::REPLY.c, OFlags::RDWR).or_fail("open reply fifo");
         // Clients can attach from the moment the container exists.
-        let attach = listen(proc_dir::ATTACH_SOCK.c).map_err(sys("listen on attach.sock"))?;
-        let console = match args.console.filter(|_| args.terminal) {
-            Some(path) => Some(listen(path).map_err(sys("listen on the console socket"))?),
-            None => None,
-        };
-        Ok(Shim {
+        let attach = listen(proc_dir::ATTACH_SOCK.c).or_fail("listen on attach.sock");
+        let console = args
+            .console
+            .filter(|_| args.terminal)
+            .map(|path| listen(path).or_fail("listen on the console socket"));
+        Shim {
             args,
             mask,
             signals,
@@ -100,15 +100,6 @@ impl<'a> Shim<'a> {
             early: Reaped::default(),
             console,
             relay: Relay::new(attach, args.log_size),
-        })
-    }
-
-    /// Tells the daemon a create result on the startup pipe, or on `reply`
-    /// when the pipe's reader is gone: a daemon started since then reads
-    /// it there.
-    pub(crate) fn tell(&self, startup: &OwnedFd, line: &mut Message) {
-        if io::write(startup, line.finish()).is_err() {
-            let _ = io::write(&self.reply, line.finish());
         }
     }
 
@@ -127,46 +118,42 @@ impl<'a> Shim<'a> {
     }
 
     /// Runs `<runtime> create` (or `run`, `exec`, `restore`) with the container's
-    /// stdio and waits for it. Returns the container's init pid.
+    /// stdio and waits for it. Returns the container's init pid; a failure
+    /// ends the shim.
     ///
     /// The stdio: a terminal gets the pty the runtime makes (the runtime's
     /// own stdio is /dev/null). Otherwise stdout and stderr go to the
     /// given paths, or to a pipe the shim reads (into the log and to
     /// attachers); stdin comes from the given path, from a pipe the shim
     /// feeds (`interactive`), or from /dev/null.
-    pub(crate) fn create(&mut self) -> Result<Pid, Failure> {
+    pub(crate) fn create(&mut self) -> Pid {
         let a = self.args;
         let null = || open_stdio(c"/dev/null", OFlags::RDWR);
         let output = OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND;
         let (stdin, stdout, stderr) = if a.terminal {
-            let null = null().map_err(sys("open /dev/null"))?;
-            (
-                null.as_fd().try_clone_to_owned().map_err(sys("dup"))?,
-                null,
-                None,
-            )
+            let null = null().or_fail("open /dev/null");
+            (null.as_fd().try_clone_to_owned().or_fail("dup"), null, None)
         } else {
             let stdin = match (a.stdin, a.interactive) {
-                (Some(path), _) => open_stdio(path, OFlags::RDONLY).map_err(sys("open stdin"))?,
+                (Some(path), _) => open_stdio(path, OFlags::RDONLY).or_fail("open stdin"),
                 (None, true) => {
-                    let (read, write) = pipe().map_err(sys("pipe"))?;
+                    let (read, write) = pipe().or_fail("pipe");
                     self.relay.input = Some(nonblocking(write));
                     read
                 }
-                (None, false) => null().map_err(sys("open /dev/null"))?,
+                (None, false) => null().or_fail("open /dev/null"),
             };
             let stdout = match a.stdout {
-                Some(path) => open_stdio(path, output).map_err(sys("open stdout"))?,
+                Some(path) => open_stdio(path, output).or_fail("open stdout"),
                 None => {
-                    let (read, write) = pipe().map_err(sys("pipe"))?;
+                    let (read, write) = pipe().or_fail("pipe");
                     self.relay.output = Some(nonblocking(read));
                     write
                 }
             };
-            let stderr = match a.stderr {
-                Some(path) => Some(open_stdio(path, output).map_err(sys("open stderr"))?),
-                None => None,
-            };
+            let stderr = a
+                .stderr
+                .map(|path| open_stdio(path, output).or_fail("open stderr"));
             (stdin, stdout, stderr)
         };
         let verb = self.verb();
@@ -197,29 +184,30 @@ impl<'a> Shim<'a> {
         ];
         let child = cmd
             .spawn(stdio, &self.mask, self.args.oom_score_adj.is_some())
-            .map_err(sys("spawn runtime"))?;
+            .or_fail("spawn runtime");
         // The container has its ends now; holding them would keep its
         // output from ever reaching end-of-file.
         drop((stdin, stdout, stderr));
-        let code = self.wait_for(child).map_err(sys("wait for runtime"))?;
+        let code = self.wait_for(child).or_fail("wait for runtime");
         if code != 0 {
-            return Err(Failure::Runtime(verb, code));
+            fail(Failure::Runtime(verb, code));
         }
         if let Some(console) = self.console.take() {
-            let pty = relay::receive_console(&console).map_err(sys("receive the console"))?;
+            let pty = relay::receive_console(&console).or_fail("receive the console");
             let _ = fs::unlink(a.console.unwrap_or(c""));
             let flags = OFlags::NONBLOCK | OFlags::RDWR;
             let _ = fs::fcntl_setfl(&pty, flags);
-            self.relay.input = Some(pty.try_clone().map_err(sys("dup"))?);
+            self.relay.input = Some(pty.try_clone().or_fail("dup"));
             self.relay.output = Some(pty);
             self.relay.terminal = true;
             self.relay.resize(a.cols, a.rows);
         }
         let mut buf = [0u8; 16];
-        let text = read_tail(a.pid_file, &mut buf).map_err(sys("read pid file"))?;
-        parse_u32(text.trim_ascii())
-            .and_then(|n| Pid::from_raw(n as i32))
-            .ok_or(Failure::Sys("read pid file", Errno::INVAL))
+        let text = read_tail(a.pid_file, &mut buf).or_fail("read pid file");
+        match parse_u32(text.trim_ascii()).and_then(|n| Pid::from_raw(n as i32)) {
+            Some(pid) => pid,
+            None => fail(Failure::Sys("read pid file", Errno::INVAL)),
+        }
     }
 
     /// The runtime verb that makes the process: `create`, or `run`,
@@ -302,40 +290,29 @@ impl<'a> Shim<'a> {
             if ready[CONTROL] {
                 let mut buf = [0u8; 128];
                 let n = io::read(&self.control, &mut buf).unwrap_or(0);
-                let mut requests = [Control::Unknown; 8];
-                let mut count = 0;
-                lines.feed(&buf[..n], |line| {
-                    if count < requests.len() {
-                        requests[count] = Control::parse(line);
-                        count += 1;
+                let reaped = init_code.is_some();
+                lines.feed(&buf[..n], |line| match Control::parse(line) {
+                    Control::Start if started => {
+                        let mut already = Reply::Error(b"already started").line();
+                        let _ = io::write(&self.reply, already.finish());
                     }
-                });
-                for request in &requests[..count] {
-                    match *request {
-                        Control::Start if started => {
-                            let mut already = Reply::Error(b"already started").line();
-                            let _ = io::write(&self.reply, already.finish());
-                        }
-                        Control::Start => {
-                            started = true;
-                            match self.spawn_start() {
-                                Ok(pid) => start = Some(pid),
-                                Err(f) => {
-                                    let _ = io::write(&self.reply, failure(f).finish());
-                                }
+                    Control::Start => {
+                        started = true;
+                        match self.spawn_start() {
+                            Ok(pid) => start = Some(pid),
+                            Err(f) => {
+                                let _ = io::write(&self.reply, failure(f).finish());
                             }
                         }
-                        Control::Resize { cols, rows } => self.relay.resize(cols, rows),
-                        Control::CloseStdin => self.relay.close_stdin(),
-                        // Reaped already: the pid may be someone else's now.
-                        Control::Kill { signal } if init_code.is_none() => {
-                            let _ = sys::kill(init, signal);
-                        }
-                        Control::Kill { .. } => {}
-
-                        Control::Unknown => {}
                     }
-                }
+                    Control::Resize { cols, rows } => self.relay.resize(cols, rows),
+                    Control::CloseStdin => self.relay.close_stdin(),
+                    // Reaped already: the pid may be someone else's now.
+                    Control::Kill { signal } if !reaped => {
+                        let _ = sys::kill(init, signal);
+                    }
+                    Control::Kill { .. } | Control::Unknown => {}
+                });
             }
             if ready[OUTPUT] {
                 self.relay.on_output();

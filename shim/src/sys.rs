@@ -368,6 +368,16 @@ pub fn poll<const N: usize>(fds: &[Option<BorrowedFd<'_>>; N]) -> io::Result<[bo
     Ok(ready)
 }
 
+/// `write(2)` of `bytes` to descriptor `fd` by number, for telling a
+/// result where the descriptor is not at hand; false if it failed (a
+/// closed or -1 descriptor is EBADF, nothing more).
+pub fn write_fd(fd: i32, bytes: &[u8]) -> bool {
+    let (at, len) = (bytes.as_ptr() as usize, bytes.len());
+    // SAFETY: write only reads `len` bytes at `at`, which `bytes` holds.
+    let r = unsafe { syscall(libc::SYS_write, [fd as usize, at, len, 0]) };
+    check(r).is_ok_and(|n| n == len)
+}
+
 /// A system call's result: -4095 to -1 are errors.
 fn check(r: isize) -> io::Result<usize> {
     if (-4095..0).contains(&r) {

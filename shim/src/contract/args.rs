@@ -70,9 +70,17 @@ pub struct ShimArgs<'a> {
     pub restore: Option<&'a CStr>,
 }
 
-/// Why a command line was refused; the text is shown to a person.
+/// Why a command line was refused: the key that is missing, given twice,
+/// or whose value is not what it takes (`key` for a word that is not a
+/// known `key=value`). A person reads it after [`ArgError::PREFIX`]. The
+/// daemon, which writes every shim's command line, never gets one; short
+/// texts keep the shim small.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArgError(pub &'static str);
+
+impl ArgError {
+    pub const PREFIX: &'static str = "nanoctr-shim: missing or bad ";
+}
 
 /// The keys of the command line.
 pub mod key {
@@ -127,16 +135,13 @@ impl<'a> ShimArgs<'a> {
     pub fn parse<I: IntoIterator<Item = &'a CStr>>(words: I) -> Result<Self, ArgError> {
         let mut v: [Option<&'a CStr>; KEYS.len()] = [None; KEYS.len()];
         for word in words {
-            let (key, value) = split(word).ok_or(ArgError("expected key=value"))?;
-            if value.is_empty() {
-                return Err(ArgError("empty value"));
-            }
+            let (key, value) = split(word).ok_or(ArgError("key"))?;
             let slot = KEYS
                 .iter()
                 .position(|k| k.as_bytes() == key)
-                .ok_or(ArgError("unknown key"))?;
-            if v[slot].replace(value).is_some() {
-                return Err(ArgError("key given twice"));
+                .ok_or(ArgError("key"))?;
+            if value.is_empty() || v[slot].replace(value).is_some() {
+                return Err(ArgError(KEYS[slot]));
             }
         }
         let need = |i: usize, missing| v[i].ok_or(ArgError(missing));
@@ -149,48 +154,43 @@ impl<'a> ShimArgs<'a> {
             Some(b"1") => Ok(true),
             Some(_) => Err(ArgError(why)),
         };
-        let startup_fd = number(5, 0, "startup-fd must be a number above 2")?;
-        if v[5].is_none() {
-            return Err(ArgError("missing startup-fd="));
-        }
+        let startup_fd = number(5, 0, key::STARTUP_FD)?;
         let out = ShimArgs {
-            id: need(0, "missing id=")?,
-            bundle: need(1, "missing bundle=")?,
-            runtime: need(2, "missing runtime=")?,
-            log: need(3, "missing log=")?,
-            pid_file: need(4, "missing pid-file=")?,
+            id: need(0, key::ID)?,
+            bundle: need(1, key::BUNDLE)?,
+            runtime: need(2, key::RUNTIME)?,
+            log: need(3, key::LOG)?,
+            pid_file: need(4, key::PID_FILE)?,
             startup_fd: i32::try_from(startup_fd)
                 .ok()
                 .filter(|&n| n > 2)
-                .ok_or(ArgError("startup-fd must be a number above 2"))?,
+                .ok_or(ArgError(key::STARTUP_FD))?,
             root: v[6],
             stdin: v[7],
             stdout: v[8],
             stderr: v[9],
             oom_score_adj: match v[10].map(CStr::to_bytes) {
                 None => None,
-                Some(adj) => Some(
-                    parse_adj(adj)
-                        .ok_or(ArgError("oom-score-adj must be between -1000 and 1000"))?,
-                ),
+                Some(adj) => Some(parse_adj(adj).ok_or(ArgError(key::OOM_SCORE_ADJ))?),
             },
-            run: flag(11, "run must be 1")?,
-            terminal: flag(12, "terminal must be 1")?,
+            run: flag(11, key::RUN)?,
+            terminal: flag(12, key::TERMINAL)?,
             console: v[13],
-            cols: u16::try_from(number(14, DEFAULT_COLS.into(), "cols must be a number")?)
-                .map_err(|_| ArgError("cols too big"))?,
-            rows: u16::try_from(number(15, DEFAULT_ROWS.into(), "rows must be a number")?)
-                .map_err(|_| ArgError("rows too big"))?,
-            log_size: number(16, DEFAULT_LOG_SIZE, "log-size must be a number")?.max(MIN_LOG_SIZE),
-            interactive: flag(17, "interactive must be 1")?,
+            cols: u16::try_from(number(14, DEFAULT_COLS.into(), key::COLS)?)
+                .map_err(|_| ArgError(key::COLS))?,
+            rows: u16::try_from(number(15, DEFAULT_ROWS.into(), key::ROWS)?)
+                .map_err(|_| ArgError(key::ROWS))?,
+            log_size: number(16, DEFAULT_LOG_SIZE, key::LOG_SIZE)?.max(MIN_LOG_SIZE),
+            interactive: flag(17, key::INTERACTIVE)?,
             exec: v[18],
             restore: v[19],
         };
         if out.terminal && out.console.is_none() {
-            return Err(ArgError("terminal=1 needs console="));
+            return Err(ArgError(key::CONSOLE));
         }
         if u8::from(out.run) + u8::from(out.exec.is_some()) + u8::from(out.restore.is_some()) > 1 {
-            return Err(ArgError("run=, exec= and restore= exclude each other"));
+            // At most one of them.
+            return Err(ArgError("run, exec or restore"));
         }
 
         Ok(out)
@@ -352,10 +352,7 @@ mod tests {
         assert_eq!(a.console, Some(c"/c.sock"));
         assert_eq!((a.cols, a.rows), (132, 43));
         assert_eq!(a.log_size, MIN_LOG_SIZE, "a cap below one read is raised");
-        assert_eq!(
-            with(&["terminal=1"]),
-            Err(ArgError("terminal=1 needs console="))
-        );
+        assert_eq!(with(&["terminal=1"]), Err(ArgError("console")));
         assert!(with(&["cols=70000"]).is_err());
         assert!(with(&["terminal=yes", "console=/c"]).is_err());
         assert!(with(&["log-size=big"]).is_err());
@@ -368,7 +365,7 @@ mod tests {
         assert_eq!(a.restore, None);
         let a = with(&["restore=/c/one"]).unwrap();
         assert_eq!(a.restore, Some(c"/c/one"));
-        let both = Err(ArgError("run=, exec= and restore= exclude each other"));
+        let both = Err(ArgError("run, exec or restore"));
         assert_eq!(with(&["exec=/p", "restore=/c"]), both);
         assert_eq!(with(&["run=1", "exec=/p"]), both);
         assert_eq!(with(&["run=1", "restore=/c"]), both);
@@ -391,16 +388,9 @@ mod tests {
     #[test]
     fn refusals() {
         let base = BASE;
-        for (i, expect) in [
-            "missing id=",
-            "missing bundle=",
-            "missing runtime=",
-            "missing log=",
-            "missing pid-file=",
-            "missing startup-fd=",
-        ]
-        .iter()
-        .enumerate()
+        for (i, expect) in ["id", "bundle", "runtime", "log", "pid-file", "startup-fd"]
+            .iter()
+            .enumerate()
         {
             let mut words = base.to_vec();
             words.remove(i);
@@ -408,10 +398,16 @@ mod tests {
         }
         let mut words = base.to_vec();
         words.push("bogus=1");
-        assert_eq!(parse(&words), Err(ArgError("unknown key")));
+        assert_eq!(parse(&words), Err(ArgError("key")));
         words.pop();
         words.push("id=y");
-        assert_eq!(parse(&words), Err(ArgError("key given twice")));
+        assert_eq!(parse(&words), Err(ArgError("id")), "given twice");
+        words.pop();
+        words.push("root=");
+        assert_eq!(parse(&words), Err(ArgError("root")), "empty");
+        words.pop();
+        words.push("cols=x");
+        assert_eq!(parse(&words), Err(ArgError("cols")));
         let with_fd = |fd: &'static str| {
             let mut words = base.to_vec();
             words[5] = fd;
