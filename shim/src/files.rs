@@ -4,10 +4,11 @@
 use core::ffi::CStr;
 
 use nanoctr_shim::contract::proc_dir;
-use nanoctr_shim::line::Line;
 use rustix::fd::{BorrowedFd, OwnedFd};
 use rustix::fs::{self, Mode, OFlags, SeekFrom};
 use rustix::io::{self, Errno};
+
+use crate::failure::Message;
 
 /// A unix socket listening at `path` (replacing a leftover), close-on-exec.
 pub(crate) fn listen(path: &CStr) -> io::Result<OwnedFd> {
@@ -74,11 +75,7 @@ pub(crate) fn read_tail<'b>(path: &CStr, buf: &'b mut [u8]) -> io::Result<&'b [u
 /// place, not truncated first, so blocks it already holds are used again:
 /// the room reserved for `exitStatus` at start ([`reserve_exit_status`])
 /// is there on a state dir that has filled up since.
-pub(crate) fn write_atomic<const N: usize>(
-    path: &CStr,
-    tmp: &CStr,
-    line: &mut Line<N>,
-) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &CStr, tmp: &CStr, line: &mut Message) -> io::Result<()> {
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW;
     let fd = fs::open(tmp, flags, Mode::from_raw_mode(0o644))?;
     let bytes = line.finish();
@@ -113,7 +110,7 @@ pub(crate) fn write_oom_score_adj(adj: i32) -> io::Result<()> {
         OFlags::WRONLY | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let mut l = Line::<16>::new();
+    let mut l = Message::new();
     l.push_int(adj.into());
     io::write(&fd, l.finish()).map(drop)
 }

@@ -9,7 +9,7 @@ use nanoctr_shim::contract::control::Control;
 use nanoctr_shim::contract::proc_dir;
 use nanoctr_shim::contract::reply::Reply;
 use nanoctr_shim::contract::MAX_CONTROL_LINE;
-use nanoctr_shim::line::{Line, LineAssembler};
+use nanoctr_shim::line::LineAssembler;
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, Mode, OFlags};
 use rustix::io::{self, Errno};
@@ -66,7 +66,8 @@ impl<'a> Shim<'a> {
         if let Some(adj) = args.oom_score_adj {
             let _ = write_oom_score_adj(adj);
         }
-        let mut pid = Line::<16>::new();
+        // Every line the shim makes is a `Message`: one copy of the code.
+        let mut pid = Message::new();
         pid.push_int(process::getpid().as_raw_pid().into());
         write_atomic(proc_dir::SHIM_PID.c, proc_dir::SHIM_PID_TMP.c, &mut pid)
             .or_fail("write shim.pid");
