@@ -8,14 +8,15 @@
 //! 2. opens the `exit` fifo for writing and holds it for its whole life, so
 //!    that the daemon sees EOF exactly when the shim is gone,
 //! 3. runs `<runtime> create` with the container's stdio and reports
-//!    `created PID` or `error MESSAGE` on the startup fd (or, with `run=1`,
+//!    `created PID`, `failed create CODE` or `error MESSAGE` on the startup
+//!    fd (or, with `run=1`,
 //!    `<runtime> run --detach`, and with `restore=DIR` `<runtime> restore
 //!    --detach`, and then says `started` on `reply` too; with `exec=FILE`,
 //!    `<runtime> exec --detach --process FILE`: an extra process in a
 //!    running container, started once created),
-
 //! 4. runs `<runtime> start` when `start` arrives on the `control` fifo and
-//!    answers `started` or `error MESSAGE` on the `reply` fifo,
+//!    answers `started`, `failed start CODE` or `error MESSAGE` on the
+//!    `reply` fifo,
 //! 5. relays the container's stdio: a terminal's pty master (received from
 //!    the runtime over a console socket) or pipes; what the container
 //!    writes goes to a size-capped `output` log, a scrollback ring and

@@ -48,8 +48,9 @@ impl Relay {
         let Some(out) = &self.output else {
             return false;
         };
-        let mut buf = [0u8; 4096];
-        let n = match io::read(out, &mut buf) {
+        // Read into the scrollback itself: no second 4 KiB buffer on the
+        // stack, whose pages would stay resident for the shim's life.
+        let n = match io::read(out, self.ring.room()) {
             Ok(n) if n > 0 => n,
             Err(Errno::AGAIN | Errno::INTR) => return false,
             // EOF on a pipe, EIO on a pty whose other side is gone.
@@ -58,11 +59,10 @@ impl Relay {
                 return false;
             }
         };
-        let data = &buf[..n];
+        let data = self.ring.commit(n);
         if let Some(log) = &mut self.log {
             log.write(data);
         }
-        self.ring.push(data);
         for slot in &mut self.attachers {
             if slot.as_ref().is_some_and(|a| !write_all(a, data)) {
                 // Too slow or gone: dropped rather than waited for.

@@ -39,6 +39,29 @@ impl Ring {
         }
     }
 
+    /// Where the next bytes go, to read into in place: from the end of the
+    /// contents to the end of the buffer (at least one byte). What is
+    /// there is the oldest of the contents, or nothing.
+    pub fn room(&mut self) -> &mut [u8] {
+        let end = (self.start + self.len) % SCROLLBACK;
+        &mut self.buf[end..]
+    }
+
+    /// Keeps the first `n` bytes of [`Ring::room`] (written there since),
+    /// forgetting as many of the oldest as they replace; returns them.
+    pub fn commit(&mut self, n: usize) -> &[u8] {
+        let end = (self.start + self.len) % SCROLLBACK;
+        let n = n.min(SCROLLBACK - end);
+        let total = self.len + n;
+        if total > SCROLLBACK {
+            self.start = (self.start + total - SCROLLBACK) % SCROLLBACK;
+            self.len = SCROLLBACK;
+        } else {
+            self.len = total;
+        }
+        &self.buf[end..end + n]
+    }
+
     /// The contents, oldest first, in at most two pieces.
     pub fn parts(&self) -> (&[u8], &[u8]) {
         let first = (SCROLLBACK - self.start).min(self.len);
@@ -81,5 +104,31 @@ mod tests {
         let big: Vec<u8> = (0..3 * SCROLLBACK).map(|i| (i % 7) as u8).collect();
         r.push(&big);
         assert_eq!(contents(&r), &big[2 * SCROLLBACK..]);
+    }
+
+    /// Reading into the room and committing keeps the same as a push.
+    #[test]
+    fn reads_in_place_as_a_push_would() {
+        let (mut a, mut b) = (Ring::default(), Ring::default());
+        let mut next = 0u32;
+        for size in [1, 700, 4095, 3, 4096, 9000, 1, 2048, 5000] {
+            let data: Vec<u8> = (0..size)
+                .map(|_| {
+                    next += 1;
+                    (next % 253) as u8
+                })
+                .collect();
+            a.push(&data);
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let room = b.room();
+                assert!(!room.is_empty());
+                let n = room.len().min(rest.len());
+                room[..n].copy_from_slice(&rest[..n]);
+                assert_eq!(b.commit(n), &rest[..n], "the bytes kept are given back");
+                rest = &rest[n..];
+            }
+            assert_eq!(contents(&a), contents(&b), "after {size} bytes");
+        }
     }
 }
