@@ -23,13 +23,14 @@ pub struct Slab<T> {
 
 impl<T> Slab<T> {
     /// A table that will never hold more than `capacity` entries. The room
-    /// for all of them is allocated here, once; a slot is written (and its
-    /// memory touched, so counted in the daemon's resident set) only when
-    /// an entry first needs it. An idle daemon with room for 64 containers
-    /// holds the pages of the few it has.
+    /// for all of them is allocated once, when the first entry comes; a
+    /// slot is written (and its memory touched, so counted in the daemon's
+    /// resident set) only when an entry first needs it. An idle daemon
+    /// with room for 64 containers holds the pages of the few it has, and
+    /// none for a table it has not used.
     pub fn with_capacity(capacity: usize) -> Self {
         Slab {
-            slots: Vec::with_capacity(capacity),
+            slots: Vec::new(),
             capacity,
             len: 0,
         }
@@ -54,6 +55,10 @@ impl<T> Slab<T> {
         let index = match free {
             Some(i) => i,
             None if self.slots.len() < self.capacity => {
+                // The whole room at once: the vector never grows again.
+                if self.slots.capacity() == 0 {
+                    self.slots.reserve_exact(self.capacity);
+                }
                 self.slots.push(Slot {
                     generation: 0,
                     value: None,
@@ -145,10 +150,15 @@ mod tests {
     #[test]
     fn capacity_is_fixed() {
         let mut s = Slab::with_capacity(2);
-        let room = s.slots.as_ptr();
-        assert_eq!(s.slots.len(), 0, "no slot is written before it is used");
+        assert_eq!(
+            s.slots.capacity(),
+            0,
+            "nothing is allocated before it is used"
+        );
         let a = s.insert("a").unwrap();
-        assert_eq!(s.slots.len(), 1);
+        assert_eq!(s.slots.capacity(), 2, "then the whole room, once");
+        let room = s.slots.as_ptr();
+        assert_eq!(s.slots.len(), 1, "no slot is written before it is used");
         let _b = s.insert("b").unwrap();
         assert!(s.is_full());
         assert_eq!(room, s.slots.as_ptr(), "the room reserved is never moved");

@@ -41,7 +41,12 @@ impl EventLog {
         found.sort_unstable_by_key(|e| e.seq);
         found.dedup_by_key(|e| e.seq);
         let skip = found.len().saturating_sub(retain);
-        let mut recent = VecDeque::with_capacity(retain);
+        // The ring's room is allocated whole with its first event (here,
+        // or at the first emit), never grown past `retain`.
+        let mut recent = VecDeque::new();
+        if found.len() > skip {
+            recent.reserve_exact(retain);
+        }
         recent.extend(found.into_iter().skip(skip));
         let next_seq = recent.back().map_or(1, |e| e.seq + 1).max(store.mark);
         Ok(EventLog {
@@ -72,6 +77,9 @@ impl EventLog {
             .store
             .append(event.line())
             .or_else(|e| self.store.set_mark(self.next_seq).and(Err(e)));
+        if self.recent.capacity() == 0 {
+            self.recent.reserve_exact(self.retain);
+        }
         if self.recent.len() == self.retain {
             self.recent.pop_front();
         }
