@@ -10,7 +10,8 @@ pub fn heap_bound(cfg: &Config) -> usize {
     use super::conn::MAX_PENDING_OUTPUT;
     use crate::wire::proto::MAX_LINE;
     const PATH_MAX: usize = 4096;
-    // Fixed: the tables and the event ring, allocated at start-up.
+    // Fixed: the tables and the event ring, each allocated whole, once,
+    // with its first entry.
     let tables = cfg.max_containers * std::mem::size_of::<Option<super::container::Container>>()
         + cfg.max_execs * std::mem::size_of::<Option<super::container::Exec>>()
         + (cfg.max_clients + cfg.max_followers + 1)
