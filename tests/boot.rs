@@ -577,9 +577,18 @@ fn a_restart_that_fails_is_logged_and_tried_again() {
         (s["status"].as_str(), s["restarts"].as_str()),
         ("stopped", "1")
     );
+    // The shim tells of the failed call; the runtime's own reason, from
+    // its log.json, is in the daemon's log.
     let shim_log = std::fs::read_to_string(d.state.join("f/init/shim.log")).unwrap();
-    assert!(shim_log.contains("/no/such/program"), "{shim_log}");
-    assert!(d.log().contains("f: restart failed"), "{}", d.log());
+    assert!(shim_log.contains("failed run 1"), "{shim_log}");
+    let runtime_log = std::fs::read_to_string(d.state.join("f/init/log.json")).unwrap();
+    assert!(runtime_log.contains("/no/such/program"), "{runtime_log}");
+    let log = d.log();
+    let failed = log
+        .lines()
+        .find(|l| l.contains("f: restart failed"))
+        .unwrap_or("");
+    assert!(failed.contains("/no/such/program"), "{log}");
 }
 
 #[test]
