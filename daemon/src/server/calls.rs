@@ -114,7 +114,7 @@ impl<F: Effects> Daemon<F> {
         }
         Error::new(
             Code::Runtime,
-            crate::server::runtime::failure(&call.log, verb, code),
+            crate::server::runtime::failure(Some(&call.log), verb, code),
         )
     }
 

@@ -153,10 +153,11 @@ pub fn last_error(log: &Path) -> Option<String> {
     Some(String::from_utf8_lossy(&msg[..n]).into_owned())
 }
 
-/// What a failed runtime call tells the user: the runtime's own message, or
-/// its exit status when it left none.
-pub fn failure(log: &Path, what: &str, code: i32) -> String {
-    last_error(log).unwrap_or_else(|| format!("runtime {what} exited with status {code}"))
+/// What a failed runtime call tells the user: the runtime's own message
+/// from its `log` (when there is one), or its exit status.
+pub fn failure(log: Option<&Path>, what: &str, code: i32) -> String {
+    log.and_then(last_error)
+        .unwrap_or_else(|| format!("runtime {what} exited with status {code}"))
 }
 
 #[cfg(test)]

@@ -136,10 +136,8 @@ impl<F: Effects> Daemon<F> {
     /// the process's `log.json`, or its exit status when it left none.
     fn runtime_failed(&self, p: ProcRef, verb: &[u8], code: u32) -> Error {
         let verb = String::from_utf8_lossy(verb);
-        let message = match self.process(p) {
-            Some(x) => crate::server::runtime::failure(&x.log(), &verb, code as i32),
-            None => format!("runtime {verb} exited with status {code}"),
-        };
+        let log = self.process(p).map(|x| x.log());
+        let message = crate::server::runtime::failure(log.as_deref(), &verb, code as i32);
         Error::new(Code::Runtime, message)
     }
 
