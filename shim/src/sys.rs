@@ -55,25 +55,25 @@ core::arch::global_asm!(
     "brk #0",
     entry = sym entry,
 );
-#[cfg(all(target_env = "musl", target_arch = "arm", not(thumb_mode)))]
-core::arch::global_asm!(
-    ".globl nanoctr_shim_start",
-    "nanoctr_shim_start:",
-    "mov fp, #0",
-    "mov lr, #0",
-    "mov r0, sp",
-    "and ip, r0, #-16",
-    "mov sp, ip",
-    "bl {entry}",
-    "udf #0",
-    entry = sym entry,
-);
+// ARM and Thumb-2 (the firmware's armv7) share the stub; in a Thumb build
+// the entry must be marked as Thumb code (bit 0 of its address), or the
+// kernel would start it in ARM state.
 #[cfg(all(target_env = "musl", target_arch = "arm", thumb_mode))]
-// Thumb-2: the same, with the entry marked as Thumb code (bit 0 of its
-// address), or the kernel would start it in ARM state.
+macro_rules! thumb_func {
+    () => {
+        ".thumb_func"
+    };
+}
+#[cfg(all(target_env = "musl", target_arch = "arm", not(thumb_mode)))]
+macro_rules! thumb_func {
+    () => {
+        ""
+    };
+}
+#[cfg(all(target_env = "musl", target_arch = "arm"))]
 core::arch::global_asm!(
     ".globl nanoctr_shim_start",
-    ".thumb_func",
+    thumb_func!(),
     "nanoctr_shim_start:",
     "mov fp, #0",
     "mov lr, #0",
