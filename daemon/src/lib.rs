@@ -11,6 +11,7 @@ pub mod config;
 pub mod files;
 #[cfg(test)]
 mod fuzz;
+pub mod image;
 pub mod logger;
 pub mod multicall;
 pub mod server;

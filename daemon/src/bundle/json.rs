@@ -111,6 +111,75 @@ pub fn elements(json: &[u8], r: Range<usize>) -> Option<Vec<Range<usize>>> {
     }
 }
 
+/// The members of the object at `r`, if it is one: each key's text
+/// (unescaped) and its value's range.
+pub fn members(json: &[u8], r: Range<usize>) -> Option<Vec<(String, Range<usize>)>> {
+    let mut c = Cursor {
+        s: json.get(..r.end)?,
+        i: r.start,
+    };
+    c.eat(b'{')?;
+    let mut out = Vec::new();
+    loop {
+        c.ws();
+        if c.peek()? == b'}' {
+            return Some(out);
+        }
+        let key = c.value().ok()?;
+        c.eat(b':')?;
+        let value = c.value().ok()?;
+        out.push((text(json, key)?, value));
+        c.ws();
+        match c.peek()? {
+            b',' => c.i += 1,
+            b'}' => {}
+            _ => return None,
+        }
+    }
+}
+
+/// A JSON string's text with every escape decoded (`\uXXXX` and its
+/// surrogate pairs included), for documents written by other programs.
+pub fn text(json: &[u8], r: Range<usize>) -> Option<String> {
+    let raw = json.get(r)?.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let raw = std::str::from_utf8(raw).ok()?;
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    let hex4 = |chars: &mut std::str::Chars| -> Option<u32> {
+        let s: String = chars.by_ref().take(4).collect();
+        (s.len() == 4).then(|| u32::from_str_radix(&s, 16).ok())?
+    };
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        out.push(match chars.next()? {
+            c @ ('"' | '\\' | '/') => c,
+            'b' => '\u{8}',
+            'f' => '\u{c}',
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            'u' => {
+                let hi = hex4(&mut chars)?;
+                let code = if (0xd800..0xdc00).contains(&hi) {
+                    if chars.next()? != '\\' || chars.next()? != 'u' {
+                        return None;
+                    }
+                    let lo = hex4(&mut chars)?;
+                    0x10000 + ((hi - 0xd800) << 10) + lo.checked_sub(0xdc00)?
+                } else {
+                    hi
+                };
+                char::from_u32(code)?
+            }
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
 /// A string as a JSON string literal.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
@@ -357,6 +426,20 @@ mod tests {
         assert_eq!(empty, b"{\"user\": {\"uid\": 5}}");
         set(&mut empty, &["user", "gid"], "6").unwrap();
         assert_eq!(empty, b"{\"user\": {\"gid\": 6, \"uid\": 5}}");
+    }
+
+    #[test]
+    fn members_and_text() {
+        let doc = br#"{"a": 1, "b\u00e9": {"c": [2]}}"#;
+        let m = members(doc, 0..doc.len()).unwrap();
+        let keys: Vec<&str> = m.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["a", "b\u{e9}"]);
+        assert_eq!(&doc[m[1].1.clone()], br#"{"c": [2]}"#);
+        assert_eq!(members(b"[]", 0..2), None);
+        let t = br#""x\n\t\u0041\ud83d\ude00\"""#;
+        assert_eq!(text(t, 0..t.len()).as_deref(), Some("x\n\tA\u{1f600}\""));
+        assert_eq!(text(br#""\ud83d""#, 0..8), None);
+        assert_eq!(text(br#""\q""#, 0..4), None);
     }
 
     #[test]

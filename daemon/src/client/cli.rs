@@ -13,6 +13,13 @@ use super::{self as client, Invocation};
 /// Runs the client with its arguments (without the program name);
 /// returns the exit status.
 pub fn main(args: &[String]) -> i32 {
+    if let Some(verb) = args
+        .first()
+        .filter(|v| crate::image::cli::VERBS.contains(&v.as_str()))
+    {
+        let _ = verb;
+        return crate::image::cli::main(args);
+    }
     let socket = std::env::var("NANOCTR_SOCKET")
         .ok()
         .or_else(client::configured_socket);
