@@ -5,13 +5,15 @@
 # for tests/init_files.rs, which fails without them, also shellcheck and
 # systemd (`systemd-analyze verify` of the unit); for the cross builds and
 # their tests under qemu-user qemu-user-static, clang, llvm and dpkg-dev;
-# rustfmt and clippy, the musl targets, and nightly with rust-src (the
+# for tests/import.rs and the import benchmark umoci and skopeo (images
+# made by real tools), libcap2-bin (setcap), zstd, GNU time (peak RSS);
+# squashfs-tools and erofs-utils (read-only rootfs images); rustfmt and clippy, the musl targets, and nightly with rust-src (the
 # targets rustup has no prebuilt std for). Does nothing when all is there
 # already. apt may not remove anything to make room (--no-remove).
 set -eu
 
 missing=""
-for pkg in runc crun busybox-static criu file shellcheck systemd qemu-user-static clang llvm dpkg-dev python3; do
+for pkg in runc crun busybox-static criu file shellcheck systemd qemu-user-static clang llvm dpkg-dev python3 umoci skopeo squashfs-tools erofs-utils zstd libcap2-bin time; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
 		missing="$missing $pkg"
 	fi

@@ -18,6 +18,11 @@ pub const DEFAULT_SOCKET: &str = "/run/nanoctr/nanoctr.sock";
 /// the client's default after `$NANOCTR_SOCKET`, so a device whose config
 /// moves the socket needs nothing more.
 pub fn configured_socket() -> Option<String> {
+    configured("socket")
+}
+
+/// A setting of the daemon's config file, for the client's defaults.
+pub fn configured(key: &str) -> Option<String> {
     let path = Path::new(crate::config::DEFAULT_CONFIG);
     let text = crate::files::read_bounded_text(
         path,
@@ -26,7 +31,7 @@ pub fn configured_socket() -> Option<String> {
     )
     .ok()?;
     let conf = crate::config::file::parse(path, &text, true).ok()?;
-    conf.get("socket").map(|s| s.value.clone())
+    conf.get(key).map(|s| s.value.clone())
 }
 
 /// What ends `nanoctr attach`, docker's convention.

@@ -38,6 +38,11 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
         "state directory, on a tmpfs (default /run/nanoctr)",
     ),
     (
+        "image-store",
+        "DIR",
+        "the image store `nanoctr import` keeps layers in; what a dead import left there is removed at start (default /var/lib/nanoctr/images)",
+    ),
+    (
         "runtime",
         "NAME",
         "OCI runtime: a name in PATH or a path (default runc)",

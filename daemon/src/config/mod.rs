@@ -32,6 +32,8 @@ pub enum LogTo {
 pub struct Config {
     pub socket: PathBuf,
     pub state_dir: PathBuf,
+    /// The image store (`nanoctr import`'s, `crate::image::store`).
+    pub image_store: PathBuf,
     /// Absolute path of the default runtime.
     pub runtime: PathBuf,
     pub runtime_root: Option<PathBuf>,
@@ -203,6 +205,9 @@ impl Config {
                 .path("socket")?
                 .unwrap_or("/run/nanoctr/nanoctr.sock".into()),
             state_dir: l.path("state-dir")?.unwrap_or("/run/nanoctr".into()),
+            image_store: l
+                .path("image-store")?
+                .unwrap_or(crate::image::store::DEFAULT_STORE.into()),
             runtime,
             runtime_root: l.path("runtime-root")?,
             shim,

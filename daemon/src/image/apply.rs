@@ -258,7 +258,8 @@ impl Layer<'_> {
                 self.path_meta(&parent, last_c, e, &rel, false)?;
             }
             Kind::Hardlink => {
-                let target = components(&e.link, "the hardlink target of")?;
+                let target = components(&e.link, "its hardlink target")
+                    .map_err(|x| invalid(format!("entry {name:?}: {}", x.message)))?;
                 let Some((tlast, tparents)) = target.split_last() else {
                     return Err(invalid(format!("entry {name:?}: a hardlink to nothing")));
                 };

@@ -19,7 +19,8 @@ nanoctr import [OPTIONS] SOURCE BUNDLE_DIR [-- ARG...]
     replace the image's Entrypoint and Cmd.
   --platform OS/ARCH[/VARIANT]  the image for this platform (default: this device's)
   --name NAME       keep the image in the store under NAME (its layers stay shared)
-  --store DIR       the image store (default /var/lib/nanoctr/images)
+  --store DIR       the image store (default: image-store in /etc/nanoctr/nanoctrd.conf,
+                    else /var/lib/nanoctr/images)
   --env KEY=VALUE   set a variable (repeatable)
   --cwd DIR         the working directory
   --user USER[:GROUP]  the user (a name from the image's /etc/passwd, or a number)
@@ -66,8 +67,9 @@ struct Parsed {
 }
 
 fn parse(verb: &str, args: &[String]) -> Result<Parsed, String> {
+    let store = crate::client::configured("image-store").unwrap_or(DEFAULT_STORE.into());
     let mut o = Options {
-        store: PathBuf::from(DEFAULT_STORE),
+        store: PathBuf::from(store),
         ..Options::default()
     };
     let mut positional = Vec::new();

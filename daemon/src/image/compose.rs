@@ -101,12 +101,21 @@ pub fn compose(layers: &[Tree], rootfs: &Path) -> Result<Composed> {
                 if smeta.is_dir() {
                     match dmeta {
                         Some(d) if d.is_dir() => {}
-                        Some(d) if d.file_type().is_symlink() && layer.implicit.contains(&child) => {
+                        Some(d)
+                            if d.file_type().is_symlink() && layer.implicit.contains(&child) =>
+                        {
+                            let first = std::fs::read_dir(&src)
+                                .ok()
+                                .and_then(|mut r| r.next())
+                                .and_then(|e| e.ok())
+                                .map(|e| e.file_name().to_string_lossy().into_owned())
+                                .unwrap_or_default();
                             return Err(invalid(format!(
-                                "layer {}: entries under {:?} would be written through the symlink an earlier layer put there",
+                                "layer {}: entry \"{}/{first}\": {:?} is a symlink an earlier layer put there, and nothing is written through it",
                                 layer.name,
+                                shown(),
                                 shown()
-                            )))
+                            )));
                         }
                         Some(_) => {
                             remove(&dst).map_err(|e| err("replacing", e))?;

@@ -177,10 +177,11 @@ pub fn import(o: &Options) -> Result<Summary> {
             .layers
             .iter()
             .zip(&implicit)
-            .map(|(l, imp)| compose::Tree {
+            .enumerate()
+            .map(|(i, (l, imp))| compose::Tree {
                 dir: store.layer_dir(&l.diff_id).join("tree"),
                 implicit: imp,
-                name: l.diff_id.to_string(),
+                name: format!("{} ({})", i + 1, l.diff_id),
             })
             .collect();
         let composed = compose::compose(&trees, &rootfs)?;

@@ -406,7 +406,7 @@ impl Source {
             )));
         }
         let mut layers = Vec::with_capacity(descs.len());
-        for (d, diff_id) in descs.into_iter().zip(diff_ids) {
+        for (i, (d, diff_id)) in descs.into_iter().zip(diff_ids).enumerate() {
             let compression = match d.media.as_str() {
                 "application/vnd.oci.image.layer.v1.tar"
                 | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Compression::None,
@@ -419,7 +419,8 @@ impl Source {
                 }
                 m => {
                     return Err(invalid(format!(
-                        "layer {}: unknown media type {m:?}",
+                        "layer {} ({}): unknown media type {m:?}",
+                        i + 1,
                         d.digest
                     )))
                 }

@@ -72,6 +72,7 @@ pub fn main(args: &[String]) -> i32 {
         LogTo::Stderr => logger::init(Sink::Stderr, level),
         LogTo::Syslog => logger::init(Sink::Syslog(cfg.syslog_socket.clone()), level),
     }
+    clean_image_store(&cfg.image_store);
     let socket = cfg.socket.clone();
     let pidfile = cfg.pidfile.clone();
     let served = Daemon::new(cfg).and_then(|mut d| {
@@ -119,5 +120,29 @@ pub fn main(args: &[String]) -> i32 {
             logger::error(&e);
             1
         }
+    }
+}
+
+/// Removes what an import killed by a power cut left in the image
+/// store's `tmp/` (nothing there is in use while no import runs). The
+/// store is only read and cleaned here, never parsed.
+fn clean_image_store(dir: &std::path::Path) {
+    if !dir.join("tmp").is_dir() {
+        return;
+    }
+    let store = match crate::image::store::Store::open(dir) {
+        Ok(s) => s,
+        Err(e) => return logger::warn(&format!("image store: {}", e.message)),
+    };
+    if !store.try_exclusive() {
+        return logger::info("image store: an import is running; its tmp/ is left to it");
+    }
+    match store.clean_tmp() {
+        Ok(0) => {}
+        Ok(n) => logger::info(&format!(
+            "image store {}: removed {n} entries a dead import left",
+            dir.display()
+        )),
+        Err(e) => logger::warn(&format!("image store: {}", e.message)),
     }
 }
