@@ -7,9 +7,8 @@
 //! kept as the files they are; the rootfs is composed from the layers
 //! (`compose.rs`).
 
-use std::collections::HashSet;
 use std::ffi::{CStr, CString};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -35,7 +34,8 @@ struct Layer<'a> {
     root_path: &'a Path,
     /// The last parent reached, by its components joined with '/'.
     cache: Option<(Vec<u8>, OwnedFd)>,
-    implicit: HashSet<Vec<u8>>,
+    /// Sorted when the layer is done.
+    implicit: Vec<Vec<u8>>,
     dirs: Vec<(Vec<u8>, (i64, u32))>,
 }
 
@@ -70,8 +70,8 @@ pub fn components<'p>(path: &'p [u8], what: &str) -> Result<Vec<&'p [u8]>> {
 /// `budget` is the bytes the filesystem may still take; an entry that
 /// would pass it is refused as `full` before anything of it is written.
 /// `step` is told the archive's bytes consumed so far, for progress.
-pub fn apply<R: Read>(
-    tar: &mut tar::Reader<R>,
+pub fn apply(
+    tar: &mut tar::Reader,
     dir: &Path,
     budget: &mut u64,
     step: &mut dyn FnMut(),
@@ -86,7 +86,7 @@ pub fn apply<R: Read>(
         root,
         root_path: dir,
         cache: None,
-        implicit: HashSet::from([Vec::new()]),
+        implicit: vec![Vec::new()],
         dirs: Vec::new(),
     };
     let mut applied = Applied::default();
@@ -131,8 +131,9 @@ pub fn apply<R: Read>(
             ))
         })?;
     }
-    let mut implicit: Vec<Vec<u8>> = layer.implicit.into_iter().collect();
+    let mut implicit = layer.implicit;
     implicit.sort();
+    implicit.dedup();
     applied.implicit = implicit;
     Ok(applied)
 }
@@ -149,12 +150,7 @@ fn stamps((secs, nanos): (i64, u32)) -> Timestamps {
 }
 
 impl Layer<'_> {
-    fn entry<R: Read>(
-        &mut self,
-        e: &Entry,
-        tar: &mut tar::Reader<R>,
-        buf: &mut [u8],
-    ) -> Result<()> {
+    fn entry(&mut self, e: &Entry, tar: &mut tar::Reader, buf: &mut [u8]) -> Result<()> {
         let name = e.name();
         let comps = components(&e.path, "entry")?;
         let fail =
@@ -166,7 +162,7 @@ impl Layer<'_> {
             }
             let root = self.root.try_clone().map_err(|x| invalid(x.to_string()))?;
             self.owner_mode(root.as_fd(), e, &name)?;
-            self.implicit.remove(&Vec::new());
+            self.implicit.retain(|p| !p.is_empty());
             self.dirs.push((Vec::new(), e.mtime));
             return Ok(());
         };
@@ -195,7 +191,7 @@ impl Layer<'_> {
             Ok(st) => {
                 let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
                 if is_dir && e.kind() == Kind::Dir {
-                    self.implicit.remove(&rel);
+                    self.implicit.retain(|p| *p != rel);
                 } else if is_dir {
                     std::fs::remove_dir_all(below(self.root_path, &rel)).map_err(|x| {
                         invalid(format!("entry {name:?}: replacing a directory: {x}"))
@@ -387,7 +383,7 @@ impl Layer<'_> {
                             errno(x)
                         ))
                     })?;
-                    self.implicit.insert(rel.clone());
+                    self.implicit.push(rel.clone());
                     rfs::openat(&fd, cc.as_c_str(), flags, Mode::empty())
                         .map_err(|x| invalid(format!("entry {name:?}: {}", errno(x))))?
                 }

@@ -6,7 +6,6 @@
 //! when the bundle is on another filesystem). Directories are made anew
 //! with their layer's owner, mode, xattrs and time.
 
-use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
@@ -25,7 +24,8 @@ const OPAQUE: &[u8] = b".wh..wh..opq";
 /// holds only as parents of its entries.
 pub struct Tree<'a> {
     pub dir: PathBuf,
-    pub implicit: &'a HashSet<Vec<u8>>,
+    /// Sorted.
+    pub implicit: &'a [Vec<u8>],
     /// For messages: the layer's digest.
     pub name: String,
 }
@@ -42,7 +42,7 @@ pub struct Composed {
 pub fn compose(layers: &[Tree], rootfs: &Path) -> Result<Composed> {
     let mut done = Composed::default();
     // Each directory's time, from the topmost layer that names it.
-    let mut times: HashMap<Vec<u8>, (i64, i64)> = HashMap::new();
+    let mut times: Vec<(Vec<u8>, (i64, i64))> = Vec::new();
     for layer in layers {
         let mut stack: Vec<Vec<u8>> = vec![Vec::new()];
         while let Some(rel) = stack.pop() {
@@ -55,10 +55,10 @@ pub fn compose(layers: &[Tree], rootfs: &Path) -> Result<Composed> {
                     String::from_utf8_lossy(&rel)
                 ))
             };
-            if !layer.implicit.contains(&rel) {
+            if !layer.implicit.binary_search(&rel).is_ok() {
                 let meta = std::fs::symlink_metadata(&from).map_err(|e| io("reading", e))?;
                 dir_meta(&from, &to).map_err(|e| io("setting its owner and mode", e))?;
-                times.insert(rel.clone(), (meta.mtime(), meta.mtime_nsec()));
+                times.push((rel.clone(), (meta.mtime(), meta.mtime_nsec())));
             }
             let mut names: Vec<Vec<u8>> = Vec::new();
             for entry in std::fs::read_dir(&from).map_err(|e| io("listing", e))? {
@@ -102,7 +102,8 @@ pub fn compose(layers: &[Tree], rootfs: &Path) -> Result<Composed> {
                     match dmeta {
                         Some(d) if d.is_dir() => {}
                         Some(d)
-                            if d.file_type().is_symlink() && layer.implicit.contains(&child) =>
+                            if d.file_type().is_symlink()
+                                && layer.implicit.binary_search(&child).is_ok() =>
                         {
                             let first = std::fs::read_dir(&src)
                                 .ok()
@@ -144,6 +145,10 @@ pub fn compose(layers: &[Tree], rootfs: &Path) -> Result<Composed> {
             }
         }
     }
+    // The last of each name is the topmost layer's.
+    times.reverse();
+    times.sort_by(|a, b| a.0.cmp(&b.0));
+    times.dedup_by(|a, b| a.0 == b.0);
     for (rel, (secs, nanos)) in times {
         let t = Timespec {
             tv_sec: secs,

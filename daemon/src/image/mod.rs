@@ -285,10 +285,12 @@ impl<R: Read> Read for Counted<'_, R> {
 }
 
 /// zstd, frame after frame until the blob ends.
+#[cfg(feature = "zstd")]
 struct Zstd<R: Read> {
     decoder: Option<ruzstd::decoding::StreamingDecoder<R, ruzstd::decoding::FrameDecoder>>,
 }
 
+#[cfg(feature = "zstd")]
 impl<R: BufRead> Read for Zstd<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
@@ -360,12 +362,19 @@ fn extract(
     };
     let decoded: Box<dyn Read + '_> = match compression {
         Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        #[cfg(feature = "zstd")]
         Compression::Zstd => Box::new(Zstd {
             decoder: Some(
                 ruzstd::decoding::StreamingDecoder::new(buffered)
                     .map_err(|e| invalid(format!("layer {index} ({what}): not zstd: {e}")))?,
             ),
         }),
+        #[cfg(not(feature = "zstd"))]
+        Compression::Zstd => {
+            return Err(invalid(format!(
+                "layer {index} ({what}) is zstd, and this nanoctr is built without zstd"
+            )))
+        }
         _ => Box::new(buffered),
     };
     let mut inner = Hashing::new(decoded);

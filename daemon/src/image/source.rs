@@ -655,7 +655,8 @@ fn check_platform(config: &[u8], want: &Platform) -> Result<()> {
 /// The regular members of a tar source, each with where its data starts.
 fn scan(path: &Path) -> Result<Vec<(String, u64, u64)>> {
     let file = File::open(path).map_err(|e| not_found(format!("{}: {e}", path.display())))?;
-    let mut r = tar::Reader::new(io::BufReader::with_capacity(64 * 1024, file));
+    let mut buffered = io::BufReader::with_capacity(64 * 1024, file);
+    let mut r = tar::Reader::new(&mut buffered);
     let mut members = Vec::new();
     loop {
         let e = match r.next_entry() {

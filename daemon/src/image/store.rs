@@ -17,7 +17,6 @@
 //! before it is removed, so a power cut never leaves a half layer under
 //! `layers/`.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -176,12 +175,13 @@ impl Store {
     }
 
     /// The directories a stored layer holds only as parents.
-    pub fn implicit(&self, diff_id: &Digest) -> Result<HashSet<Vec<u8>>> {
+    pub fn implicit(&self, diff_id: &Digest) -> Result<Vec<Vec<u8>>> {
         let path = self.layer_dir(diff_id).join("implicit");
         let bytes = std::fs::read(&path).map_err(|e| io_err(&path, e))?;
         let mut names: Vec<Vec<u8>> = bytes.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
         names.pop(); // what follows the last NUL
-        Ok(names.into_iter().collect())
+        names.sort();
+        Ok(names)
     }
 
     /// A layer's size in bytes, as recorded when it was stored.
@@ -282,7 +282,7 @@ impl Store {
     /// from the store (a bundle still linking a file keeps it).
     pub fn gc(&self) -> Result<(usize, u64)> {
         self.clean_tmp()?;
-        let wanted: HashSet<Digest> = self.named()?.into_iter().flat_map(|n| n.layers).collect();
+        let wanted: Vec<Digest> = self.named()?.into_iter().flat_map(|n| n.layers).collect();
         let dir = self.dir.join("layers");
         let (mut n, mut bytes) = (0, 0);
         for e in std::fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {

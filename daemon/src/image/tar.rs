@@ -83,8 +83,9 @@ fn bad<T>(m: impl Into<String>) -> Result<T, Error> {
     Err(Error::Bad(m.into()))
 }
 
-pub struct Reader<R> {
-    r: R,
+/// Not generic: one copy of the reader, whatever it reads from.
+pub struct Reader<'a> {
+    r: &'a mut dyn Read,
     /// Data of the current entry not read yet, and its padding.
     left: u64,
     pad: u64,
@@ -93,8 +94,8 @@ pub struct Reader<R> {
     done: bool,
 }
 
-impl<R: Read> Reader<R> {
-    pub fn new(r: R) -> Self {
+impl<'a> Reader<'a> {
+    pub fn new(r: &'a mut dyn Read) -> Self {
         Reader {
             r,
             left: 0,
@@ -102,10 +103,6 @@ impl<R: Read> Reader<R> {
             pos: 0,
             done: false,
         }
-    }
-
-    pub fn into_inner(self) -> R {
-        self.r
     }
 
     /// Where the current entry's data starts in the archive, once
@@ -481,7 +478,7 @@ mod tests {
             &header("a/", b'5', 0, ""),
             &header("l", b'2', 0, "a/b.txt"),
         ]);
-        let mut r = Reader::new(&tar[..]);
+        let mut r = Reader::new(&mut &tar[..]);
         let e = r.next_entry().unwrap().unwrap();
         assert_eq!(e.path, b"a/b.txt");
         assert_eq!(
@@ -518,7 +515,7 @@ mod tests {
             b"abc\0",
             &header("x", b'1', 0, "short"),
         ]);
-        let mut r = Reader::new(&tar[..]);
+        let mut r = Reader::new(&mut &tar[..]);
         let e = r.next_entry().unwrap().unwrap();
         assert_eq!(e.path, long.as_bytes());
         assert_eq!(e.xattrs, vec![(b"user.x".to_vec(), b"v".to_vec())]);
@@ -546,7 +543,7 @@ mod tests {
             ),
         ];
         for (tar, want) in cases {
-            let mut r = Reader::new(&tar[..]);
+            let mut r = Reader::new(&mut &tar[..]);
             let err = loop {
                 match r.next_entry() {
                     Ok(Some(_)) => {
