@@ -55,7 +55,7 @@ pub fn compose(layers: &[Tree], rootfs: &Path) -> Result<Composed> {
                     String::from_utf8_lossy(&rel)
                 ))
             };
-            if !layer.implicit.binary_search(&rel).is_ok() {
+            if layer.implicit.binary_search(&rel).is_err() {
                 let meta = std::fs::symlink_metadata(&from).map_err(|e| io("reading", e))?;
                 dir_meta(&from, &to).map_err(|e| io("setting its owner and mode", e))?;
                 times.push((rel.clone(), (meta.mtime(), meta.mtime_nsec())));

@@ -40,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn layer(data: &[u8]) {
-    let mut r = tar::Reader::new(data);
+    let mut data = data;
+    let mut r = tar::Reader::new(&mut data);
     let mut buf = [0u8; 700];
     while let Ok(Some(e)) = r.next_entry() {
         assert!(e.path.len() <= tar::MAX_PATH && e.link.len() <= tar::MAX_PATH);
