@@ -478,7 +478,8 @@ mod tests {
             &header("a/", b'5', 0, ""),
             &header("l", b'2', 0, "a/b.txt"),
         ]);
-        let mut r = Reader::new(&mut &tar[..]);
+        let mut src = &tar[..];
+        let mut r = Reader::new(&mut src);
         let e = r.next_entry().unwrap().unwrap();
         assert_eq!(e.path, b"a/b.txt");
         assert_eq!(
@@ -515,7 +516,8 @@ mod tests {
             b"abc\0",
             &header("x", b'1', 0, "short"),
         ]);
-        let mut r = Reader::new(&mut &tar[..]);
+        let mut src = &tar[..];
+        let mut r = Reader::new(&mut src);
         let e = r.next_entry().unwrap().unwrap();
         assert_eq!(e.path, long.as_bytes());
         assert_eq!(e.xattrs, vec![(b"user.x".to_vec(), b"v".to_vec())]);
@@ -543,7 +545,8 @@ mod tests {
             ),
         ];
         for (tar, want) in cases {
-            let mut r = Reader::new(&mut &tar[..]);
+            let mut src = &tar[..];
+            let mut r = Reader::new(&mut src);
             let err = loop {
                 match r.next_entry() {
                     Ok(Some(_)) => {
