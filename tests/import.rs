@@ -1174,3 +1174,96 @@ fn a_killed_import_leaves_no_half_bundle() {
     assert_same_tree(&reference(), &last);
     assert_no_staging(&s.bundles(), &s.store());
 }
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .expect("run mount");
+        assert!(ok.success(), "mount a tmpfs at {} (root?)", at.display());
+        Tmpfs(at.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_store_without_room_is_refused_before_anything_is_written() {
+    let s = Scratch::new();
+    let small = Tmpfs::mount(&s.dir.join("small"), "1m");
+    let store = small.0.join("store");
+    let bundles = small.0.join("bundles");
+    std::fs::create_dir(&bundles).unwrap();
+    let b = bundles.join("b");
+    let oci = images().join("oci");
+    let args: Vec<&OsStr> = vec![
+        "import".as_ref(),
+        "--store".as_ref(),
+        store.as_os_str(),
+        oci.as_os_str(),
+        b.as_os_str(),
+    ];
+    let line = s.nanoctr(&args).err(&["full"]).to_string();
+    let field = |k: &str| -> u64 {
+        line.split(' ')
+            .find_map(|w| w.strip_prefix(k))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {k}N in {line:?}"))
+    };
+    assert!(field("needed=") > field("free="), "{line}");
+    assert!(!b.exists());
+    assert!(names(&store.join("layers")).is_empty(), "a layer was kept");
+    assert!(names(&store.join("tmp")).is_empty(), "staging was left");
+    assert_no_staging(&bundles, &store);
+}
+
+#[test]
+fn progress_shows_on_a_terminal_and_not_on_a_pipe() {
+    use std::io::Read;
+    let s = Scratch::new();
+    // On a pipe (as every other test runs it): nothing on stderr.
+    let quiet = s.import(&[], &images().join("oci"), &s.bundle("piped"));
+    quiet.ok();
+    assert_eq!(quiet.stderr, "", "progress on a pipe");
+    let (master, slave) = nanoctr_tests::sys::openpty(80, 24).expect("openpty");
+    let mut child = Command::new(bin("nanoctr"))
+        .args(["import", "--store"])
+        .arg(s.store())
+        .arg(images().join("oci-zstd"))
+        .arg(s.bundle("tty"))
+        .env("NANOCTR_SOCKET", s.dir.join("no-daemon.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::from(slave))
+        .spawn()
+        .expect("run nanoctr");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    // The child is gone and with it the last slave: what it wrote is
+    // still buffered, then reads fail.
+    let mut master = std::fs::File::from(master);
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let seen = String::from_utf8_lossy(&seen);
+    let layers = manifest_facts(&images().join("oci-zstd")).0;
+    assert!(
+        seen.contains(&format!("/{layers}")) && seen.contains(" MB ") && seen.contains("MB/s"),
+        "no progress on the terminal: {seen:?}"
+    );
+}

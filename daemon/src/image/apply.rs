@@ -226,8 +226,13 @@ impl Layer<'_> {
                     if n == 0 {
                         break;
                     }
-                    file.write_all(&buf[..n])
-                        .map_err(|x| invalid(format!("entry {name:?}: writing: {x}")))?;
+                    file.write_all(&buf[..n]).map_err(|x| {
+                        let m = format!("entry {name:?}: writing: {x}");
+                        match x.raw_os_error() {
+                            Some(libc::ENOSPC) => full(m),
+                            _ => invalid(m),
+                        }
+                    })?;
                 }
                 let fd = crate::sys::fd(&file);
                 self.owner_mode(fd, e, &name)?;
