@@ -20,6 +20,7 @@ use nanoctr_tests::workspace;
 const DAEMON_KEYS: &[(&str, Option<&str>)] = &[
     ("socket", Some("/run/nanoctr/nanoctr.sock")),
     ("state-dir", Some("/run/nanoctr")),
+    ("image-store", Some("/var/lib/nanoctr/images")),
     ("runtime", Some("runc")),
     ("runtime-root", None),
     ("shim", None),
@@ -65,6 +66,7 @@ const NUMERIC_KEYS: &[&str] = &[
 const PATH_KEYS: &[&str] = &[
     "socket",
     "state-dir",
+    "image-store",
     "runtime-root",
     "shim",
     "containers-dir",
