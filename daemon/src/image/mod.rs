@@ -25,6 +25,7 @@ pub mod apply;
 pub mod cli;
 pub mod compose;
 pub mod digest;
+pub mod gzip;
 pub mod source;
 pub mod spec;
 pub mod store;
@@ -361,7 +362,7 @@ fn extract(
         c => c,
     };
     let decoded: Box<dyn Read + '_> = match compression {
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buffered)),
+        Compression::Gzip => Box::new(gzip::Gzip::new(buffered)),
         #[cfg(feature = "zstd")]
         Compression::Zstd => Box::new(Zstd {
             decoder: Some(

@@ -1,5 +1,5 @@
-//! What `nanoctr import` reads from an image: a layer's tar stream
-//! (`nanoctr::image::tar`), an image config made into a bundle's
+//! What `nanoctr import` reads from an image: a layer's gzip and tar
+//! streams (`nanoctr::image::{gzip, tar}`), an image config made into a bundle's
 //! `config.json` (`nanoctr::image::spec`), and the JSON reader's object
 //! members and full string unescaping (`bundle::json::{members, text}`).
 //!
@@ -14,10 +14,15 @@
 
 use libfuzzer_sys::fuzz_target;
 use nanoctr::bundle::json::{check, find, members, quote, text};
-use nanoctr::image::{spec, tar};
+use std::io::Read;
+
+use nanoctr::image::{gzip, spec, tar};
 
 fuzz_target!(|data: &[u8]| {
     layer(data);
+    // A gzip stream: never a panic, at most 16 MiB out of any input.
+    let mut out = Vec::new();
+    let _ = gzip::Gzip::new(data).take(16 << 20).read_to_end(&mut out);
     if let Ok(config) = spec::config_json(
         data,
         std::path::Path::new("/nonexistent-rootfs"),
