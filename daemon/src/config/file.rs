@@ -10,6 +10,7 @@
 //! [container web]
 //! bundle = /srv/containers/web
 //! restart = on-failure:5
+//! overlay-size = 8m
 //! after = db
 //! ready = started
 //! options = log-size=128k label.app=web
@@ -76,6 +77,8 @@ struct Section {
     bundle: Option<String>,
     runtime: Option<String>,
     restart: Option<String>,
+    /// `overlay = ...` and `overlay-size = ...`, as options.
+    overlay: Vec<String>,
     after: Vec<String>,
     ready: Option<Ready>,
     options: Vec<String>,
@@ -114,6 +117,7 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
                 bundle: None,
                 runtime: None,
                 restart: None,
+                overlay: Vec::new(),
                 after: Vec::new(),
                 ready: None,
                 options: Vec::new(),
@@ -174,9 +178,12 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
                 }
             }
             "options" => s.options.extend(words()?),
+            // Checked with the rest of the spec, in `finish`.
+            "overlay" | "overlay-size" => s.overlay.push(format!("{key}={value}")),
             _ => {
                 return Err(fail(&format!(
-                    "unknown container key {key} (bundle, runtime, restart, after, ready, options)"
+                    "unknown container key {key} (bundle, runtime, restart, overlay, \
+                     overlay-size, after, ready, options)"
                 )))
             }
         }
@@ -211,6 +218,7 @@ fn finish(s: Section) -> Result<Decl, String> {
         .as_deref()
         .ok_or_else(|| fail("bundle is missing"))?;
     let mut opts: Vec<String> = s.options.clone();
+    opts.extend(s.overlay.iter().cloned());
     if let Some(r) = &s.runtime {
         opts.push(format!("runtime={r}"));
     }
