@@ -13,6 +13,7 @@ pub mod files;
 mod fuzz;
 pub mod logger;
 pub mod multicall;
+pub mod rootfs;
 pub mod server;
 pub mod slab;
 pub mod store;
