@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what building and testing nanoctr needs, when it is missing:
 # from Debian's packages runc, crun, criu (so checkpoints reach CRIU),
-# busybox-static (the test rootfs, and `busybox sh -n` of the scripts), and
+# busybox-static (the test rootfs, and `busybox sh -n` of the scripts),
+# squashfs-tools and erofs-utils (the image rootfs tests build both), and
 # for tests/init_files.rs, which fails without them, also shellcheck and
 # systemd (`systemd-analyze verify` of the unit); for the cross builds and
 # their tests under qemu-user qemu-user-static, clang, llvm and dpkg-dev;
@@ -11,7 +12,7 @@
 set -eu
 
 missing=""
-for pkg in runc crun busybox-static criu file shellcheck systemd qemu-user-static clang llvm dpkg-dev python3; do
+for pkg in runc crun busybox-static squashfs-tools erofs-utils criu file shellcheck systemd qemu-user-static clang llvm dpkg-dev python3; do
 	if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
 		missing="$missing $pkg"
 	fi
