@@ -299,7 +299,7 @@ mod tests {
     fn settings_and_sections() {
         let c = conf(
             "# a comment\n\nmax-containers = 8\n  log = syslog  \n\n\
-             [container db]\nbundle = /srv/db\nready = file:/run/db.ready\n\
+             [container db]\nbundle = /srv/db\nready = file:/run/db.ready\noverlay-size = 8m\n\
              [container web]\nbundle=/srv/web\nruntime = crun\nrestart = on-failure:3\n\
              after = db\noptions = log-size=128k \"label.note=a b\"\n",
         )
@@ -316,6 +316,8 @@ mod tests {
         assert_eq!(web.after, ["db"]);
         assert_eq!(web.ready, Ready::Started);
         assert_eq!(c.containers[0].ready, Ready::File("/run/db.ready".into()));
+        let overlay = crate::wire::overlay::Overlay::Tmpfs(8 << 20);
+        assert_eq!(c.containers[0].spec.overlay, Some(overlay));
     }
 
     #[test]
@@ -343,6 +345,11 @@ mod tests {
             ("[container w]\nruntime = runc\n", 1, "bundle is missing"),
             ("[container w]\nbundle = relative\n", 1, "absolute"),
             ("[container w]\nbundle = /b\noptions = cols=0\n", 1, "cols"),
+            (
+                "[container w]\nbundle = /b\noverlay = data\n",
+                1,
+                "overlay is tmpfs",
+            ),
             (
                 "[container w]\nbundle = /b\n[container w]\nbundle = /c\n",
                 3,
