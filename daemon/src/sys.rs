@@ -114,11 +114,15 @@ const LO_FLAGS_READ_ONLY: u32 = 1;
 const LO_FLAGS_AUTOCLEAR: u32 = 4;
 
 /// `ioctl(fd, request, arg)`: its non-negative result, or errno.
-fn ioctl(fd: &std::fs::File, request: u32, arg: libc::c_ulong) -> io::Result<libc::c_int> {
+///
+/// # Safety
+///
+/// `arg` must be what `request` takes: an integer, or a pointer to a
+/// struct of its layout that stays valid for the call.
+unsafe fn ioctl(fd: &std::fs::File, request: u32, arg: libc::c_ulong) -> io::Result<libc::c_int> {
     use std::os::fd::AsRawFd;
-    // SAFETY: every request this module passes takes an integer or a
-    // pointer to a struct of the layout above, which the caller keeps
-    // alive for the call; the kernel reads (never keeps) what it points to.
+    // SAFETY: the caller passes the argument `request` takes; `fd` is open
+    // for as long as it is borrowed.
     let n = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
     match n {
         0.. => Ok(n),
@@ -129,7 +133,8 @@ fn ioctl(fd: &std::fs::File, request: u32, arg: libc::c_ulong) -> io::Result<lib
 /// `ioctl(LOOP_CTL_GET_FREE)` on `/dev/loop-control`: the number of a
 /// free loop device, made if there was none. See loop(4).
 pub fn loop_free(control: &std::fs::File) -> io::Result<u32> {
-    ioctl(control, LOOP_CTL_GET_FREE, 0).map(|n| n as u32)
+    // SAFETY: LOOP_CTL_GET_FREE takes no argument.
+    unsafe { ioctl(control, LOOP_CTL_GET_FREE, 0) }.map(|n| n as u32)
 }
 
 /// Binds loop device `dev` to `backing`, read-only and auto-clearing (it
@@ -143,16 +148,25 @@ pub fn loop_attach(dev: &std::fs::File, backing: &std::fs::File) -> io::Result<(
     config.fd = backing.as_raw_fd() as u32;
     config.info.flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
     let arg = &config as *const LoopConfig as libc::c_ulong;
-    match ioctl(dev, LOOP_CONFIGURE, arg) {
+    // SAFETY: LOOP_CONFIGURE reads a `struct loop_config`, `config`, alive
+    // until the function returns.
+    match unsafe { ioctl(dev, LOOP_CONFIGURE, arg) } {
         Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTTY)) => {
-            ioctl(dev, LOOP_SET_FD, backing.as_raw_fd() as libc::c_ulong)?;
+            let fd = backing.as_raw_fd() as libc::c_ulong;
             let info = &config.info as *const LoopInfo64 as libc::c_ulong;
-            ioctl(dev, LOOP_SET_STATUS64, info)
-                .map(drop)
-                .inspect_err(|_| {
-                    // Not auto-clearing: it would stay bound.
-                    let _ = ioctl(dev, LOOP_CLR_FD, 0);
-                })
+            // SAFETY: LOOP_SET_FD takes a descriptor (open: `backing` is
+            // borrowed), LOOP_SET_STATUS64 reads a `struct loop_info64`,
+            // `config.info`, alive until the function returns, and
+            // LOOP_CLR_FD takes no argument.
+            unsafe {
+                ioctl(dev, LOOP_SET_FD, fd)?;
+                ioctl(dev, LOOP_SET_STATUS64, info)
+                    .map(drop)
+                    .inspect_err(|_| {
+                        // Not auto-clearing: it would stay bound.
+                        let _ = ioctl(dev, LOOP_CLR_FD, 0);
+                    })
+            }
         }
         other => other.map(drop),
     }
