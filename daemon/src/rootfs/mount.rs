@@ -89,16 +89,13 @@ fn layers(dir: &Path, image: &Image, overlay: &Overlay) -> io::Result<()> {
 /// at once if the mount fails (its last user, this function, closes it).
 fn mount_image(image: &Image, at: &Path) -> io::Result<()> {
     // Without blocking: a fifo put where the image was cannot hang the
-    // open; then blocking again, as the loop driver reads it.
+    // open (the loop driver refuses anything but a file or a block
+    // device); then blocking again, as the loop driver reads it.
     let backing = File::options()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(&image.path)
         .map_err(|e| failed(&image.path, e))?;
-    if !backing.metadata()?.is_file() {
-        let why = format!("{}: not a regular file", image.path);
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
-    }
     rustix::fs::fcntl_setfl(crate::sys::fd(&backing), rustix::fs::OFlags::empty())
         .map_err(crate::sys::io_error)?;
     let control = File::options()
@@ -129,7 +126,7 @@ fn mount_image(image: &Image, at: &Path) -> io::Result<()> {
 
 /// `mount(source, at, fs, flags, data)`, its error saying what failed.
 fn mount_at(source: &CStr, at: &Path, fs: &CStr, flags: MountFlags, data: &str) -> io::Result<()> {
-    let data = std::ffi::CString::new(data)?;
+    let data = std::ffi::CString::new(data.as_bytes())?;
     rustix::mount::mount(source, &*c_path(at)?, fs, flags, &*data).map_err(|e| {
         let what = format!("mount {} at {}", fs.to_string_lossy(), at.display());
         failed(&what, crate::sys::io_error(e))
@@ -165,7 +162,7 @@ fn mounted_under(dir: &Path) -> io::Result<Option<(String, Vec<String>)>> {
 
 fn unmount_all(points: &[String]) -> io::Result<()> {
     for point in points.iter().rev() {
-        let at = std::ffi::CString::new(point.as_str())?;
+        let at = c_path(Path::new(point))?;
         let mut flags = UnmountFlags::NOFOLLOW;
         for tries in 0.. {
             match rustix::mount::unmount(&*at, flags) {

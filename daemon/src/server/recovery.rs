@@ -135,8 +135,9 @@ impl<F: Effects> Daemon<F> {
         if let Some(image) = image.as_ref().filter(|_| kept) {
             // A container kept keeps its rootfs; a mount that went
             // meanwhile is made again.
-            let overlay = spec.overlay.clone().unwrap_or_default();
-            if let Err(e) = self.fx.mount_rootfs(&dir, image, &overlay) {
+            let overlay = spec.overlay.as_ref();
+            let overlay = overlay.unwrap_or(&crate::wire::overlay::Overlay::DEFAULT);
+            if let Err(e) = self.fx.mount_rootfs(&dir, image, overlay) {
                 crate::logger::warn(&format!("{id}: cannot mount its rootfs again: {e}"));
             }
         }

@@ -22,6 +22,7 @@ use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::store::record::Record;
 use crate::wire::event::Kind;
+use crate::wire::overlay::Overlay;
 use crate::wire::proto::{refuse, Code, Error};
 use crate::wire::Spec;
 
@@ -110,9 +111,9 @@ impl<F: Effects> Daemon<F> {
                 .map_err(shim_failed)?;
             let root = match &image {
                 Some(image) => {
-                    let overlay = spec.overlay.clone().unwrap_or_default();
+                    let overlay = spec.overlay.as_ref().unwrap_or(&Overlay::DEFAULT);
                     self.fx
-                        .mount_rootfs(&dir, image, &overlay)
+                        .mount_rootfs(&dir, image, overlay)
                         .map_err(|e| crate::rootfs::refusal(image, &e))?;
                     Some(crate::rootfs::rootfs_of(&dir))
                 }

@@ -29,13 +29,10 @@ pub enum Overlay {
     Off,
 }
 
-impl Default for Overlay {
-    fn default() -> Overlay {
-        Overlay::Tmpfs(DEFAULT_SIZE)
-    }
-}
-
 impl Overlay {
+    /// The layer when none is asked for.
+    pub const DEFAULT: Overlay = Overlay::Tmpfs(DEFAULT_SIZE);
+
     /// `overlay=WORD` and `overlay-size=BYTES`, as given (each `None` when
     /// absent), as one layer.
     pub fn parse(word: Option<&str>, size: Option<&str>) -> Result<Overlay, Error> {
@@ -90,7 +87,7 @@ mod tests {
 
     #[test]
     fn words_and_sizes() {
-        assert_eq!(Overlay::parse(None, None).unwrap(), Overlay::default());
+        assert_eq!(Overlay::parse(None, None).unwrap(), Overlay::DEFAULT);
         assert_eq!(
             Overlay::parse(None, Some("32m")).unwrap(),
             Overlay::Tmpfs(32 << 20)
