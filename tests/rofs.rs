@@ -368,3 +368,20 @@ fn crun_runs_an_image_rootfs_too() {
     d.ask("delete c").ok();
     nothing_left(&d, &img);
 }
+
+#[test]
+fn a_restart_policy_keeps_the_writable_layer() {
+    let d = Daemon::start();
+    let img = own_image(&d, "squashfs");
+    let script = "test -e /again && exit 0; touch /again; exit 1";
+    let b = image_bundle(&d, "again", &img, &["sh", "-c", script]);
+    d.ask(&format!("run r {} restart=on-failure:3", b.display()))
+        .ok();
+    d.eventually("the second run to find the first one's file", || {
+        let state = fields(&d.ask("state r").data[0]);
+        state["status"] == "stopped" && state.get("exit").map(String::as_str) == Some("0")
+    });
+    assert_eq!(fields(&d.ask("state r").data[0])["restarts"], "1");
+    d.ask("delete r").ok();
+    nothing_left(&d, &img);
+}

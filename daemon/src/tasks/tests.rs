@@ -618,3 +618,48 @@ fn overlay_options_are_for_images() {
         .iter()
         .any(|e| matches!(e, Effect::Mount { .. })));
 }
+
+#[test]
+fn a_restart_mounts_the_image_again_before_its_shim() {
+    let mut rig = Rig::new("imagerestart");
+    let bundle = image_bundle(&rig);
+    rig.send(&format!("run a {} restart=always", bundle.display()));
+    rig.settle();
+    rig.d.fx.shim().say("created 42");
+    rig.d.fx.shim().reply("started");
+    assert_eq!(rig.answer(), ["OK pid=42"]);
+    rig.d.fx.done.clear();
+    rig.d.fx.shim().exit(1);
+    for _ in 0..100 {
+        if rig
+            .d
+            .fx
+            .calls()
+            .iter()
+            .any(|(_, a)| a == "delete --force a")
+        {
+            break;
+        }
+        rig.settle();
+    }
+    rig.call_ends("delete --force a", 0);
+    let mount = rig
+        .d
+        .fx
+        .done
+        .iter()
+        .position(|e| matches!(e, Effect::Mount { .. }));
+    let shim = rig
+        .d
+        .fx
+        .done
+        .iter()
+        .position(|e| matches!(e, Effect::Shim { .. }));
+    assert!(mount.unwrap() < shim.unwrap(), "{:?}", rig.d.fx.done);
+    assert!(!rig
+        .d
+        .fx
+        .done
+        .iter()
+        .any(|e| matches!(e, Effect::Unmount { .. })));
+}
