@@ -75,7 +75,16 @@ const PATH_KEYS: &[&str] = &[
     "pidfile",
 ];
 
-const CONTAINER_KEYS: &[&str] = &["bundle", "runtime", "restart", "after", "ready", "options"];
+const CONTAINER_KEYS: &[&str] = &[
+    "bundle",
+    "runtime",
+    "restart",
+    "overlay",
+    "overlay-size",
+    "after",
+    "ready",
+    "options",
+];
 
 /// busybox init's actions (init/init.c).
 const INITTAB_ACTIONS: &[&str] = &[
@@ -494,6 +503,8 @@ fn check_container_value(key: &str, value: &str) -> Result<(), String> {
                 .strip_prefix("on-failure:")
                 .is_some_and(|n| n.parse::<u32>().is_ok()),
         },
+        "overlay" => ["tmpfs", "none"].contains(&value) || value.starts_with('/'),
+        "overlay-size" => valid_create_option(&format!("overlay-size={value}")),
         "after" => value.split_whitespace().all(valid_id),
         "ready" => {
             ["started", "exited0"].contains(&value)
@@ -524,7 +535,8 @@ fn valid_create_option(word: &str) -> bool {
         "terminal" => v.is_empty() || v == "no",
         "interactive" => v.is_empty(),
         "cols" | "rows" => v.parse::<u16>().is_ok(),
-        "log-size" => number(v),
+        "log-size" | "overlay-size" => number(v),
+        "overlay" => ["tmpfs", "none"].contains(&v) || v.starts_with('/'),
         _ => k.strip_prefix("label.").is_some_and(|l| !l.is_empty()) && !v.is_empty(),
     }
 }

@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs what building and testing nanoctr needs, when it is missing:
 # from Debian's packages runc, crun, criu (so checkpoints reach CRIU),
-# busybox-static (the test rootfs, and `busybox sh -n` of the scripts), and
+# busybox-static (the test rootfs, and `busybox sh -n` of the scripts),
+# squashfs-tools and erofs-utils (the image rootfs tests build both), and
 # for tests/init_files.rs, which fails without them, also shellcheck and
 # systemd (`systemd-analyze verify` of the unit); for the cross builds and
 # their tests under qemu-user qemu-user-static, clang, llvm and dpkg-dev;
 # for tests/import.rs and the import benchmark umoci and skopeo (images
 # made by real tools), libcap2-bin (setcap), zstd, GNU time (peak RSS);
-# squashfs-tools and erofs-utils (read-only rootfs images); rustfmt and clippy, the musl targets, and nightly with rust-src (the
+# rustfmt and clippy, the musl targets, and nightly with rust-src (the
 # targets rustup has no prebuilt std for). Does nothing when all is there
 # already. apt may not remove anything to make room (--no-remove).
 set -eu

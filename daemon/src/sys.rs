@@ -1,6 +1,6 @@
-//! The daemon's only `unsafe` code: signal masks and signalfd, which
-//! neither std nor rustix wraps, and descriptors passed between std and
-//! rustix or inherited by number.
+//! The daemon's only `unsafe` code: signal masks and signalfd, and the
+//! loop device ioctls, which neither std nor rustix wraps, and descriptors
+//! passed between std and rustix or inherited by number.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -72,6 +72,103 @@ pub fn claim_inherited_fd(fd: i32) -> io::Result<OwnedFd> {
             return Err(io::Error::last_os_error());
         }
         Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// `struct loop_info64` of `<linux/loop.h>`.
+#[repr(C)]
+struct LoopInfo64 {
+    device: u64,
+    inode: u64,
+    rdevice: u64,
+    offset: u64,
+    sizelimit: u64,
+    number: u32,
+    encrypt_type: u32,
+    encrypt_key_size: u32,
+    flags: u32,
+    file_name: [u8; 64],
+    crypt_name: [u8; 64],
+    encrypt_key: [u8; 32],
+    init: [u64; 2],
+}
+
+/// `struct loop_config` of `<linux/loop.h>` (Linux 5.8).
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+const _: () = assert!(std::mem::size_of::<LoopInfo64>() == 232);
+const _: () = assert!(std::mem::size_of::<LoopConfig>() == 304);
+
+const LOOP_SET_FD: u32 = 0x4C00;
+const LOOP_CLR_FD: u32 = 0x4C01;
+const LOOP_SET_STATUS64: u32 = 0x4C04;
+const LOOP_CONFIGURE: u32 = 0x4C0A;
+const LOOP_CTL_GET_FREE: u32 = 0x4C82;
+const LO_FLAGS_READ_ONLY: u32 = 1;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+
+/// `ioctl(fd, request, arg)`: its non-negative result, or errno.
+///
+/// # Safety
+///
+/// `arg` must be what `request` takes: an integer, or a pointer to a
+/// struct of its layout that stays valid for the call.
+unsafe fn ioctl(fd: &std::fs::File, request: u32, arg: libc::c_ulong) -> io::Result<libc::c_int> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the caller passes the argument `request` takes; `fd` is open
+    // for as long as it is borrowed.
+    let n = unsafe { libc::ioctl(fd.as_raw_fd(), request as _, arg) };
+    match n {
+        0.. => Ok(n),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+/// `ioctl(LOOP_CTL_GET_FREE)` on `/dev/loop-control`: the number of a
+/// free loop device, made if there was none. See loop(4).
+pub fn loop_free(control: &std::fs::File) -> io::Result<u32> {
+    // SAFETY: LOOP_CTL_GET_FREE takes no argument.
+    unsafe { ioctl(control, LOOP_CTL_GET_FREE, 0) }.map(|n| n as u32)
+}
+
+/// Binds loop device `dev` to `backing`, read-only and auto-clearing (it
+/// frees itself when the last user, its mount, closes it):
+/// `ioctl(LOOP_CONFIGURE)`, or on kernels before 5.8 `LOOP_SET_FD` then
+/// `LOOP_SET_STATUS64`. `EBUSY`: another process took the device first.
+pub fn loop_attach(dev: &std::fs::File, backing: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: all-zero is a valid value of these plain-data structs.
+    let mut config: LoopConfig = unsafe { std::mem::zeroed() };
+    config.fd = backing.as_raw_fd() as u32;
+    config.info.flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+    let arg = &config as *const LoopConfig as libc::c_ulong;
+    // SAFETY: LOOP_CONFIGURE reads a `struct loop_config`, `config`, alive
+    // until the function returns.
+    match unsafe { ioctl(dev, LOOP_CONFIGURE, arg) } {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOTTY)) => {
+            let fd = backing.as_raw_fd() as libc::c_ulong;
+            let info = &config.info as *const LoopInfo64 as libc::c_ulong;
+            // SAFETY: LOOP_SET_FD takes a descriptor (open: `backing` is
+            // borrowed), LOOP_SET_STATUS64 reads a `struct loop_info64`,
+            // `config.info`, alive until the function returns, and
+            // LOOP_CLR_FD takes no argument.
+            unsafe {
+                ioctl(dev, LOOP_SET_FD, fd)?;
+                ioctl(dev, LOOP_SET_STATUS64, info)
+                    .map(drop)
+                    .inspect_err(|_| {
+                        // Not auto-clearing: it would stay bound.
+                        let _ = ioctl(dev, LOOP_CLR_FD, 0);
+                    })
+            }
+        }
+        other => other.map(drop),
     }
 }
 

@@ -350,6 +350,20 @@ impl Daemon {
         self.child.as_ref().expect("the daemon is running").id()
     }
 
+    /// The mount points at or under `dir`, in the daemon's mount namespace
+    /// (crun's daemon has one of its own) while it runs, else in the
+    /// test's.
+    pub fn mounts_under(&self, dir: &Path) -> Vec<String> {
+        let table = match &self.child {
+            Some(child) => format!("/proc/{}/mountinfo", child.id()),
+            None => "/proc/self/mountinfo".into(),
+        };
+        crate::mount_points(&std::fs::read_to_string(table).unwrap_or_default())
+            .into_iter()
+            .filter(|p| Path::new(p).starts_with(dir))
+            .collect()
+    }
+
     /// Live shims working in this daemon's state dir, by container id.
     pub fn shims(&self) -> Vec<(String, u32)> {
         let mut found = Vec::new();
@@ -423,8 +437,13 @@ impl Drop for Daemon {
                 .args(["-KILL", &pid.to_string()])
                 .status();
         }
-        if self.launch.state_tmpfs_kib.is_some() {
-            let _ = Command::new("umount").arg("-l").arg(&self.state).status();
+        // What a failed test left mounted (an image rootfs), newest first,
+        // so that removing the dir never reaches into a mount.
+        let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for point in crate::mount_points(&table).iter().rev() {
+            if Path::new(point).starts_with(&self.dir) {
+                let _ = Command::new("umount").arg("-l").arg(point).status();
+            }
         }
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);

@@ -208,3 +208,27 @@ pub fn read_pid(path: &Path) -> u32 {
         .parse()
         .expect("a pid")
 }
+
+/// The mount points in a mountinfo table, in its order (the kernel writes
+/// a space in a path as `\040`; test paths have none).
+pub fn mount_points(mountinfo: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .collect()
+}
+
+/// The loop devices bound to `file` (`/sys/block/loop*/loop/backing_file`).
+pub fn loops_backed_by(file: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir("/sys/block") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| {
+            let backing = e.path().join("loop/backing_file");
+            std::fs::read_to_string(backing).is_ok_and(|b| Path::new(b.trim_end()) == file)
+        })
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}

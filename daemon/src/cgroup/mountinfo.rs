@@ -1,6 +1,7 @@
 //! Where a process's cgroups are: `/proc/PID/cgroup` read against
 //! `/proc/self/mountinfo`, for v1 controllers and the v2 hierarchy. OOM
-//! watching and statistics both start here.
+//! watching and statistics both start here; image rootfs mounts
+//! (`crate::rootfs`) are found here too.
 
 use std::path::{Path, PathBuf};
 
@@ -56,6 +57,13 @@ fn mount_of(mountinfo: &str, want: impl Fn(&str, &str) -> bool) -> Option<(Strin
     })
 }
 
+/// Every mount point in `mountinfo`, in its order (the order of mounting).
+pub(crate) fn mount_points(mountinfo: &str) -> impl Iterator<Item = String> + '_ {
+    mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4).map(unescape))
+}
+
 /// mountinfo writes space, tab, newline and backslash as `\ooo`.
 fn unescape(s: &str) -> String {
     let mut out = Vec::with_capacity(s.len());
@@ -91,5 +99,7 @@ mod tests {
             locate_v1("4:memory:/outer/web\n", mounts, "memory"),
             Some("/sys/fs/cgroup/mem ory/web".into())
         );
+        let points: Vec<String> = mount_points(mounts).collect();
+        assert_eq!(points, ["/sys/fs/cgroup/mem ory"]);
     }
 }

@@ -143,7 +143,7 @@ fn absolutize(words: &mut [String]) {
     for w in words.iter_mut().skip(2) {
         if let Some((key, value)) = w.split_once('=') {
             let is_path = matches!(key, "stdin" | "stdout" | "stderr" | "dir")
-                || (key == "runtime" && value.contains('/'));
+                || (matches!(key, "runtime" | "overlay") && value.contains('/'));
             if is_path && !value.is_empty() && !value.starts_with('/') {
                 *w = format!("{key}={}", abs(value));
             }
@@ -185,7 +185,9 @@ pub fn usage() -> String {
     for (_, usage, what) in VERBS {
         s.push_str(&format!("  {usage}\n      {what}\n"));
     }
-    s.push_str("\nRelative paths (BUNDLE, stdin=, stdout=, stderr=, dir=) are made absolute.\n");
+    s.push_str(
+        "\nRelative paths (BUNDLE, stdin=, stdout=, stderr=, dir=, overlay=) are made absolute.\n",
+    );
     s
 }
 

@@ -10,6 +10,7 @@
 //! [container web]
 //! bundle = /srv/containers/web
 //! restart = on-failure:5
+//! overlay-size = 8m
 //! after = db
 //! ready = started
 //! options = log-size=128k label.app=web
@@ -76,6 +77,8 @@ struct Section {
     bundle: Option<String>,
     runtime: Option<String>,
     restart: Option<String>,
+    /// `overlay = ...` and `overlay-size = ...`, as options.
+    overlay: Vec<String>,
     after: Vec<String>,
     ready: Option<Ready>,
     options: Vec<String>,
@@ -114,6 +117,7 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
                 bundle: None,
                 runtime: None,
                 restart: None,
+                overlay: Vec::new(),
                 after: Vec::new(),
                 ready: None,
                 options: Vec::new(),
@@ -174,9 +178,12 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
                 }
             }
             "options" => s.options.extend(words()?),
+            // Checked with the rest of the spec, in `finish`.
+            "overlay" | "overlay-size" => s.overlay.push(format!("{key}={value}")),
             _ => {
                 return Err(fail(&format!(
-                    "unknown container key {key} (bundle, runtime, restart, after, ready, options)"
+                    "unknown container key {key} (bundle, runtime, restart, overlay, \
+                     overlay-size, after, ready, options)"
                 )))
             }
         }
@@ -211,6 +218,7 @@ fn finish(s: Section) -> Result<Decl, String> {
         .as_deref()
         .ok_or_else(|| fail("bundle is missing"))?;
     let mut opts: Vec<String> = s.options.clone();
+    opts.extend(s.overlay.iter().cloned());
     if let Some(r) = &s.runtime {
         opts.push(format!("runtime={r}"));
     }
@@ -291,7 +299,7 @@ mod tests {
     fn settings_and_sections() {
         let c = conf(
             "# a comment\n\nmax-containers = 8\n  log = syslog  \n\n\
-             [container db]\nbundle = /srv/db\nready = file:/run/db.ready\n\
+             [container db]\nbundle = /srv/db\nready = file:/run/db.ready\noverlay-size = 8m\n\
              [container web]\nbundle=/srv/web\nruntime = crun\nrestart = on-failure:3\n\
              after = db\noptions = log-size=128k \"label.note=a b\"\n",
         )
@@ -308,6 +316,8 @@ mod tests {
         assert_eq!(web.after, ["db"]);
         assert_eq!(web.ready, Ready::Started);
         assert_eq!(c.containers[0].ready, Ready::File("/run/db.ready".into()));
+        let overlay = crate::wire::overlay::Overlay::Tmpfs(8 << 20);
+        assert_eq!(c.containers[0].spec.overlay, Some(overlay));
     }
 
     #[test]
@@ -335,6 +345,11 @@ mod tests {
             ("[container w]\nruntime = runc\n", 1, "bundle is missing"),
             ("[container w]\nbundle = relative\n", 1, "absolute"),
             ("[container w]\nbundle = /b\noptions = cols=0\n", 1, "cols"),
+            (
+                "[container w]\nbundle = /b\noverlay = data\n",
+                1,
+                "overlay is tmpfs",
+            ),
             (
                 "[container w]\nbundle = /b\n[container w]\nbundle = /c\n",
                 3,

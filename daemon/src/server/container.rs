@@ -28,6 +28,8 @@ pub struct Container {
     pub oom: Option<OomWatch>,
     /// What its restart policy keeps track of.
     pub sup: Supervision,
+    /// Its image rootfs, mounted in its dir from create to delete.
+    pub image: Option<crate::rootfs::Image>,
 }
 
 /// What the restart policy knows of a container.
@@ -226,6 +228,7 @@ impl Container {
             restarts: self.sup.restarts,
             streak: self.sup.streak,
             held: self.sup.held,
+            image: self.image.clone(),
         }
     }
 }

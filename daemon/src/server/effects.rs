@@ -3,8 +3,9 @@
 //! effects.
 //!
 //! Every shim it starts, every runtime call it makes, every state file it
-//! writes, every line it writes to a shim's `control` fifo and every signal
-//! it sends goes through [`Effects`]. The daemon is generic over it: it
+//! writes, every line it writes to a shim's `control` fifo, every signal
+//! it sends and every mount it makes or takes down goes through
+//! [`Effects`]. The daemon is generic over it: it
 //! runs on [`System`], which does each thing for real; the unit tests run
 //! it on a recording fake (`server/fake.rs`) that keeps what was asked and
 //! plays the shims' and the runtime's part, so that every task handler and
@@ -14,8 +15,10 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::rootfs::Image;
 use crate::server::runtime::Runtime;
 use crate::server::shim::{ShimOptions, Spawned};
+use crate::wire::overlay::Overlay;
 
 /// Who a signal is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +68,14 @@ pub trait Effects {
     /// Reaps one exited child, if there is one: its pid and exit code
     /// (128 + N for signal N).
     fn reap(&mut self) -> Option<(u32, i32)>;
+
+    /// Mounts `image` as the rootfs of the container whose dir is `dir`,
+    /// under `overlay`; nothing if it is mounted already. A failure leaves
+    /// nothing mounted.
+    fn mount_rootfs(&mut self, dir: &Path, image: &Image, overlay: &Overlay) -> io::Result<()>;
+
+    /// Unmounts whatever is mounted in the container dir `dir`.
+    fn unmount_rootfs(&mut self, dir: &Path) -> io::Result<()>;
 }
 
 /// The effects done for real.
@@ -118,5 +129,13 @@ impl Effects for System {
             .or(status.terminating_signal().map(|s| 128 + s))
             .unwrap_or(255);
         Some((pid.as_raw_nonzero().get() as u32, code))
+    }
+
+    fn mount_rootfs(&mut self, dir: &Path, image: &Image, overlay: &Overlay) -> io::Result<()> {
+        crate::rootfs::mount::mount(dir, image, overlay)
+    }
+
+    fn unmount_rootfs(&mut self, dir: &Path) -> io::Result<()> {
+        crate::rootfs::mount::unmount(dir)
     }
 }

@@ -56,6 +56,15 @@ pub(crate) enum Effect {
         target: Target,
         signal: i32,
     },
+    /// An image rootfs mounted in a container dir.
+    Mount {
+        dir: PathBuf,
+        image: String,
+    },
+    /// Whatever was mounted in a container dir taken down.
+    Unmount {
+        dir: PathBuf,
+    },
 }
 
 /// An effect that fails the next time it is asked for, as the system can.
@@ -70,6 +79,8 @@ pub(crate) enum Fault {
     Write,
     /// No shim reads the fifo (ENXIO).
     Fifo,
+    /// The image cannot be mounted (EINVAL, as for a corrupt one).
+    Mount,
 }
 
 /// A shim as the fake plays it: the write ends of what the daemon reads.
@@ -271,6 +282,29 @@ impl Effects for Fake {
         // The fake's calls end when a test says so (`Rig::call_ends`);
         // the test process's own children are not the daemon's to reap.
         None
+    }
+
+    fn mount_rootfs(
+        &mut self,
+        dir: &Path,
+        image: &crate::rootfs::Image,
+        _: &crate::wire::overlay::Overlay,
+    ) -> io::Result<()> {
+        self.done.push(Effect::Mount {
+            dir: dir.to_path_buf(),
+            image: image.word(),
+        });
+        if self.fault(Fault::Mount) {
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        Ok(())
+    }
+
+    fn unmount_rootfs(&mut self, dir: &Path) -> io::Result<()> {
+        self.done.push(Effect::Unmount {
+            dir: dir.to_path_buf(),
+        });
+        Ok(())
     }
 }
 

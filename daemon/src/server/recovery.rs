@@ -12,7 +12,10 @@
 //!   container: the shim was lost; the container is `unknown`, and the
 //!   runtime kills and deletes what is left of it;
 //! - anything half made (no record, no shim, no pid file) is deleted
-//!   through the runtime and removed, so the id can be used again;
+//!   through the runtime and removed, mounts first, so the id can be used
+//!   again;
+//! - a container kept whose record names an image rootfs has it mounted
+//!   again if it is not (`crate::rootfs`);
 //! - a record that cannot be read makes the container `unknown`: it is
 //!   listed, and `delete` removes it.
 //!
@@ -114,7 +117,7 @@ impl<F: Effects> Daemon<F> {
                 id: id.to_string(),
                 ..Spec::default()
             };
-            let c = container(spec, runtime, 0, &proc, Status::Unknown);
+            let c = container(spec, runtime, 0, &proc, Status::Unknown, None);
             let r = self.adopt(c, if alive { exit } else { None }, None);
             found.unknown += r.is_some() as usize;
             return;
@@ -127,7 +130,17 @@ impl<F: Effects> Daemon<F> {
             held: record.held,
             ..Supervision::default()
         };
-        let (created, spec) = (record.created, record.spec);
+        let (created, spec, image) = (record.created, record.spec, record.image);
+        let kept = alive || exit_code.is_some() || pid.is_some();
+        if let Some(image) = image.as_ref().filter(|_| kept) {
+            // A container kept keeps its rootfs; a mount that went
+            // meanwhile is made again.
+            let overlay = spec.overlay.as_ref();
+            let overlay = overlay.unwrap_or(&crate::wire::overlay::Overlay::DEFAULT);
+            if let Err(e) = self.fx.mount_rootfs(&dir, image, overlay) {
+                crate::logger::warn(&format!("{id}: cannot mount its rootfs again: {e}"));
+            }
+        }
         if alive {
             let reply = open_fifo_reader(&proc.join(proc_dir::REPLY.str))
                 .ok()
@@ -154,7 +167,7 @@ impl<F: Effects> Daemon<F> {
                     },
                 },
             };
-            let mut c = container(spec, runtime, created, &proc, status);
+            let mut c = container(spec, runtime, created, &proc, status, image);
             c.sup = sup;
             c.init.pid = pid.unwrap_or(0);
             if status == Status::Creating {
@@ -178,7 +191,7 @@ impl<F: Effects> Daemon<F> {
             // Whatever the shim said while the daemon was away.
             self.on_reply(ProcRef::Init(r));
         } else if let Some(code) = exit_code {
-            let mut c = container(spec, runtime, created, &proc, Status::Stopped);
+            let mut c = container(spec, runtime, created, &proc, Status::Stopped, image);
             c.sup = sup;
             c.init.pid = pid.unwrap_or(0);
             c.init.exit_code = Some(code);
@@ -188,7 +201,7 @@ impl<F: Effects> Daemon<F> {
                 self.recover_execs(r);
             }
         } else if pid.is_some() {
-            let mut c = container(spec, runtime, created, &proc, Status::Unknown);
+            let mut c = container(spec, runtime, created, &proc, Status::Unknown, image);
             c.sup = sup;
             c.init.pid = pid.unwrap_or(0);
             if let Some(r) = self.adopt(c, None, None) {
@@ -253,7 +266,7 @@ impl<F: Effects> Daemon<F> {
         let _ = self
             .fx
             .run_runtime(&runtime, &log, &["delete", "--force", id], limit);
-        if self.state.remove(id).is_ok() {
+        if self.remove_state(id).is_ok() {
             found.cleaned += 1;
         }
     }
@@ -294,7 +307,14 @@ impl<F: Effects> Daemon<F> {
     }
 }
 
-fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: Status) -> Container {
+fn container(
+    spec: Spec,
+    runtime: Runtime,
+    created: u64,
+    proc: &Path,
+    status: Status,
+    image: Option<crate::rootfs::Image>,
+) -> Container {
     // The record holds the terminal as it was resolved at create.
     let mut init = Process::new(
         proc.to_path_buf(),
@@ -311,6 +331,7 @@ fn container(spec: Spec, runtime: Runtime, created: u64, proc: &Path, status: St
         op: None,
         oom: None,
         sup: Default::default(),
+        image,
     }
 }
 
@@ -329,7 +350,8 @@ impl<F: Effects> Daemon<F> {
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|name| {
-                name != INIT && name != container_dir::BUNDLE.str && check_id(name).is_ok()
+                let other = container_dir::NOT_PROCESSES.iter().any(|n| n.str == name);
+                name != INIT && !other && check_id(name).is_ok()
             })
             .collect();
         crate::slab::sort_small(&mut names, |a, b| a < b);

@@ -5,6 +5,9 @@
 //! ```text
 //! id=web bundle=/srv/web runtime=/usr/bin/runc created=1700000000 stdout=/var/log/web label.app=web
 //! ```
+//!
+//! A container whose rootfs is an image has `image=FS:PATH` too (see
+//! `crate::rootfs`), so a restarted daemon knows what to mount again.
 
 use std::path::PathBuf;
 
@@ -24,6 +27,8 @@ pub struct Record {
     pub streak: u32,
     /// Stopped on purpose (`kill`): the restart policy leaves it stopped.
     pub held: bool,
+    /// Its image rootfs, when its bundle's root is one.
+    pub image: Option<crate::rootfs::Image>,
 }
 
 impl Record {
@@ -44,6 +49,9 @@ impl Record {
         if self.held {
             words.push("held=1".into());
         }
+        if let Some(image) = &self.image {
+            words.push(format!("image={}", quote(&image.word())));
+        }
         words.extend(s.options());
         let mut line = words.join(" ");
         line.push('\n');
@@ -55,6 +63,7 @@ impl Record {
         let words = split_words(text.trim_end_matches('\n').as_bytes())?;
         let (mut id, mut bundle, mut runtime, mut created) = (None, None, None, None);
         let (mut restarts, mut streak, mut held) = (Some(0), Some(0), false);
+        let mut image = Ok(None);
         let mut opts = Vec::new();
         for w in &words {
             match w.split_once('=') {
@@ -65,11 +74,14 @@ impl Record {
                 Some(("restarts", v)) => restarts = v.parse().ok(),
                 Some(("streak", v)) => streak = v.parse().ok(),
                 Some(("held", "1")) => held = true,
+                Some(("image", v)) => {
+                    image = crate::rootfs::Image::from_word(v).map(Some).ok_or(())
+                }
                 _ => opts.push(w.as_str()),
             }
         }
-        let (Some(restarts), Some(streak)) = (restarts, streak) else {
-            return refuse(Code::Invalid, "record has a bad restarts or streak");
+        let (Some(restarts), Some(streak), Ok(image)) = (restarts, streak, image) else {
+            return refuse(Code::Invalid, "record has a bad restarts, streak or image");
         };
         let (Some(id), Some(bundle), Some(runtime), Some(created)) = (id, bundle, runtime, created)
         else {
@@ -88,6 +100,7 @@ impl Record {
             restarts,
             streak,
             held,
+            image,
         })
     }
 }
@@ -113,12 +126,17 @@ mod tests {
                 rows: None,
                 log_size: Some(8192),
                 restart: crate::wire::restart::Restart::OnFailure(Some(4)),
+                overlay: Some(crate::wire::overlay::Overlay::Dir("/data/my web".into())),
             },
             runtime: "/usr/bin/runc".into(),
             created: 1_700_000_000,
             restarts: 7,
             streak: 2,
             held: true,
+            image: Some(crate::rootfs::Image {
+                path: "/srv/web/root fs.img".into(),
+                fs: crate::rootfs::Fs::Erofs,
+            }),
         };
         let text = r.encode();
         assert!(text.ends_with('\n') && text.lines().count() == 1);
@@ -137,6 +155,7 @@ mod tests {
         assert!(Record::decode("id=a bundle=/ runtime=\x01 created=0").is_err());
         assert!(Record::decode("id=a bundle=/ runtime= created=0").is_err());
         assert!(Record::decode("id=a bundle=/ runtime=r created=0").is_err());
+        assert!(Record::decode("id=a bundle=/ runtime=/r created=0 image=ext4:/i").is_err());
         let r = Record::decode("id=a bundle=/ runtime=/r created=0 streak=1").unwrap();
         assert_eq!((r.restarts, r.streak), (0, 1));
         assert_eq!(Record::decode(&r.encode()).unwrap(), r);

@@ -2,9 +2,9 @@
 //! `created PID` (`process.rs` reads it; for `run`, go on to `start`).
 //!
 //! A failed create leaves nothing behind: the runtime is told to
-//! `delete --force` whatever it may have made, the state dir is removed,
-//! and only then does the client get `ERR runtime` with the runtime's own
-//! message.
+//! `delete --force` whatever it may have made, an image rootfs is
+//! unmounted, the state dir is removed, and only then does the client get
+//! `ERR runtime` with the runtime's own message.
 
 use std::fs;
 use std::io;
@@ -22,6 +22,7 @@ use crate::server::{CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::store::record::Record;
 use crate::wire::event::Kind;
+use crate::wire::overlay::Overlay;
 use crate::wire::proto::{refuse, Code, Error};
 use crate::wire::Spec;
 
@@ -46,6 +47,8 @@ impl<F: Effects> Daemon<F> {
             );
         }
         let config = crate::bundle::bundle_config(&spec.bundle)?;
+        let image = crate::rootfs::detect(&spec.bundle, &config)?;
+        crate::rootfs::check_overlay(image.as_ref(), spec.overlay.as_ref(), self.state.root())?;
         for (what, path, may_create) in [
             ("stdin", &spec.stdin, false),
             ("stdout", &spec.stdout, true),
@@ -96,45 +99,67 @@ impl<F: Effects> Daemon<F> {
             restarts: 0,
             streak: 0,
             held: false,
+            image: image.clone(),
         };
+        let record_line = record.encode();
         let dir = self.state.container(&spec.id);
-        let spawned = self
-            .fx
-            .write_file(
-                &dir.join(container_dir::RECORD.str),
-                record.encode().as_bytes(),
-            )
-            .and_then(|()| {
-                // A terminal other than the bundle's needs a config of its
-                // own; the bundle itself is never written to.
-                let bundle = match terminal == bundle_terminal {
-                    true => PathBuf::from(&spec.bundle),
-                    false => {
-                        let derived = dir.join(container_dir::BUNDLE.str);
-                        let text = crate::bundle::config::derive(&spec.bundle, &config, terminal)?;
+        let made = (|| -> Result<_, Error> {
+            let shim_failed = |e| io_refusal("cannot start the shim", &e);
+            let record = dir.join(container_dir::RECORD.str);
+            self.fx
+                .write_file(&record, record_line.as_bytes())
+                .map_err(shim_failed)?;
+            let root = match &image {
+                Some(image) => {
+                    let overlay = spec.overlay.as_ref().unwrap_or(&Overlay::DEFAULT);
+                    self.fx
+                        .mount_rootfs(&dir, image, overlay)
+                        .map_err(|e| crate::rootfs::refusal(image, &e))?;
+                    Some(crate::rootfs::rootfs_of(&dir))
+                }
+                None => None,
+            };
+            // A terminal other than the bundle's, or an image rootfs,
+            // needs a config of its own; the bundle itself is never
+            // written to.
+            let bundle = match terminal == bundle_terminal && root.is_none() {
+                true => PathBuf::from(&spec.bundle),
+                false => {
+                    let derived = dir.join(container_dir::BUNDLE.str);
+                    let made = crate::bundle::config::derive(
+                        &spec.bundle,
+                        &config,
+                        terminal,
+                        root.as_deref(),
+                    )
+                    .and_then(|text| {
                         fs::create_dir_all(&derived)?;
                         self.fx
-                            .write_file(&derived.join(container_dir::CONFIG.str), &text)?;
-                        derived
-                    }
-                };
-                let make = match how {
-                    Creation::Create => Make::Create,
-                    // A terminal gets its size between create and start, so
-                    // that the process sees it from its first instruction.
-                    Creation::Run if terminal => Make::Create,
-                    Creation::Run => Make::Run,
-                    Creation::Restore(image) => Make::Restore(image),
-                };
-                let mut options = ShimOptions::init(spec, &runtime, &bundle, make);
-                options.oom_score_adj = self.cfg.shim_oom_score_adj;
-                self.fx.spawn_shim(&self.cfg.shim, &proc, &options)
-            });
-        let spawned = match spawned {
+                            .write_file(&derived.join(container_dir::CONFIG.str), &text)
+                    });
+                    made.map_err(shim_failed)?;
+                    derived
+                }
+            };
+            let make = match how {
+                Creation::Create => Make::Create,
+                // A terminal gets its size between create and start, so
+                // that the process sees it from its first instruction.
+                Creation::Run if terminal => Make::Create,
+                Creation::Run => Make::Run,
+                Creation::Restore(image) => Make::Restore(image),
+            };
+            let mut options = ShimOptions::init(spec, &runtime, &bundle, make);
+            options.oom_score_adj = self.cfg.shim_oom_score_adj;
+            self.fx
+                .spawn_shim(&self.cfg.shim, &proc, &options)
+                .map_err(shim_failed)
+        })();
+        let spawned = match made {
             Ok(s) => s,
             Err(e) => {
-                let _ = self.state.remove(&spec.id);
-                return Err(io_refusal("cannot start the shim", &e));
+                let _ = self.remove_state(&spec.id);
+                return Err(e);
             }
         };
         let next = match how {
@@ -153,6 +178,7 @@ impl<F: Effects> Daemon<F> {
             op: Some(Op::new(OpKind::Create { next }, client)),
             oom: None,
             sup: Default::default(),
+            image,
         };
         let Ok(r) = self.containers.insert(container) else {
             return Err(internal("container table full"));
@@ -238,7 +264,7 @@ impl<F: Effects> Daemon<F> {
         let Some(c) = self.containers.remove(r) else {
             return;
         };
-        let _ = self.state.remove(c.id());
+        let _ = self.remove_state(c.id());
         let not_created = Error::new(
             Code::NotFound,
             format!("container {} was not created", c.id()),

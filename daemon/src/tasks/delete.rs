@@ -1,6 +1,7 @@
 //! `delete`: `<runtime> delete --force ID` (which kills a live container),
-//! then, once its shims are gone too (the init's and every exec's), the
-//! state dir goes and the container leaves the table.
+//! then, once its shims are gone too (the init's and every exec's), an
+//! image rootfs is unmounted, the state dir goes and the container leaves
+//! the table.
 
 use crate::server::container::{Op, OpKind};
 use crate::server::lifecycle::Verb;
@@ -10,6 +11,7 @@ use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
 use crate::wire::event::Kind;
 use crate::wire::proto::Error;
+use nanoctr_shim::contract::container_dir;
 
 impl<F: Effects> Daemon<F> {
     pub(crate) fn delete(&mut self, client: Ref, id: &str, force: bool) -> Result<Outcome, Error> {
@@ -83,12 +85,26 @@ impl<F: Effects> Daemon<F> {
             return;
         };
         self.emit(c.id(), Kind::Delete, &[]);
-        let outcome = match self.state.remove(c.id()) {
+        let outcome = match self.remove_state(c.id()) {
             Ok(()) => Outcome::ok(&[]),
             Err(e) => Outcome::err(super::internal(format!(
                 "container deleted, but its state dir remains: {e}"
             ))),
         };
         self.answer(c.op.and_then(|op| op.client), outcome);
+    }
+
+    /// Removes a container's state dir: its record first (a daemon killed
+    /// from here on finds it half made, and finishes the job), then
+    /// whatever is mounted in it (an image rootfs), then the rest, so that
+    /// the removal never reaches through a mount.
+    pub(crate) fn remove_state(&mut self, id: &str) -> std::io::Result<()> {
+        let dir = self.state.container(id);
+        match std::fs::remove_file(dir.join(container_dir::RECORD.str)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        self.fx.unmount_rootfs(&dir)?;
+        self.state.remove(id)
     }
 }

@@ -144,6 +144,10 @@ impl<F: Effects> Daemon<F> {
             pairs.push(("exit", exit));
         }
         pairs.push(("runtime", &runtime));
+        let rootfs = c.image.as_ref().map(|i| format!("image:{}", i.fs.name()));
+        if let Some(rootfs) = &rootfs {
+            pairs.push(("rootfs", rootfs));
+        }
         let policy = c.spec.restart.as_string();
         let restarts = c.sup.restarts.to_string();
         if c.spec.restart != crate::wire::restart::Restart::No {

@@ -145,4 +145,4 @@ impl<F: Effects> Daemon<F> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -138,6 +138,16 @@ impl<F: Effects> Daemon<F> {
             true => derived,
             false => PathBuf::from(&c.spec.bundle),
         };
+        // Its image rootfs stays mounted across restarts; one that went
+        // missing is mounted again first.
+        if let Some(image) = &c.image {
+            let overlay = c.spec.overlay.as_ref();
+            let overlay = overlay.unwrap_or(&crate::wire::overlay::Overlay::DEFAULT);
+            if let Err(e) = self.fx.mount_rootfs(&dir, image, overlay) {
+                let e = crate::rootfs::refusal(image, &e);
+                return self.respawn_failed(r, &e);
+            }
+        }
         let terminal = c.init.terminal;
         let make = if terminal { Make::Create } else { Make::Run };
         let mut options = ShimOptions::init(&c.spec, &c.runtime, &bundle, make);

@@ -495,3 +495,171 @@ fn a_restart_policy_makes_the_container_again() {
     assert_eq!(rig.state("a", "pid"), "43");
     assert_eq!(rig.state("a", "restarts"), "1");
 }
+
+/// A bundle beside the rig's whose `root.path` is a (fake) squashfs
+/// image: its magic is all the daemon reads of it.
+pub(crate) fn image_bundle(rig: &Rig) -> std::path::PathBuf {
+    let bundle = rig.bundle.with_file_name("image-bundle");
+    std::fs::create_dir_all(&bundle).unwrap();
+    std::fs::write(bundle.join("root.img"), b"hsqs and then some").unwrap();
+    std::fs::write(
+        bundle.join("config.json"),
+        br#"{"ociVersion":"1.0.2","process":{"terminal":false,"args":["sh"],"cwd":"/"},"root":{"path":"root.img"}}"#,
+    )
+    .unwrap();
+    bundle
+}
+
+#[test]
+fn an_image_rootfs_is_mounted_before_the_shim_and_unmounted_after_delete() {
+    let mut rig = Rig::new("image");
+    let bundle = image_bundle(&rig);
+    rig.send(&format!("create i {} overlay-size=8m", bundle.display()));
+    rig.settle();
+    let dir = rig.d.state.container("i");
+    let image = format!("squashfs:{}", bundle.join("root.img").display());
+    let at = |e: &Effect| rig.d.fx.done.iter().position(|x| x == e).unwrap();
+    let mount = Effect::Mount {
+        dir: dir.clone(),
+        image: image.clone(),
+    };
+    let shim = rig
+        .d
+        .fx
+        .done
+        .iter()
+        .position(|e| matches!(e, Effect::Shim { .. }));
+    assert!(at(&mount) < shim.unwrap(), "{:?}", rig.d.fx.done);
+    // The runtime gets a derived bundle whose root is the mount; the
+    // bundle is as it was.
+    let derived = std::fs::read_to_string(dir.join("bundle/config.json")).unwrap();
+    let root = format!("\"path\":\"{}\"", dir.join("rootfs").display());
+    assert!(derived.contains(&root), "{derived}");
+    assert!(std::fs::read_to_string(bundle.join("config.json"))
+        .unwrap()
+        .contains("root.img"));
+    let record = std::fs::read_to_string(dir.join("container")).unwrap();
+    assert!(
+        record.contains(&format!("image={image}")) && record.contains("overlay-size=8388608"),
+        "{record}"
+    );
+    rig.d.fx.shim().created(42);
+    assert_eq!(rig.answer(), ["OK pid=42"]);
+    assert_eq!(rig.state("i", "rootfs"), "image:squashfs");
+    rig.d.fx.shim().exit(0);
+    rig.settle();
+    rig.send("delete i");
+    rig.settle();
+    let unmount = Effect::Unmount { dir: dir.clone() };
+    assert!(
+        !rig.d.fx.done.contains(&unmount),
+        "not before the runtime's delete"
+    );
+    rig.call_ends("delete --force i", 0);
+    assert_eq!(rig.answer(), ["OK"]);
+    assert!(rig.d.fx.done.contains(&unmount));
+    assert!(!dir.exists());
+}
+
+#[test]
+fn an_image_that_cannot_be_mounted_leaves_nothing() {
+    let mut rig = Rig::new("imagebad");
+    let bundle = image_bundle(&rig);
+    rig.d.fx.faults.push(Fault::Mount);
+    let answer = rig.ask(&format!("run i {}", bundle.display()));
+    assert!(
+        answer.starts_with("ERR invalid cannot mount squashfs image"),
+        "{answer}"
+    );
+    assert!(rig.d.fx.shims.is_empty(), "no shim was started");
+    assert!(!rig.d.state.container("i").exists());
+    assert!(rig.d.fx.done.contains(&Effect::Unmount {
+        dir: rig.d.state.container("i")
+    }));
+    // A runtime that fails the create: unmounted once it has deleted it.
+    rig.send(&format!("run j {}", bundle.display()));
+    rig.settle();
+    rig.d.fx.shim().say("failed run 1");
+    rig.settle();
+    let unmount = Effect::Unmount {
+        dir: rig.d.state.container("j"),
+    };
+    assert!(!rig.d.fx.done.contains(&unmount));
+    rig.call_ends("delete --force j", 0);
+    assert!(rig.answer().pop().unwrap().starts_with("ERR runtime"));
+    assert!(rig.d.fx.done.contains(&unmount));
+    assert!(!rig.d.state.container("j").exists());
+}
+
+#[test]
+fn overlay_options_are_for_images() {
+    let mut rig = Rig::new("overlayopts");
+    let answer = rig.ask(&format!("create d {} overlay=none", rig.bundle.display()));
+    assert!(
+        answer.starts_with("ERR invalid overlay= is for a bundle whose root.path is an image"),
+        "{answer}"
+    );
+    let bundle = image_bundle(&rig);
+    let inside = rig.d.state.root().join("upper");
+    let answer = rig.ask(&format!(
+        "create d {} overlay={}",
+        bundle.display(),
+        inside.display()
+    ));
+    assert!(answer.starts_with("ERR denied"), "{answer}");
+    std::fs::write(bundle.join("root.img"), b"not an image at all").unwrap();
+    let answer = rig.ask(&format!("create d {}", bundle.display()));
+    assert!(answer.starts_with("ERR invalid root.path"), "{answer}");
+    assert!(answer.contains("no squashfs or erofs"), "{answer}");
+    assert!(!rig
+        .d
+        .fx
+        .done
+        .iter()
+        .any(|e| matches!(e, Effect::Mount { .. })));
+}
+
+#[test]
+fn a_restart_mounts_the_image_again_before_its_shim() {
+    let mut rig = Rig::new("imagerestart");
+    let bundle = image_bundle(&rig);
+    rig.send(&format!("run a {} restart=always", bundle.display()));
+    rig.settle();
+    rig.d.fx.shim().say("created 42");
+    rig.d.fx.shim().reply("started");
+    assert_eq!(rig.answer(), ["OK pid=42"]);
+    rig.d.fx.done.clear();
+    rig.d.fx.shim().exit(1);
+    for _ in 0..100 {
+        if rig
+            .d
+            .fx
+            .calls()
+            .iter()
+            .any(|(_, a)| a == "delete --force a")
+        {
+            break;
+        }
+        rig.settle();
+    }
+    rig.call_ends("delete --force a", 0);
+    let mount = rig
+        .d
+        .fx
+        .done
+        .iter()
+        .position(|e| matches!(e, Effect::Mount { .. }));
+    let shim = rig
+        .d
+        .fx
+        .done
+        .iter()
+        .position(|e| matches!(e, Effect::Shim { .. }));
+    assert!(mount.unwrap() < shim.unwrap(), "{:?}", rig.d.fx.done);
+    assert!(!rig
+        .d
+        .fx
+        .done
+        .iter()
+        .any(|e| matches!(e, Effect::Unmount { .. })));
+}

@@ -90,9 +90,12 @@ impl ExecSpec {
 }
 
 /// An exec process's name: the rules of an id; `init` is the container's
-/// own process, and `follow` would read as an option of `logs`.
+/// own process, `follow` would read as an option of `logs`, and the
+/// container's dir has other entries of its own (its derived bundle, an
+/// image rootfs's mount points).
 fn check_proc_name(proc: &str) -> Result<String, Error> {
-    if proc == super::INIT || proc == "follow" {
+    use nanoctr_shim::contract::container_dir::NOT_PROCESSES;
+    if proc == super::INIT || proc == "follow" || NOT_PROCESSES.iter().any(|n| n.str == proc) {
         return refuse(
             Code::Invalid,
             format!("{proc} cannot name an exec process: it is reserved"),

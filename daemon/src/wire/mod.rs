@@ -3,6 +3,7 @@
 pub mod checks;
 pub mod event;
 pub mod exec;
+pub mod overlay;
 pub mod proto;
 pub mod request;
 pub mod resources;

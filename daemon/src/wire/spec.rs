@@ -2,6 +2,7 @@
 //! (and of a `[container]` section), checked.
 
 use super::checks::{check_id, check_label, check_path, check_runtime};
+use super::overlay::Overlay;
 use super::proto::{refuse, Code, Error};
 use super::restart::Restart;
 
@@ -29,6 +30,9 @@ pub struct Spec {
     pub log_size: Option<u32>,
     /// What happens when it stops (`restart=POLICY`).
     pub restart: Restart,
+    /// The writable layer over an image rootfs (`overlay=`,
+    /// `overlay-size=`), when the request names one.
+    pub overlay: Option<Overlay>,
 }
 
 /// The console options `create` and `exec` share, `cols=N`, `rows=N` and
@@ -78,6 +82,7 @@ impl Spec {
             ..Spec::default()
         };
         let twice = |key: &str| Error::new(Code::Invalid, format!("{key} given twice"));
+        let (mut overlay, mut overlay_size) = (None, None);
         for opt in opts {
             let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
             if console_option(
@@ -101,6 +106,15 @@ impl Spec {
                     }
                 }
                 "interactive" if value.is_empty() => spec.interactive = true,
+                "overlay" | "overlay-size" => {
+                    let slot = match key {
+                        "overlay" => &mut overlay,
+                        _ => &mut overlay_size,
+                    };
+                    if slot.replace(value).is_some() {
+                        return Err(twice(key));
+                    }
+                }
                 "restart" => {
                     let policy = Restart::parse(value).map_err(|m| Error::new(Code::Invalid, m))?;
                     if std::mem::replace(&mut spec.restart, policy) != Restart::No {
@@ -132,6 +146,9 @@ impl Spec {
                         .push((check_label(name, value)?, value.to_string()));
                 }
             }
+        }
+        if overlay.is_some() || overlay_size.is_some() {
+            spec.overlay = Some(Overlay::parse(overlay, overlay_size)?);
         }
         if spec.terminal == Some(true)
             && (spec.stdin.is_some() || spec.stdout.is_some() || spec.stderr.is_some())
@@ -175,6 +192,9 @@ impl Spec {
         }
         if self.restart != Restart::No {
             words.push(format!("restart={}", self.restart.as_string()));
+        }
+        if let Some(o) = &self.overlay {
+            words.push(o.word());
         }
         for (k, v) in &self.labels {
             words.push(format!("label.{k}={}", quote(v)));

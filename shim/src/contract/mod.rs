@@ -18,6 +18,10 @@
 //!     container                     daemon: its record (written whole)
 //!     bundle/config.json            daemon: the runtime config, when create's options change the bundle's
 //!     checkpoint.log                runtime: its log of `checkpoint`
+//!     lower/                        daemon: an image rootfs, mounted read-only from a loop device
+//!     upper-tmpfs/                  daemon: the tmpfs of its writable layer (upper/, work/)
+//!     rootfs/                       daemon: the overlay of the two (or the image itself,
+//!                                   overlay=none): the derived bundle's root.path
 //!     init/                         daemon: the init process's dir; its shim works here
 //!     <proc>/                       daemon: an exec process's dir, the same files, and
 //!       exec                        daemon: its record
@@ -93,6 +97,14 @@ pub mod container_dir {
     pub const CHECKPOINT_LOG: Name = Name::new(c"checkpoint.log");
     /// The init's process dir; an exec's is named after it.
     pub const INIT: Name = Name::new(c"init");
+    /// An image rootfs's mount points (the daemon's): the image, the tmpfs
+    /// of its writable layer, and the overlay of both.
+    pub const LOWER: Name = Name::new(c"lower");
+    pub const UPPER_TMPFS: Name = Name::new(c"upper-tmpfs");
+    pub const ROOTFS: Name = Name::new(c"rootfs");
+    /// The names in a container's dir that are not a process dir: no exec
+    /// process may take one.
+    pub const NOT_PROCESSES: [Name; 4] = [BUNDLE, LOWER, UPPER_TMPFS, ROOTFS];
 }
 
 /// A process dir: where a shim works (its working directory).

@@ -226,3 +226,38 @@ fn an_exec_lost_or_never_made_while_the_daemon_was_down() {
     );
     assert!(rig.events("a", "y").is_empty());
 }
+
+#[test]
+fn a_kept_container_keeps_its_image_rootfs_and_a_half_made_one_loses_it() {
+    let mut rig = Rig::new("rimage");
+    let bundle = crate::tasks::tests::image_bundle(&rig);
+    rig.send(&format!("create live {}", bundle.display()));
+    rig.settle();
+    rig.d.fx.shim().created(42);
+    rig.answer();
+    // `gone`'s shim dies with the daemon, before the runtime made anything.
+    rig.send(&format!("create gone {}", bundle.display()));
+    rig.settle();
+    rig.d.fx.shim().vanish();
+    let (live, gone) = (rig.d.state.container("live"), rig.d.state.container("gone"));
+    let mut rig = rig.restart(|f| f.answers.push(says("live", "created")));
+    assert_eq!((rig.recovered.live, rig.recovered.cleaned), (1, 1));
+    assert!(rig
+        .d
+        .fx
+        .done
+        .iter()
+        .any(|e| matches!(e, Effect::Mount { dir, .. } if *dir == live)));
+    assert!(!rig
+        .d
+        .fx
+        .done
+        .contains(&Effect::Unmount { dir: live.clone() }));
+    assert!(rig
+        .d
+        .fx
+        .done
+        .contains(&Effect::Unmount { dir: gone.clone() }));
+    assert!(!gone.exists());
+    assert_eq!(rig.state("live", "rootfs"), "image:squashfs");
+}
