@@ -8,12 +8,13 @@
 # (`--features nanoctr/split`, two programs) in target/split/ is shown too
 # when there is one.
 #
-# Budgets (x86_64, stable): nanoctr at most 680 KiB, nanoctr-shim 16 KiB
-# (as shipped, without section headers: cross/build.sh); the split
-# build's nanoctrd 640 KiB (goal 512 KiB).
+# Budgets (x86_64, stable): nanoctr at most 916 KiB (image import is
+# about 230 KB of it), nanoctr-shim 16 KiB (as shipped, without section
+# headers: cross/build.sh); the split build's nanoctrd 660 KiB (goal 512
+# KiB).
 #
 # With --firmware (the firmware build, dist/firmware/TARGET/), per target:
-# the install at most 384 KiB (goal 256 KiB), the shim 16 KiB, and how far
+# the install at most 576 KiB (goal 256 KiB), the shim 16 KiB, and how far
 # each is from its goal.
 #
 # Usage: cross/sizes.sh [--dist | --firmware] [TARGET...]   (default: the
@@ -87,9 +88,10 @@ budget() { # file goal limit
 	fi
 }
 if [ "$top" = dist/firmware ]; then
-	# Per target: the install (nanoctr + shim) at most 384 KiB, goal 256
-	# KiB; the shim at most 16 KiB. No feature is on by default, so the
-	# install is all there is to cost.
+	# Per target: the install (nanoctr + shim) at most 576 KiB, goal 256
+	# KiB; the shim at most 16 KiB. The default features (zstd) are in:
+	# the install is all there is to cost. Image import (tar, gzip, zstd,
+	# sha256, the store) is about 210 KB of it.
 	for t in $targets; do
 		d=$(dir_of "$t")
 		if [ ! -f "$d/nanoctr" ] || [ ! -f "$d/nanoctr-shim" ]; then
@@ -98,9 +100,9 @@ if [ "$top" = dist/firmware ]; then
 		n=$(shipped "$d/nanoctr")
 		m=$(shipped "$d/nanoctr-shim")
 		i=$((n + m))
-		echo "$t: install $i bytes (nanoctr $n, shim $m); limit 393216, goal 262144: $((i - 262144)) over the goal"
-		if [ "$i" -gt 393216 ]; then
-			echo "sizes: $t: the install is over its 393216-byte budget" >&2
+		echo "$t: install $i bytes (nanoctr $n, shim $m); limit 589824, goal 262144: $((i - 262144)) over the goal"
+		if [ "$i" -gt 589824 ]; then
+			echo "sizes: $t: the install is over its 589824-byte budget" >&2
 			status=1
 		fi
 		budget "$d/nanoctr-shim" 16384 16384
@@ -108,7 +110,7 @@ if [ "$top" = dist/firmware ]; then
 	exit $status
 fi
 x86=$(dir_of x86_64-unknown-linux-musl)
-budget "$x86/nanoctr" 524288 696320
+budget "$x86/nanoctr" 524288 937984
 budget "$x86/nanoctr-shim" 16384 16384
-budget target/split/x86_64-unknown-linux-musl/release/nanoctrd 524288 655360
+budget target/split/x86_64-unknown-linux-musl/release/nanoctrd 524288 675840
 exit $status
