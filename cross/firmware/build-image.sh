@@ -6,11 +6,13 @@
 #
 #   sh cross/firmware/build-image.sh [aarch64|x86_64]     (default aarch64)
 #
-# Output: target/firmware/ARCH/{Image (bzImage on x86_64),initramfs.cpio.gz}.
+# Output: target/firmware/ARCH/{Image (bzImage on x86_64),initramfs.cpio.gz,
+# data.img} (data.img: the data disk, ext4).
 # Debian packages are downloaded once into target/firmware-cache/DEBARCH/;
 # a later build reuses them (a new version in the package lists replaces the
-# cached one). Needs apt, dpkg-deb, readelf, cpio and gzip; run as root the
-# first time for a foreign architecture (dpkg --add-architecture).
+# cached one). Needs apt, dpkg-deb, readelf, cpio, gzip, umoci and mkfs.ext4;
+# run as root the first time for a foreign architecture (dpkg
+# --add-architecture).
 set -eu
 arch=${1:-aarch64}
 case $arch in
@@ -108,9 +110,10 @@ mkdir -p "$cache" "$work/pkg" "$out"
 hostarch=$(dpkg --print-architecture)
 lookup "linux-image-$debarch:$debarch" "busybox-static:$debarch" "runc:$debarch" "busybox-static:$hostarch"
 
-# The kernel: Debian's, which has all this needs built in (PL011 and 8250
-# serial consoles, devtmpfs, cgroup2 with the memory and pids controllers,
-# namespaces, seccomp), so no modules go in the image.
+# The kernel: Debian's, which has most of what this needs built in (PL011
+# and 8250 serial consoles, devtmpfs, cgroup2 with the memory and pids
+# controllers, namespaces, seccomp); the data disk's driver and ext4 are
+# modules (below).
 kpkg=$(field "linux-image-$debarch:$debarch" 3 | sed -n 's/^\(linux-image-[^ ,:]*\).*/\1/p')
 [ -n "$kpkg" ] || die "cannot tell which kernel linux-image-$debarch depends on"
 runcdeps=$(field "runc:$debarch" 3 | tr ',' '\n' | sed 's/|.*//; s/(.*//; s/:any//; s/[[:space:]]//g' | grep .)
@@ -124,6 +127,77 @@ if [ ! -s "$kimage" ]; then
 	mv "$work"/boot/vmlinuz-* "$kimage"
 fi
 cp "$kimage" "$out/$kernel"
+
+# Kernel modules for the data disk: virtio's block driver on the board's
+# virtio transport (virtio-mmio on the aarch64 virt board, PCI on a PC),
+# and ext4. crc32c_generic is what ext4 and jbd2 ask for by their softdep
+# (`pre: crypto-crc32c`, its alias): ext4 checksums its metadata with it.
+# The package has no modules.dep (its postinst runs depmod), so each
+# module's own dependencies (`depends=` in its .modinfo section) are
+# followed; the needed files are unpacked once into the cache.
+case $arch in
+aarch64) kmodules="virtio_mmio virtio_blk crc32c_generic ext4" ;;
+x86_64) kmodules="virtio_pci virtio_blk crc32c_generic ext4" ;;
+esac
+kver=${kpkg#linux-image-}
+mcache=$cache/$(basename "$kdeb" .deb).modules
+mroot=$mcache/lib/modules/$kver
+# Unpacks these files (paths under lib/modules/KVER) from the kernel
+# package into the cache, those not there yet: one pass over the package.
+unpack_modules() {
+	list=
+	for p in "$@"; do
+		[ -e "$mroot/$p" ] || list="$list ./lib/modules/$kver/$p"
+	done
+	[ -n "$list" ] || return 0
+	say "unpacking$list from $(basename "$kdeb")"
+	mkdir -p "$mcache"
+	# shellcheck disable=SC2086 # one word per file
+	dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$mcache" $list ||
+		die "$(basename "$kdeb") lacks one of:$list"
+}
+# A field of a module's .modinfo (depends, softdep, alias), one value a line.
+modfield() {
+	readelf -p .modinfo "$1" | sed -n "s/^ *\[ *[0-9a-f]*\] *$2=//p"
+}
+# The path of module NAME under lib/modules/KVER ('-' and '_' are one).
+modpath() {
+	awk -v n="$1" '{ f = $0; sub(/.*\//, "", f); sub(/\.ko$/, "", f); gsub(/-/, "_", f)
+		if (f == n) { print; exit } }' "$2"
+}
+unpack_modules modules.order modules.builtin
+mods=''
+todo=$kmodules
+while [ -n "$todo" ]; do
+	paths=''
+	next=''
+	for m in $todo; do
+		[ -n "$(modpath "$m" "$mroot/modules.builtin")" ] && continue
+		p=$(modpath "$m" "$mroot/modules.order")
+		[ -n "$p" ] || die "no module $m in $(basename "$kdeb")"
+		paths="$paths $p"
+	done
+	# shellcheck disable=SC2086 # one word per file
+	unpack_modules $paths
+	for p in $paths; do
+		mods="$mods $p"
+		for d in $(modfield "$mroot/$p" depends | tr ',' ' '); do
+			case " $todo $next $(for q in $mods; do basename "$q" .ko; done | tr '\n' ' ') " in
+			*" $d "*) ;;
+			*) next="$next $d" ;;
+			esac
+		done
+	done
+	todo=$next
+done
+# Every softdep of theirs is one of them (by name or alias) or built in.
+names=$(for p in $mods; do basename "$p" .ko | tr - _; modfield "$mroot/$p" alias; done)
+for p in $mods; do
+	for d in $(modfield "$mroot/$p" softdep | sed 's/^pre://; s/post:.*//'); do
+		echo "$names" | grep -qx "$d" || [ -n "$(modpath "$d" "$mroot/modules.builtin")" ] ||
+			die "$(basename "$p") wants $d first (softdep), which none of $kmodules is"
+	done
+done
 
 # busybox, runc, and the packages runc's shared libraries come from.
 bbdeb=$(fetch busybox-static)
@@ -212,7 +286,115 @@ while [ -n "$todo" ]; do
 	todo=$next
 done
 
+# The data disk's modules, a modules.dep for them (busybox depmod), and
+# /etc/modules, which rcS loads in order with modprobe.
+for p in $mods; do
+	install -D -m 0644 "$mroot/$p" "$stage/lib/modules/$kver/$p"
+done
+"$hostbb" depmod -b "$stage" "$kver"
+for m in $kmodules; do
+	[ -n "$(modpath "$m" "$mroot/modules.builtin")" ] || echo "$m"
+done >"$stage/etc/modules"
+
 # --- The initramfs ---
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip >"$out/initramfs.cpio.gz"
+
+# --- The data disk ---
+# data.img, an ext4 file system the board mounts on /data (rcS), with what
+# run.py's power-cut test imports: an OCI image layout made by umoci
+# (image/, one image, tag web) in four layers: the demo's busybox rootfs;
+# a few small files; BLOBS_MB files of 1 MiB of random bytes (incompressible,
+# so an import takes seconds under qemu); a whiteout of one of the small
+# files and a change to another. manifest is what a bundle's rootfs made
+# from it must hold, as list-tree prints it, made from `umoci unpack` of the
+# image; watch-import says when an import's layers and bundle appear;
+# bundles/ is where the bundles go.
+say "the data disk"
+blobs=${BLOBS_MB:-20}
+mkfs=$(PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4) || die "mkfs.ext4 is missing (sh cross/firmware/setup.sh installs e2fsprogs)"
+command -v umoci >/dev/null || die "umoci is missing (sh cross/firmware/setup.sh installs it)"
+data=$work/data
+layout=$data/image
+ob=$work/oci-bundle
+rootless=
+[ "$(id -u)" = 0 ] || rootless=--rootless
+mkdir -p "$data/bundles"
+cat >"$data/list-tree" <<'EOF_LIST'
+#!/bin/sh
+# list-tree DIR: every entry under DIR, one a line, sorted: `d PATH` for a
+# directory, `s SIZE PATH` and `f SHA256  PATH` for a file, `l 'PATH' ->
+# 'TARGET'` for a symlink, `o PATH` for anything else; PATHs start with
+# `./`. Only busybox's applets (BUSYBOX, default busybox), so the build
+# machine and the board list a tree alike.
+set -e
+bb=${BUSYBOX:-busybox}
+cd "$1"
+{
+	"$bb" find . -type d | "$bb" sed 's/^/d /'
+	"$bb" find . -type f -exec "$bb" stat -c 's %s %n' {} +
+	"$bb" find . -type f -exec "$bb" sha256sum {} + | "$bb" sed 's/^/f /'
+	"$bb" find . -type l -exec "$bb" stat -c 'l %N' {} +
+	"$bb" find . ! -type d ! -type f ! -type l | "$bb" sed 's/^/o /'
+} | LC_ALL=C "$bb" sort
+EOF_LIST
+cat >"$data/watch-import" <<'EOF_WATCH'
+#!/bin/sh
+# watch-import BUNDLE HEX...: prints `@@IN UPTIME HEX` once the image
+# store has layer HEX (/data/images/layers/HEX), for each HEX in turn, then
+# `@@IN UPTIME bundle` once BUNDLE exists: where an import is. It polls
+# every 20 ms with the shell's builtins alone (no process per poll, so it
+# takes little from the import it watches), and gives up after 120 s.
+b=$1
+shift
+f=/tmp/watch-import.$$
+mkfifo "$f" || exit 1
+n=0
+for w in "$@" bundle; do
+	p=/data/images/layers/$w
+	[ "$w" = bundle ] && p=$b
+	until [ -e "$p" ]; do
+		n=$((n + 1))
+		[ $n -le 6000 ] || break 2
+		# shellcheck disable=SC3045 # busybox ash: -t takes fractions
+		read -r -t 0.02 _ <>"$f"
+	done
+	read -r up _ </proc/uptime
+	echo "@@IN $up $w"
+done
+rm -f "$f"
+EOF_WATCH
+umoci init --layout "$layout"
+umoci new --image "$layout:web"
+umoci config --image "$layout:web" --no-history --os linux --architecture "$debarch"
+umoci unpack $rootless --image "$layout:web" "$ob" >/dev/null
+cp -a "$stage/srv/containers/demo/rootfs/." "$ob/rootfs/"
+umoci repack --refresh-bundle --image "$layout:web" "$ob"
+mkdir -p "$ob/rootfs/srv/web/blobs"
+echo "hello from the data disk" >"$ob/rootfs/srv/web/index.html"
+echo "mode=first" >"$ob/rootfs/srv/web/web.conf"
+echo "removed by the last layer" >"$ob/rootfs/srv/web/old.html"
+umoci repack --refresh-bundle --image "$layout:web" "$ob"
+i=0
+while [ "$i" -lt "$blobs" ]; do
+	i=$((i + 1))
+	head -c 1048576 /dev/urandom >"$ob/rootfs/srv/web/blobs/blob-$i"
+done
+umoci repack --refresh-bundle --image "$layout:web" "$ob"
+rm "$ob/rootfs/srv/web/old.html"
+echo "mode=last" >"$ob/rootfs/srv/web/web.conf"
+umoci repack --refresh-bundle --image "$layout:web" "$ob"
+# shellcheck disable=SC2016 # the container's shell expands it
+umoci config --image "$layout:web" --config.env PATH=/bin --config.workingdir /srv/web \
+	--config.entrypoint /bin/sh --config.entrypoint -c \
+	--config.entrypoint 'echo "web up: $(cat index.html) $(cat web.conf) $(ls blobs | wc -l) blobs"'
+umoci gc --layout "$layout"
+rm -rf "$ob"
+umoci unpack $rootless --image "$layout:web" "$ob" >/dev/null
+BUSYBOX=$hostbb "$hostbb" sh "$data/list-tree" "$ob/rootfs" >"$data/manifest"
+rm -rf "$ob" "$out/data.img"
+"$mkfs" -q -F -t ext4 -L data -b 4096 -N 8192 -E lazy_itable_init=0,lazy_journal_init=0 \
+	-d "$data" "$out/data.img" 256M >/dev/null
+
 say "$out/$kernel $(wc -c <"$out/$kernel") bytes"
 say "$out/initramfs.cpio.gz $(wc -c <"$out/initramfs.cpio.gz") bytes ($(du -sk "$stage" | cut -f1) KiB unpacked)"
+say "$out/data.img $(du -k --apparent-size "$out/data.img" | cut -f1) KiB ($(du -sk "$data" | cut -f1) KiB of files: image/ $(du -sk "$layout" | cut -f1) KiB, $(grep -c '^f ' "$data/manifest") files in its rootfs)"

@@ -3,7 +3,8 @@
 qemu-system and tests it through its serial console, as a person at the
 board's serial port would.
 
-    python3 cross/firmware/run.py [--arch aarch64|x86_64] [--timeout 180]
+    python3 cross/firmware/run.py [--arch aarch64|x86_64] [--timeout 240]
+                                  [--rounds 3] [--seed N]
 
 The console is a qemu chardev on a unix socket; the image's inittab runs a
 shell there. Each command is sent as one line, wrapped between two echo
@@ -15,16 +16,24 @@ comes back with it.
 Checks: nanoctrd came up from inittab; the container its configuration
 declares is running; `nanoctr run` of a second container and its output;
 `stats` on cgroup v2 and an `oom` event; nanoctrd killed with SIGKILL and
-respawned by init still knows both; `poweroff -f` ends qemu. Prints PASS or
-FAIL for each, and when the daemon and the first container output came, in
-seconds since the guest's kernel started (/proc/uptime). Exits 1 if any
-check failed. Everything is bounded (--timeout overall, and each step);
-qemu is always killed at the end. The whole console transcript is kept in
+respawned by init still knows both; `nanoctr import` of the OCI image on
+the data disk (a copy of target/firmware/ARCH/data.img, so every run starts
+from the built disk), after an import killed by SIGKILL, and the bundle
+run; --rounds power cuts (QMP system_reset) during an import, at seeded
+random points, each followed by a check of what the next boot finds (no
+bundle or the whole one; the store's tmp/ emptied; a fresh import whole and
+running); `poweroff -f` ends qemu. Prints PASS or FAIL for each, and when
+the daemon and the first container output came, in seconds since the
+guest's kernel started (/proc/uptime). Exits 1 if any check failed.
+Everything is bounded (--timeout overall, and each step); qemu is always
+killed at the end. The whole console transcript is kept in
 target/firmware/ARCH/console.log.
 """
 
 import argparse
+import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -42,12 +51,15 @@ ARCHES = {
         "machine": ["-M", "virt", "-cpu", "cortex-a53"],
         "kernel": "Image",
         "console": "ttyAMA0",
+        # The virt board's virtio transport: virtio-mmio.
+        "disk": "virtio-blk-device",
     },
     "x86_64": {
         "qemu": "qemu-system-x86_64",
         "machine": ["-M", "pc"],
         "kernel": "bzImage",
         "console": "ttyS0",
+        "disk": "virtio-blk-pci",
     },
 }
 
@@ -111,6 +123,20 @@ class Console:
                     raise Timeout(f"no {pattern!r} on the console ({why})")
                 self.cond.wait(left)
 
+    def wait_shell(self, start=0, timeout=90):
+        """Waits for the console shell of a boot whose output starts at
+        start, until it answers."""
+        self.expect(r"built-in shell \(ash\)", timeout, start)
+        for _ in range(10):
+            at = self.mark()
+            self.send("echo @@READY-$((40+2))@@")
+            try:
+                self.expect("@@READY-42@@", 3, at)
+                return
+            except Timeout:
+                continue
+        raise Timeout("the console shell does not answer")
+
     def mark(self):
         with self.cond:
             return len(self.text)
@@ -124,6 +150,53 @@ class Console:
         begin = self.expect(f"@@B{n}@@\n", timeout, start)
         end = self.expect(f"@@E{n}:(\\d+)@@", timeout, begin.end())
         return int(end.group(1)), self.text[begin.end() : end.start()]
+
+
+class Qmp:
+    """qemu's machine protocol (QMP) on a unix socket: commands, one at a
+    time, and their answers (events in between are skipped)."""
+
+    def __init__(self, path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.f = self.sock.makefile("rwb")
+        self._read()  # the greeting
+        self.cmd("qmp_capabilities")
+
+    def _read(self):
+        line = self.f.readline()
+        if not line:
+            raise OSError("qemu closed its QMP socket")
+        return json.loads(line)
+
+    def cmd(self, name, **arguments):
+        msg = {"execute": name}
+        if arguments:
+            msg["arguments"] = arguments
+        self.f.write(json.dumps(msg).encode() + b"\n")
+        self.f.flush()
+        while True:
+            answer = self._read()
+            if "return" in answer:
+                return answer["return"]
+            if "error" in answer:
+                raise OSError(f"QMP {name}: {answer['error'].get('desc', answer['error'])}")
+
+    def power_cut(self):
+        """A hard reset of the machine, as a power cut is to the guest:
+        what its kernel had not written to the disk is lost. -no-reboot
+        makes qemu end on any reset, so resets are resets until booted():
+        a PC's BIOS resets the machine once more as it starts again."""
+        self.cmd("set-action", reboot="reset")
+        self.cmd("system_reset")
+
+    def booted(self):
+        """-no-reboot's rule again: a reset (a panic, panic=-1) ends qemu."""
+        self.cmd("set-action", reboot="shutdown")
+
+    def close(self):
+        self.sock.close()
 
 
 def find_qemu(name):
@@ -149,8 +222,11 @@ def uptime(text, key):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", choices=sorted(ARCHES), default="aarch64")
-    ap.add_argument("--image", help="directory with the kernel and initramfs.cpio.gz (default target/firmware/ARCH)")
-    ap.add_argument("--timeout", type=float, default=180, help="seconds for everything (default 180)")
+    ap.add_argument("--image", help="directory with the kernel, initramfs.cpio.gz and data.img (default target/firmware/ARCH)")
+    ap.add_argument("--timeout", type=float, default=240, help="seconds for everything (default 240)")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="power cuts during an import (default 3; 0: no import and power-cut checks)")
+    ap.add_argument("--seed", type=int, help="for the points of the power cuts (default: from the clock; printed)")
     ap.add_argument("--memory", default="256M", help="guest memory (default 256M)")
     ap.add_argument("--qemu", help="the qemu-system binary (default: from PATH, or where setup.sh unpacked it)")
     ap.add_argument("-v", "--verbose", action="store_true", help="copy the console to stderr as it comes")
@@ -160,7 +236,8 @@ def main():
     image = args.image or os.path.join(TOP, "target", "firmware", args.arch)
     kernel = os.path.join(image, spec["kernel"])
     initrd = os.path.join(image, "initramfs.cpio.gz")
-    for f in (kernel, initrd):
+    disk_image = os.path.join(image, "data.img")
+    for f in (kernel, initrd, disk_image):
         if not os.path.exists(f):
             sys.exit(f"run.py: no {f} (sh cross/firmware/build-image.sh {args.arch})")
     qemu, qemu_data = (args.qemu, []) if args.qemu else find_qemu(spec["qemu"])
@@ -169,6 +246,10 @@ def main():
     deadline = started + args.timeout
     tmp = tempfile.mkdtemp(prefix="nanoctr-fw-")
     sock_path = os.path.join(tmp, "console.sock")
+    qmp_path = os.path.join(tmp, "qmp.sock")
+    # The data disk: a copy of the built one, so every run starts from it.
+    disk = os.path.join(tmp, "data.img")
+    subprocess.run(["cp", "--sparse=always", disk_image, disk], check=True)
     log_path = os.path.join(image, "console.log")
     qemu_log = open(os.path.join(image, "qemu.log"), "wb")
     cmd = [qemu, *qemu_data, *spec["machine"], "-m", args.memory, "-nographic", "-monitor", "none",
@@ -178,7 +259,10 @@ def main():
            # one) would land in the middle of the shell's output.
            "-append", f"console={spec['console']} quiet loglevel=3 panic=-1",
            "-chardev", f"socket,id=ser0,path={sock_path},server=on,wait=on",
-           "-serial", "chardev:ser0"]
+           "-serial", "chardev:ser0",
+           "-drive", f"file={disk},if=none,id=d0,format=raw", "-device", f"{spec['disk']},drive=d0",
+           # The power cuts: system_reset through QMP.
+           "-qmp", f"unix:{qmp_path},server=on,wait=off"]
     print("run.py: " + " ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT)
 
@@ -193,6 +277,7 @@ def main():
 
     con = None
     log = None
+    cuts = None
     shell_ready = hello_polls = output_polls = None
     step = "starting qemu"
     try:
@@ -210,16 +295,7 @@ def main():
 
         # The console shell starts with nanoctrd (both respawn lines).
         step = "booting to the console shell"
-        con.expect(r"built-in shell \(ash\)", 90)
-        for _ in range(10):
-            con.send("echo @@READY-$((40+2))@@")
-            try:
-                con.expect("@@READY-42@@", 3)
-                break
-            except Timeout:
-                continue
-        else:
-            raise Timeout("the console shell does not answer")
+        con.wait_shell()
         shell_ready = time.monotonic() - started
 
         step = "timing the daemon and the first container output"
@@ -313,8 +389,21 @@ def main():
               and ids.get("hello") == "stopped" and ids.get("hog") == "stopped",
               f"before {t_before} after {t_after}")
 
-        # 6. Power off.
-        step = "check 6 (poweroff)"
+        # 6. and 7. nanoctr import onto the data disk, and power cuts during
+        # imports.
+        if args.rounds > 0:
+            step = "the import checks"
+            seed = args.seed if args.seed is not None else int(time.time() * 1000) % 1_000_000
+            print(f"run.py: power cuts: {args.rounds} rounds, --seed {seed}", flush=True)
+
+            def set_step(text):
+                nonlocal step
+                step = text
+
+            cuts = import_checks(con, qmp_path, check, args.rounds, random.Random(seed), set_step)
+
+        # 8. Power off.
+        step = "check 8 (poweroff)"
         con.send("poweroff -f")
         try:
             proc.wait(timeout=max(1, min(30, deadline - time.monotonic())))
@@ -326,7 +415,8 @@ def main():
         if con is not None and not con.closed:
             try:  # what the guest can still say about it, into the transcript
                 con.deadline = time.monotonic() + 10
-                con.sh("nanoctr list; tail -n 5 /run/nanoctr/*/*/shim.log; dmesg | tail -n 10", timeout=8)
+                con.sh("nanoctr list; tail -n 5 /run/nanoctr/*/*/shim.log; dmesg | tail -n 10; "
+                       "ls -A /data/images/tmp /data/bundles; tail -n 5 /tmp/import.err", timeout=8)
             except Timeout:
                 pass
         if con is not None:
@@ -353,11 +443,248 @@ def main():
         print(f"  {name}: {value:.2f}{note}")
     if shell_ready is not None:
         print(f"  (host clock: qemu started to console shell answering: {shell_ready:.2f})")
+    if cuts is not None:
+        print(f"Imports (seconds, guest clock): {', '.join(f'{t:.2f}' for t in cuts['imports'])}")
+        for line in cuts["lines"]:
+            print(f"  {line}")
+        print(f"power cuts: {cuts['rounds']} rounds, {cuts['half']} half bundles, "
+              f"bundle absent after {cuts['absent']}, whole after {cuts['whole']}")
     failed = [r for r in results if not r[1]]
     print(f"run.py: {elapsed:.1f} s; the console's transcript is {log_path}")
     # The summary alone on its line, as test runners print theirs.
     print(f"{args.arch}: {len(results) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed or not results else 0
+
+
+# The import the power-cut checks interrupt, as a device runs it: the
+# image layout on the data disk, the store and the bundle there too.
+IMPORT = "nanoctr import --store /data/images /data/image /data/bundles/web"
+NOW = "$(cut -d' ' -f1 /proc/uptime)"
+
+
+def bundle_state(con):
+    """What /data/bundles/web is: ("absent", detail), ("whole", detail) or
+    ("half", what is wrong). Whole: its config.json parses and names the
+    rootfs and a process, and its rootfs lists (list-tree: every entry,
+    each file's size and sha256) as the image's manifest, made from
+    `umoci unpack` of the same image when the disk was built."""
+    rc, out = con.sh(
+        "b=/data/bundles/web; if [ -e $b ]; then "
+        "if sh /data/list-tree $b/rootfs >/tmp/got 2>&1 && cmp -s /data/manifest /tmp/got; "
+        "then echo rootfs=whole; else echo rootfs=differs; diff /data/manifest /tmp/got | grep '^[-+][^-+]' | head -n 8; fi; "
+        "echo @@CONFIG; cat $b/config.json; echo; echo @@CONFIG-END; else echo bundle=absent; fi; "
+        "echo others=$(ls -A /data/bundles | grep -vx web | tr '\\n' ' ')", timeout=120)
+    others = re.search(r"^others=(.*)$", out, re.M)
+    others = others.group(1).strip() if others else "?"
+    extra = f"; beside it in /data/bundles: {others}" if others else ""
+    if "bundle=absent" in out:
+        return ("absent" if not others else "half"), "absent" + extra
+    problems = []
+    if "rootfs=whole" not in out:
+        diff = out.split("rootfs=differs", 1)[-1].split("@@CONFIG", 1)[0]
+        problems.append("rootfs differs from the manifest: " + " | ".join(diff.split("\n")[:8]))
+    m = re.search(r"@@CONFIG\n(.*)\n@@CONFIG-END", out, re.S)
+    try:
+        config = json.loads(m.group(1)) if m else None
+        if not (config and config["root"]["path"] == "rootfs" and config["process"]["args"]):
+            problems.append("config.json names no rootfs or process")
+    except (ValueError, KeyError, TypeError) as e:
+        problems.append(f"config.json does not parse: {e}")
+    if others:
+        problems.append(f"beside it in /data/bundles: {others}")
+    return ("half", "; ".join(problems)) if problems else ("whole", "whole")
+
+
+def image_layers(con):
+    """The diff_ids (hex) of the image on the data disk, read from its
+    index, manifest and config."""
+    def blob(path):
+        rc, out = con.sh(f"cat {path}")
+        return json.loads(out)
+
+    try:
+        index = blob("/data/image/index.json")
+        manifest = blob("/data/image/blobs/sha256/" + index["manifests"][0]["digest"].split(":")[1])
+        config = blob("/data/image/blobs/sha256/" + manifest["config"]["digest"].split(":")[1])
+        return [d.split(":")[1] for d in config["rootfs"]["diff_ids"]]
+    except (ValueError, KeyError, IndexError) as e:
+        raise OSError(f"no image in /data/image (is the data disk mounted?): {e!r}") from e
+
+
+def watched(text, layers, start):
+    """What watch-import printed: when each layer was in the store and
+    when the bundle was there, relative to start (guest clock)."""
+    # Not anchored: a line can follow the shell's prompt.
+    seen = {name: float(t) - start for t, name in re.findall(r"@@IN ([0-9.]+) ([0-9a-f]{64}|bundle)\b", text)}
+    return [seen.get(h) for h in layers], seen.get("bundle")
+
+
+def where(text, layers):
+    """Where an import was, from watch-import's lines in text."""
+    ins, bundle = watched(text, layers, 0)
+    k = sum(t is not None for t in ins)
+    if bundle is not None:
+        return "its bundle renamed into place"
+    if k == len(layers):
+        return "composing the bundle"
+    return f"writing layer {k + 1}/{len(layers)}"
+
+
+def import_and_run(con, cid, watch, layers):
+    """A whole import into /data/bundles/web, then the bundle run as cid.
+    Returns (ok, the import's duration in s, the part of it after its
+    last layer was in the store, detail)."""
+    rc, out = con.sh(
+        f"{watch} & w=$!; echo tmp-before=$(ls -A /data/images/tmp | wc -l); s={NOW}; "
+        f"{IMPORT} >/tmp/import.out 2>/tmp/import.err; r=$?; e={NOW}; "
+        "if [ $r = 0 ]; then wait $w; else kill $w; fi; "
+        "echo import=$r start=$s end=$e tmp-after=$(ls -A /data/images/tmp | wc -l); "
+        "cat /tmp/import.out; tail -n 3 /tmp/import.err", timeout=240)
+    start, end = uptime(out, "start"), uptime(out, "end")
+    took = end - start if start is not None and end is not None else None
+    tail = None
+    phases = ""
+    if took is not None:
+        ins, bundle = watched(out, layers, start)
+        if ins and ins[-1] is not None:
+            tail = took - ins[-1]
+        phases = (" (layers in the store at " + " ".join("?" if t is None else f"{t:.1f}" for t in ins)
+                  + f" s, bundle at {'?' if bundle is None else f'{bundle:.1f}'} s)")
+    summary = re.search(r"^OK bundle=\S+ digest=\S+ (.*)$", out, re.M)
+    ok = "import=0 " in out and summary is not None
+    detail = [f"import {'ok' if ok else 'FAILED'} in {took:.2f} s{phases}" if took is not None else "import ?",
+              summary.group(1) if summary else " ".join(out.split())[-200:]]
+    before, after = re.search(r"tmp-before=(\d+)", out), re.search(r"tmp-after=(\d+)", out)
+    detail.append(f"tmp: {before.group(1) if before else '?'} entries before, {after.group(1) if after else '?'} after")
+    if not after or after.group(1) != "0":
+        ok = False
+    state, why = bundle_state(con)
+    detail.append(f"bundle {why}")
+    ok = ok and state == "whole"
+    rc, out = con.sh(f"nanoctr run {cid} /data/bundles/web >/dev/null && nanoctr wait {cid} && nanoctr logs {cid}; "
+                     f"nanoctr delete {cid} >/dev/null", timeout=60)
+    ran = re.search(r"^web up: hello from the data disk mode=last \d+ blobs$", out, re.M)
+    detail.append(f"run: {ran.group(0) if ran else ' '.join(out.split())[-160:]}")
+    return ok and ran is not None, took, tail, "; ".join(detail)
+
+
+def import_checks(con, qmp_path, check, rounds, rng, set_step):
+    """nanoctr import onto the data disk (an import killed by SIGKILL, then
+    a whole one that runs), then `rounds` power cuts during an import and
+    what the next boot finds: no bundle or the whole one, nothing left in
+    the store's tmp/ once the daemon has started or the next import ran,
+    and a fresh import that is whole and runs. Each cut comes at a random
+    point: of the import's expected duration (the last import's), or, in
+    the last round of two or more, of the part after its last layer is in
+    the store (composing the bundle, renaming it into place)."""
+    cuts = {"rounds": 0, "half": 0, "absent": 0, "whole": 0, "imports": [], "lines": []}
+
+    set_step("import check (SIGKILL, then a whole import)")
+    layers = image_layers(con)
+    watch = "sh /data/watch-import /data/bundles/web " + " ".join(layers)
+    # An import killed while it writes the large layer (the one after
+    # the first two): its staging dir stays in the store's tmp/ for the
+    # next import to remove.
+    big = f"/data/images/layers/{layers[1]}" if len(layers) > 1 else "/"
+    rc, out = con.sh(
+        f"{IMPORT} >/dev/null 2>&1 & p=$!; i=0; "
+        f"until [ -d {big} ] && [ -n \"$(ls -A /data/images/tmp 2>/dev/null)\" ] || [ $i -ge 1000 ]; "
+        "do usleep 20000; i=$((i+1)); done; usleep 300000; kill -9 $p; wait $p; "
+        "echo left=$(ls -A /data/images/tmp | tr '\\n' ' '); echo bundle=$(ls -d /data/bundles/web 2>/dev/null)",
+        timeout=60)
+    left = re.search(r"^left=(.*)$", out, re.M)
+    left = left.group(1).split() if left else []
+    no_bundle = re.search(r"^bundle=$", out, re.M) is not None
+    ok, took, tail, detail = import_and_run(con, "web-0", watch, layers)
+    if took is not None:
+        cuts["imports"].append(took)
+    check(f"nanoctr import ({len(layers)} layers) after one killed by SIGKILL: its leftovers removed, "
+          "the bundle whole, and it runs",
+          ok and no_bundle and len(left) > 0,
+          f"the killed one left {' '.join(left) or 'nothing'} in tmp/ and {'no' if no_bundle else 'a'} bundle; "
+          + detail)
+    con.sh("rm -rf /data/bundles/web; sync", timeout=60)
+    expected = took or 10.0
+    tail = tail or 1.0
+
+    qmp = None
+    try:
+        for r in range(1, rounds + 1):
+            set_step(f"power cut {r}/{rounds}")
+            late = rounds >= 2 and r == rounds
+            if late:
+                frac = 1.2 * rng.random()
+                delay = frac * tail
+                aim = f"{frac:.2f} of the ~{tail:.2f} s after its last layer"
+            else:
+                # Stratified: round r cuts in the r-th part of 0.05 - 1.15
+                # of the expected duration; past its end the import may
+                # have returned.
+                n = rounds - 1 if rounds >= 2 else rounds
+                frac = 0.05 + 1.1 * (r - 1 + rng.random()) / n
+                delay = frac * expected
+                aim = f"{frac:.2f} of ~{expected:.2f} s"
+            if qmp is None:
+                qmp = Qmp(qmp_path)
+            begin = con.mark()
+            con.sh(f"{{ {watch} & w=$!; {IMPORT} >/dev/null 2>&1; echo @@IMPORTED-$(({r})):$?@@; kill $w; }} "
+                   "2>/dev/null & echo started")
+            started = time.monotonic()
+            if late:
+                con.expect(rf"@@IN [0-9.]+ {layers[-1]}\b", 3 * expected + 30, begin)
+                time.sleep(delay)
+            else:
+                time.sleep(max(0.0, delay - (time.monotonic() - started)))
+            mark = con.mark()
+            qmp.power_cut()
+            cut_at = time.monotonic() - started
+            before_cut = con.text[begin:mark]
+            returned = re.search(rf"@@IMPORTED-{r}:(\d+)@@", before_cut)
+            phase = f"after it returned {returned.group(1)}" if returned else where(before_cut, layers)
+            con.wait_shell(mark)
+            qmp.booted()
+            back = time.monotonic() - started - cut_at
+            # What the dead import left, before and after the daemon
+            # started (it empties the store's tmp/ at start).
+            rc, out = con.sh(
+                "echo at-shell=$(ls -A /data/images/tmp 2>/dev/null | tr '\\n' ' '); "
+                "until nanoctr hello >/dev/null 2>&1; do usleep 20000; done; "
+                "echo after-daemon=$(ls -A /data/images/tmp 2>/dev/null | tr '\\n' ' '); "
+                "echo layers=$(ls /data/images/layers 2>/dev/null | wc -l); "
+                "echo journal=$(dmesg | grep -c 'EXT4-fs (vda): recovery complete')", timeout=60)
+            at_shell = (re.search(r"^at-shell=(.*)$", out, re.M) or [None, "?"])[1].strip()
+            after_daemon = (re.search(r"^after-daemon=(.*)$", out, re.M) or [None, "?"])[1].strip()
+            stored = (re.search(r"^layers=(\d+)", out, re.M) or [None, "?"])[1]
+            replayed = re.search(r"^journal=[1-9]", out, re.M) is not None
+            removed = re.search(r"removed (\d+) entries a dead import left", con.text[mark:])
+            state, why = bundle_state(con)
+            cuts["rounds"] += 1
+            cuts[state] += 1
+            # An import that had returned 0 before the cut has made its
+            # bundle durably.
+            lost = returned is not None and returned.group(1) == "0" and state != "whole"
+            if state != "absent":
+                con.sh("rm -rf /data/bundles/web; sync", timeout=60)
+            ok, took, t, detail = import_and_run(con, f"web-{r}", watch, layers)
+            if took is not None:
+                cuts["imports"].append(took)
+                expected = took
+            tail = t or tail
+            line = (f"round {r}: cut {cut_at:.2f} s into the import ({aim}), {phase}; "
+                    f"shell back {back:.2f} s later, ext4 journal {'replayed' if replayed else 'clean'}; "
+                    f"{stored} layers in the store; tmp/ at the shell: "
+                    f"{at_shell or 'empty'}, once nanoctrd answered: {after_daemon or 'empty'}"
+                    + (f" (nanoctrd removed {removed.group(1)})" if removed else "")
+                    + f"; bundle {why}")
+            cuts["lines"].append(line)
+            check(f"power cut {r}/{rounds} during an import: no bundle or the whole one, "
+                  "tmp/ emptied, the next import whole and running",
+                  state != "half" and not lost and ok, line + "; next: " + detail)
+            con.sh("rm -rf /data/bundles/web; sync", timeout=60)
+    finally:
+        if qmp is not None:
+            qmp.close()
+    return cuts
 
 
 class Tee:

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what building and booting the firmware image needs on a Debian
-# build machine, when it is missing: cpio, and qemu-system for the image's
-# architecture (aarch64, the default, or x86_64). Does nothing when all is
-# there already. Run as root.
+# build machine, when it is missing: cpio, umoci (the OCI image on the data
+# disk), e2fsprogs (mkfs.ext4, the data disk), and qemu-system for the
+# image's architecture (aarch64, the default, or x86_64). Does nothing when
+# all is there already. Run as root.
 #
 #   sh cross/firmware/setup.sh [aarch64|x86_64]
 set -eu
@@ -35,6 +36,14 @@ install() {
 if ! command -v cpio >/dev/null; then
 	echo "setup: installing cpio"
 	install cpio
+fi
+if ! command -v umoci >/dev/null; then
+	echo "setup: installing umoci"
+	install umoci
+fi
+if ! PATH=$PATH:/usr/sbin:/sbin command -v mkfs.ext4 >/dev/null; then
+	echo "setup: installing e2fsprogs"
+	install e2fsprogs
 fi
 
 if command -v "$qemu" >/dev/null || [ -x "$private/usr/bin/$qemu" ]; then
