@@ -44,10 +44,6 @@ pub fn c(b: &[u8]) -> CString {
     CString::new(b).unwrap_or_default()
 }
 
-fn errno(e: Errno) -> std::io::Error {
-    std::io::Error::from_raw_os_error(e.raw_os_error())
-}
-
 /// An entry's path as components, refused when it could leave the layer.
 pub fn components<'p>(path: &'p [u8], what: &str) -> Result<Vec<&'p [u8]>> {
     let shown = String::from_utf8_lossy(path);
@@ -81,7 +77,7 @@ pub fn apply(
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| invalid(format!("{}: {}", dir.display(), errno(e))))?;
+    .map_err(|e| invalid(format!("{}: {}", dir.display(), crate::sys::io_error(e))))?;
     let mut layer = Layer {
         root,
         root_path: dir,
@@ -127,7 +123,7 @@ pub fn apply(
             invalid(format!(
                 "{}: setting times: {}",
                 String::from_utf8_lossy(rel),
-                errno(e)
+                crate::sys::io_error(e)
             ))
         })?;
     }
@@ -153,8 +149,12 @@ impl Layer<'_> {
     fn entry(&mut self, e: &Entry, tar: &mut tar::Reader, buf: &mut [u8]) -> Result<()> {
         let name = e.name();
         let comps = components(&e.path, "entry")?;
-        let fail =
-            |what: &str, err: Errno| invalid(format!("entry {name:?}: {what}: {}", errno(err)));
+        let fail = |what: &str, err: Errno| {
+            invalid(format!(
+                "entry {name:?}: {what}: {}",
+                crate::sys::io_error(err)
+            ))
+        };
         let Some((last, parents)) = comps.split_last() else {
             // The layer's root itself.
             if e.kind() != Kind::Dir {
@@ -309,14 +309,19 @@ impl Layer<'_> {
             Some(rfs::Gid::from_raw(e.gid)),
         )
         .map_err(|x| owner_error(name, e, x))?;
-        rfs::fchmod(fd, Mode::from_raw_mode(e.mode))
-            .map_err(|x| invalid(format!("entry {name:?}: mode {:o}: {}", e.mode, errno(x))))?;
+        rfs::fchmod(fd, Mode::from_raw_mode(e.mode)).map_err(|x| {
+            invalid(format!(
+                "entry {name:?}: mode {:o}: {}",
+                e.mode,
+                crate::sys::io_error(x)
+            ))
+        })?;
         for (k, v) in &e.xattrs {
             rfs::fsetxattr(fd, c(k).as_c_str(), v, rfs::XattrFlags::empty()).map_err(|x| {
                 invalid(format!(
                     "entry {name:?}: xattr {}: {}",
                     String::from_utf8_lossy(k),
-                    errno(x)
+                    crate::sys::io_error(x)
                 ))
             })?;
         }
@@ -342,8 +347,15 @@ impl Layer<'_> {
         )
         .map_err(|x| owner_error(&name, e, x))?;
         if chmod {
-            rfs::chmodat(parent, last, Mode::from_raw_mode(e.mode), AtFlags::empty())
-                .map_err(|x| invalid(format!("entry {name:?}: mode {:o}: {}", e.mode, errno(x))))?;
+            rfs::chmodat(parent, last, Mode::from_raw_mode(e.mode), AtFlags::empty()).map_err(
+                |x| {
+                    invalid(format!(
+                        "entry {name:?}: mode {:o}: {}",
+                        e.mode,
+                        crate::sys::io_error(x)
+                    ))
+                },
+            )?;
         }
         if !e.xattrs.is_empty() {
             let path = c(below(self.root_path, rel).as_os_str().as_encoded_bytes());
@@ -354,11 +366,20 @@ impl Layer<'_> {
                     v,
                     rfs::XattrFlags::empty(),
                 )
-                .map_err(|x| invalid(format!("entry {name:?}: xattr: {}", errno(x))))?;
+                .map_err(|x| {
+                    invalid(format!(
+                        "entry {name:?}: xattr: {}",
+                        crate::sys::io_error(x)
+                    ))
+                })?;
             }
         }
-        rfs::utimensat(parent, last, &stamps(e.mtime), AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|x| invalid(format!("entry {name:?}: setting times: {}", errno(x))))?;
+        rfs::utimensat(parent, last, &stamps(e.mtime), AtFlags::SYMLINK_NOFOLLOW).map_err(|x| {
+            invalid(format!(
+                "entry {name:?}: setting times: {}",
+                crate::sys::io_error(x)
+            ))
+        })?;
         Ok(())
     }
 
@@ -385,17 +406,23 @@ impl Layer<'_> {
                     rfs::mkdirat(&fd, cc.as_c_str(), Mode::from_raw_mode(0o755)).map_err(|x| {
                         invalid(format!(
                             "entry {name:?}: making its directory: {}",
-                            errno(x)
+                            crate::sys::io_error(x)
                         ))
                     })?;
                     self.implicit.push(rel.clone());
-                    rfs::openat(&fd, cc.as_c_str(), flags, Mode::empty())
-                        .map_err(|x| invalid(format!("entry {name:?}: {}", errno(x))))?
+                    rfs::openat(&fd, cc.as_c_str(), flags, Mode::empty()).map_err(|x| {
+                        invalid(format!("entry {name:?}: {}", crate::sys::io_error(x)))
+                    })?
                 }
                 Err(Errno::LOOP | Errno::NOTDIR) => {
                     return Ok(Some(String::from_utf8_lossy(&rel).into_owned()))
                 }
-                Err(x) => return Err(invalid(format!("entry {name:?}: {}", errno(x)))),
+                Err(x) => {
+                    return Err(invalid(format!(
+                        "entry {name:?}: {}",
+                        crate::sys::io_error(x)
+                    )))
+                }
             };
         }
         self.cache = Some((joined, fd));
@@ -431,7 +458,7 @@ fn owner_error(name: &str, e: &Entry, x: Errno) -> super::Error {
         "entry {name:?}: owner {}:{}: {}{hint}",
         e.uid,
         e.gid,
-        errno(x)
+        crate::sys::io_error(x)
     ))
 }
 

@@ -204,7 +204,7 @@ pub trait Io<T> {
 
 impl<T> Io<T> for rustix::io::Result<T> {
     fn io(self) -> io::Result<T> {
-        self.map_err(|e| io::Error::from_raw_os_error(e.raw_os_error()))
+        self.map_err(crate::sys::io_error)
     }
 }
 

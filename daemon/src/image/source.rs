@@ -297,6 +297,15 @@ impl Source {
         Ok(doc)
     }
 
+    /// The refusal of a source that holds `n` images when none was named.
+    fn several(&self, n: usize, tags: &[String]) -> super::Error {
+        let path = self.path.display();
+        invalid(format!(
+            "{path} holds {n} images: name one as {path}:TAG (tags: {})",
+            list(tags)
+        ))
+    }
+
     /// Resolves the image for `tag` (if given) and `platform`.
     pub fn image(&self, tag: Option<&str>, platform: &Platform) -> Result<Image> {
         if let Some(index) = self.doc("index.json")? {
@@ -359,13 +368,7 @@ impl Source {
                 many => {
                     let names: Vec<String> =
                         many.iter().filter_map(|d| d.ref_name.clone()).collect();
-                    return Err(invalid(format!(
-                        "{} holds {} images: name one as {}:TAG (tags: {})",
-                        self.path.display(),
-                        many.len(),
-                        self.path.display(),
-                        list(&names)
-                    )));
+                    return Err(self.several(many.len(), &names));
                 }
             };
             match desc.media.as_str() {
@@ -467,15 +470,7 @@ impl Source {
                 )))
             }
             ([], None) => return Err(bad("lists no image")),
-            (many, _) => {
-                return Err(invalid(format!(
-                    "{} holds {} images: name one as {}:TAG (tags: {})",
-                    self.path.display(),
-                    many.len(),
-                    self.path.display(),
-                    list(&all_tags)
-                )))
-            }
+            (many, _) => return Err(self.several(many.len(), &all_tags)),
         };
         let sub = &manifest[item.clone()];
         let config_name = json::find(sub, &["Config"])
