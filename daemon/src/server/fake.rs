@@ -475,6 +475,17 @@ impl Rig {
         }
     }
 
+    /// Turns the loop until the daemon has started the runtime call
+    /// `args` (a restart's delay passes this way), at most 100 settles.
+    pub fn settle_until_called(&mut self, args: &str) {
+        for _ in 0..100 {
+            if self.d.fx.calls().iter().any(|(_, a)| a == args) {
+                return;
+            }
+            self.settle();
+        }
+    }
+
     /// A runtime call the daemon started ends with `code`.
     pub fn call_ends(&mut self, args: &str, code: i32) {
         let calls = self.d.fx.calls();

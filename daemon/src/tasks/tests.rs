@@ -469,18 +469,7 @@ fn a_restart_policy_makes_the_container_again() {
     rig.settle();
     // Past its delay, the runtime deletes the old one, then a new shim
     // runs it in the same process dir.
-    for _ in 0..100 {
-        if rig
-            .d
-            .fx
-            .calls()
-            .iter()
-            .any(|(_, a)| a == "delete --force a")
-        {
-            break;
-        }
-        rig.settle();
-    }
+    rig.settle_until_called("delete --force a");
     rig.call_ends("delete --force a", 0);
     assert_eq!(rig.d.fx.shims.len(), 2);
     assert!(rig
@@ -630,18 +619,7 @@ fn a_restart_mounts_the_image_again_before_its_shim() {
     assert_eq!(rig.answer(), ["OK pid=42"]);
     rig.d.fx.done.clear();
     rig.d.fx.shim().exit(1);
-    for _ in 0..100 {
-        if rig
-            .d
-            .fx
-            .calls()
-            .iter()
-            .any(|(_, a)| a == "delete --force a")
-        {
-            break;
-        }
-        rig.settle();
-    }
+    rig.settle_until_called("delete --force a");
     rig.call_ends("delete --force a", 0);
     let mount = rig
         .d
