@@ -100,9 +100,9 @@ if [ "$top" = dist/firmware ]; then
 		n=$(shipped "$d/nanoctr")
 		m=$(shipped "$d/nanoctr-shim")
 		i=$((n + m))
-		echo "$t: install $i bytes (nanoctr $n, shim $m); limit 589824, goal 262144: $((i - 262144)) over the goal"
-		if [ "$i" -gt 589824 ]; then
-			echo "sizes: $t: the install is over its 589824-byte budget" >&2
+		echo "$t: install $i bytes (nanoctr $n, shim $m); limit 655360, goal 262144: $((i - 262144)) over the goal"
+		if [ "$i" -gt 655360 ]; then
+			echo "sizes: $t: the install is over its 655360-byte budget" >&2
 			status=1
 		fi
 		budget "$d/nanoctr-shim" 16384 16384
@@ -110,7 +110,7 @@ if [ "$top" = dist/firmware ]; then
 	exit $status
 fi
 x86=$(dir_of x86_64-unknown-linux-musl)
-budget "$x86/nanoctr" 524288 937984
+budget "$x86/nanoctr" 524288 1007616
 budget "$x86/nanoctr-shim" 16384 16384
-budget target/split/x86_64-unknown-linux-musl/release/nanoctrd 524288 675840
+budget target/split/x86_64-unknown-linux-musl/release/nanoctrd 524288 753664
 exit $status
