@@ -147,10 +147,14 @@ pub fn write_fifo(path: &Path, line: &[u8]) -> io::Result<()> {
 /// Writes a file atomically: a temporary beside it, fsync, rename. A reader
 /// sees the old file or the whole new one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = tmp_of(path);
+    write_atomic_via(path, &tmp_of(path), bytes)
+}
+
+/// [`write_atomic`], through the temporary `tmp` (on the same filesystem).
+pub fn write_atomic_via(path: &Path, tmp: &Path, bytes: &[u8]) -> io::Result<()> {
     // A new file of its own, never through a link left in its place (and
     // the rename replaces a link at `path` rather than follow it).
-    match fs::remove_file(&tmp) {
+    match fs::remove_file(tmp) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
         _ => {}
     }
@@ -159,11 +163,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .create_new(true)
         .mode(0o644)
         .custom_flags(libc::O_NOFOLLOW)
-        .open(&tmp)?;
+        .open(tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
-    fs::rename(&tmp, path)
+    fs::rename(tmp, path)
 }
 
 /// Where [`write_atomic`] writes `path` before it renames it: `path.tmp`.

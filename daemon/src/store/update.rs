@@ -20,6 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::record::Record;
+use crate::store::statedir::write_atomic_via;
 use nanoctr_shim::contract::TMP;
 
 /// Where an update is.
@@ -154,24 +155,9 @@ impl Updates {
 
     /// Writes the record of `id` durably (the dir is made if missing).
     pub fn write(&self, id: &str, record: &UpdateRecord) -> io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
         fs::create_dir_all(&self.dir)?;
-        let tmp = self.staging(id);
-        match fs::remove_file(&tmp) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.write_all(record.encode().as_bytes())?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, self.path(id))?;
+        let bytes = record.encode();
+        write_atomic_via(&self.path(id), &self.staging(id), bytes.as_bytes())?;
         fs::File::open(&self.dir)?.sync_all()
     }
 
