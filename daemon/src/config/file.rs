@@ -11,6 +11,8 @@
 //! bundle = /srv/containers/web
 //! restart = on-failure:5
 //! overlay-size = 8m
+//! health-cmd = wget -q -O /dev/null http://127.0.0.1/
+//! health-interval = 10s
 //! after = db
 //! ready = started
 //! options = log-size=128k label.app=web
@@ -79,7 +81,8 @@ struct Section {
     bundle: Option<String>,
     runtime: Option<String>,
     restart: Option<String>,
-    /// `overlay = ...` and `overlay-size = ...`, as options.
+    /// `overlay = ...`, `overlay-size = ...` and the `health-*` keys, as
+    /// options.
     overlay: Vec<String>,
     after: Vec<String>,
     ready: Option<Ready>,
@@ -209,11 +212,14 @@ fn read(name: &Path, text: &str, settings: bool, manifest: bool) -> Result<ConfF
             }
             "options" => s.options.extend(words()?),
             // Checked with the rest of the spec, in `finish`.
-            "overlay" | "overlay-size" => s.overlay.push(format!("{key}={value}")),
+            "overlay" | "overlay-size" | "health-cmd" | "health-interval" | "health-timeout"
+            | "health-retries" | "health-start" => s.overlay.push(format!("{key}={value}")),
             _ => {
                 return Err(fail(&format!(
                     "unknown container key {key} (bundle, runtime, restart, overlay, \
-                     overlay-size, after, ready, options; in a manifest swap-timeout, platform)"
+                     overlay-size, health-cmd, health-interval, health-timeout, \
+                     health-retries, health-start, after, ready, options; in a manifest \
+                     swap-timeout, platform)"
                 )))
             }
         }

@@ -36,6 +36,10 @@ pub(crate) enum CallKind {
     Op { client: Ref, verb: CallVerb },
     /// `delete --force ID` before the restart policy makes it again.
     Restart,
+    /// `kill ID SIGNAL` the daemon decided on (an unhealthy container, an
+    /// update stopping the old version): no client, and no hold on the
+    /// restart policy.
+    Stop,
 }
 
 impl<F: Effects> Daemon<F> {
@@ -129,6 +133,7 @@ impl<F: Effects> Daemon<F> {
                     .call(crate::server::metrics::CallVerb::Delete, code == 0);
                 self.respawn(call.container)
             }
+            CallKind::Stop => self.stop_done(call.container, &call, code),
         }
     }
 }

@@ -94,7 +94,7 @@ impl<F: Effects> Daemon<F> {
             // is pointless, and the socket, which would report HUP
             // forever, is no longer watched.
             c.hung_up = true;
-            if matches!(c.busy, Some(Busy::Wait(_) | Busy::Events | Busy::Logs)) {
+            if c.following() {
                 c.busy = None;
                 c.subscription = None;
                 c.follow = None;

@@ -124,6 +124,8 @@ pub enum Busy {
     Events,
     /// Following a container's output log (`logs follow`).
     Logs,
+    /// `wait ID healthy`: the container's health, until the deadline.
+    Healthy(crate::slab::Ref, Option<std::time::Instant>),
 }
 
 /// A client following a process's output log: where it has read to.
@@ -200,7 +202,10 @@ impl Client {
     /// Following something that may last (`wait`, `events`, `logs
     /// follow`): it holds a follower's place, not a request's.
     pub fn following(&self) -> bool {
-        matches!(self.busy, Some(Busy::Wait(_) | Busy::Events | Busy::Logs))
+        matches!(
+            self.busy,
+            Some(Busy::Wait(_) | Busy::Events | Busy::Logs | Busy::Healthy(..))
+        )
     }
 
     /// Which part of the client table it takes.

@@ -30,6 +30,8 @@ pub struct Container {
     pub sup: Supervision,
     /// Its image rootfs, mounted in its dir from create to delete.
     pub image: Option<crate::rootfs::Image>,
+    /// Its health check and what the probes found (`tasks/health.rs`).
+    pub health: Option<crate::tasks::health::Health>,
 }
 
 /// What the restart policy knows of a container.
@@ -148,6 +150,8 @@ pub struct Exec {
     pub client: Option<Ref>,
     /// When the request came, for its deadline.
     pub since: Instant,
+    /// Its container's health probe (`tasks/health.rs`), not a user's.
+    pub probe: bool,
 }
 
 /// A request on a container that waits for a shim or a runtime call. At

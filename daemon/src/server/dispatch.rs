@@ -22,6 +22,8 @@ impl<F: Effects> Daemon<F> {
             Request::Start(id) => self.start(client, id),
             Request::Exec(spec) => self.exec(client, spec),
             Request::Wait { id, proc } => self.wait(client, id, proc),
+            Request::WaitHealthy { id, timeout } => self.wait_healthy(client, id, *timeout),
+
             Request::Kill { id, signal, target } => self.kill(client, id, *signal, target),
             Request::Pause(id) => self.pause(client, id, true),
             Request::Resume(id) => self.pause(client, id, false),

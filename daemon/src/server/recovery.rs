@@ -234,6 +234,7 @@ impl<F: Effects> Daemon<F> {
         reply: Option<LineReader>,
     ) -> Option<Ref> {
         let r = self.containers.insert(c).ok()?;
+        self.recover_health(r);
         let flags = rustix::event::epoll::EventFlags::IN;
         if let Some(exit) = exit {
             if self
@@ -332,6 +333,7 @@ fn container(
         oom: None,
         sup: Default::default(),
         image,
+        health: None,
     }
 }
 
@@ -401,6 +403,7 @@ impl<F: Effects> Daemon<F> {
                 .ok()
                 .map(LineReader::new);
         }
+        let probe = name == crate::wire::HEALTH;
         let exec = Exec {
             container: r,
             name,
@@ -408,6 +411,7 @@ impl<F: Effects> Daemon<F> {
             process,
             client: None,
             since: Instant::now(),
+            probe,
         };
         let Ok(e) = self.execs.insert(exec) else {
             return;

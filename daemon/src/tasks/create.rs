@@ -109,6 +109,7 @@ impl<F: Effects> Daemon<F> {
             self.fx
                 .write_file(&record, record_line.as_bytes())
                 .map_err(shim_failed)?;
+            super::update::make_lock(&dir).map_err(|e| io_refusal("update lock", &e))?;
             let root = match &image {
                 Some(image) => {
                     let overlay = spec.overlay.as_ref().unwrap_or(&Overlay::DEFAULT);
@@ -179,6 +180,7 @@ impl<F: Effects> Daemon<F> {
             oom: None,
             sup: Default::default(),
             image,
+            health: super::health::check_of(spec, &config).map(super::health::Health::new),
         };
         let Ok(r) = self.containers.insert(container) else {
             return Err(internal("container table full"));

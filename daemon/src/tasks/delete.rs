@@ -81,6 +81,11 @@ impl<F: Effects> Daemon<F> {
         for e in self.execs_of(r) {
             self.forget_exec(e, false);
         }
+        let gone = crate::wire::proto::Error::new(
+            crate::wire::proto::Code::NotFound,
+            "the container was deleted",
+        );
+        self.answer_health_waiters(r, Err(gone));
         let Some(c) = self.containers.remove(r) else {
             return;
         };

@@ -27,6 +27,17 @@ use nanoctr_shim::contract::proc_dir;
 
 impl<F: Effects> Daemon<F> {
     pub(crate) fn exec(&mut self, client: Ref, spec: &ExecSpec) -> Result<Outcome, Error> {
+        self.exec_in(Some(client), spec, false)
+    }
+
+    /// An exec for a client (`client`), or the container's health probe
+    /// (`probe`, with no client).
+    pub(crate) fn exec_in(
+        &mut self,
+        client: Option<Ref>,
+        spec: &ExecSpec,
+        probe: bool,
+    ) -> Result<Outcome, Error> {
         let r = self.admit(&spec.id, Verb::Exec)?;
         let old = self.find_exec(r, &spec.proc);
         if let Some(e) = old.and_then(|e| self.execs.get(e)) {
@@ -113,8 +124,9 @@ impl<F: Effects> Daemon<F> {
             name: spec.proc.clone(),
             status: Status::Creating,
             process,
-            client: Some(client),
+            client,
             since: Instant::now(),
+            probe,
         };
         let e = match self.execs.insert(exec) {
             Ok(e) => e,
@@ -148,6 +160,9 @@ impl<F: Effects> Daemon<F> {
         };
         x.status = Status::Running;
         let client = x.client.take();
+        if x.probe {
+            return;
+        }
         let (name, container) = (x.name.clone(), x.container);
         let id = self
             .containers
@@ -165,6 +180,9 @@ impl<F: Effects> Daemon<F> {
             return;
         };
         let client = x.client;
+        if x.probe {
+            self.probe_ended(e, None, Some(error.message.clone()));
+        }
         self.forget_exec(e, true);
         self.answer(client, Outcome::err(error));
     }

@@ -20,6 +20,12 @@ impl<F: Effects> Daemon<F> {
             None => Event::ShimLost,
         };
         self.apply(r, event);
+        let id = self.containers.get(r).map_or("", |c| c.id()).to_string();
+        if let Some(h) = self.containers.get_mut(r).and_then(|c| c.health.as_mut()) {
+            h.next = None;
+        }
+        let e = Error::new(Code::State, format!("container {id} stopped"));
+        self.answer_health_waiters(r, Err(e));
     }
 }
 

@@ -157,6 +157,18 @@ impl<F: Effects> Daemon<F> {
                 pairs.push(("held", "1"));
             }
         }
+        let health = c.health.as_ref();
+        let failures = health.map(|h| h.failures.to_string());
+        let probe_exit = health.and_then(|h| h.last_exit).map(|e| e.to_string());
+        if let Some(h) = health {
+            pairs.push(("health-failures", failures.as_deref().unwrap_or("0")));
+            if let Some(exit) = &probe_exit {
+                pairs.push(("health-exit", exit));
+            }
+            if !h.last_output.is_empty() {
+                pairs.push(("health-output", &h.last_output));
+            }
+        }
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
         let mut reply = Reply::new();
         reply.data(&pairs);
@@ -184,7 +196,7 @@ impl<F: Effects> Daemon<F> {
 
 /// `id= status= pid= bundle=`, as `list` shows a container.
 fn summary<'a>(c: &'a Container, pid: &'a str) -> Vec<(&'static str, &'a str)> {
-    vec![
+    let mut pairs = vec![
         ("id", c.id()),
         (
             "status",
@@ -195,5 +207,9 @@ fn summary<'a>(c: &'a Container, pid: &'a str) -> Vec<(&'static str, &'a str)> {
         ),
         ("pid", pid),
         ("bundle", &c.spec.bundle),
-    ]
+    ];
+    if let Some(h) = &c.health {
+        pairs.push(("health", h.status.as_str()));
+    }
+    pairs
 }

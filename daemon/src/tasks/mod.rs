@@ -11,6 +11,7 @@ mod ops;
 mod delete;
 mod events;
 mod exit;
+pub(crate) mod health;
 mod info;
 mod kill;
 mod oom;
@@ -19,6 +20,7 @@ mod start;
 mod supervise;
 
 mod timeout;
+pub(crate) mod update;
 mod wait;
 
 use crate::server::container::{OpKind, ProcRef, Process};
@@ -40,11 +42,15 @@ impl<F: Effects> Daemon<F> {
     pub(crate) fn apply(&mut self, r: Ref, event: Event) {
         if let Some(c) = self.containers.get_mut(r) {
             if let Some(next) = crate::server::lifecycle::transition(c.status, event) {
-                if event == Event::Started && next == Status::Running {
+                let started = event == Event::Started && next == Status::Running;
+                if started {
                     c.sup.running_since = Some(std::time::Instant::now());
                     c.sup.respawning = false;
                 }
                 c.status = next;
+                if started {
+                    self.health_started(r);
+                }
             }
         }
     }

@@ -198,6 +198,8 @@ impl<F: Effects> Daemon<F> {
         let Some((r, id, name)) = self.names(p) else {
             return;
         };
+        // A health probe's exit is its check's, not an event.
+        let mut quiet = false;
         match p {
             ProcRef::Init(r) => self.init_exited(r, code),
             ProcRef::Exec(e) => {
@@ -206,10 +208,15 @@ impl<F: Effects> Daemon<F> {
                         Some(_) => Status::Stopped,
                         None => Status::Unknown,
                     };
+                    if x.probe {
+                        quiet = true;
+                        self.probe_ended(e, code, None);
+                    }
                 }
             }
         }
         match code {
+            _ if quiet => {}
             Some(code) => {
                 let code = code.to_string();
                 self.emit(&id, Kind::Exit, &[("status", &code), ("proc", &name)]);

@@ -45,6 +45,7 @@ impl<F: Effects> Daemon<F> {
             .chain(execs)
             .chain(idle)
             .chain(self.next_restart())
+            .chain(self.next_health())
             .chain(self.next_autostart())
             .chain(self.tty.as_ref().and_then(|t| t.reopen_at))
             .min()
@@ -54,6 +55,7 @@ impl<F: Effects> Daemon<F> {
     pub(crate) fn expire(&mut self) {
         self.fire_restarts();
         self.autostart_tick();
+        self.health_tick();
         if self
             .tty
             .as_ref()

@@ -5,6 +5,9 @@ use super::proto::{refuse, Code, Error};
 
 /// The name of a container's own process (and of its process dir).
 pub const INIT: &str = nanoctr_shim::contract::container_dir::INIT.str;
+/// The process dir and name of a container's health probe: no exec process
+/// may take it.
+pub const HEALTH: &str = "health";
 
 /// A process of a container: `init` (the default) or an exec process's
 /// name.

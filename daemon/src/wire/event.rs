@@ -25,9 +25,11 @@ pub enum Kind {
     ShimLost,
     /// Its restart policy makes it again after `delay-ms`.
     Restart,
+    /// Its health check's verdict changed (`status=`).
+    Health,
 }
 
-const KINDS: [(Kind, &str); 11] = [
+const KINDS: [(Kind, &str); 12] = [
     (Kind::Create, "create"),
     (Kind::Start, "start"),
     (Kind::ExecAdded, "exec-added"),
@@ -39,6 +41,7 @@ const KINDS: [(Kind, &str); 11] = [
     (Kind::Update, "update"),
     (Kind::ShimLost, "shim-lost"),
     (Kind::Restart, "restart"),
+    (Kind::Health, "health"),
 ];
 
 impl Kind {

@@ -95,7 +95,11 @@ impl ExecSpec {
 /// image rootfs's mount points).
 fn check_proc_name(proc: &str) -> Result<String, Error> {
     use nanoctr_shim::contract::container_dir::NOT_PROCESSES;
-    if proc == super::INIT || proc == "follow" || NOT_PROCESSES.iter().any(|n| n.str == proc) {
+    if proc == super::INIT
+        || proc == "follow"
+        || proc == super::HEALTH
+        || NOT_PROCESSES.iter().any(|n| n.str == proc)
+    {
         return refuse(
             Code::Invalid,
             format!("{proc} cannot name an exec process: it is reserved"),

@@ -3,6 +3,7 @@
 pub mod checks;
 pub mod event;
 pub mod exec;
+pub mod health;
 pub mod overlay;
 pub mod proto;
 pub mod request;
@@ -12,7 +13,7 @@ pub mod signal;
 pub mod spec;
 pub mod verbs;
 
-pub use checks::{check_id, check_path, INIT, MAX_ID};
+pub use checks::{check_id, check_path, HEALTH, INIT, MAX_ID};
 pub use exec::ExecSpec;
 pub use request::{KillTarget, Request};
 pub use resources::Resources;

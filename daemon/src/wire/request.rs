@@ -25,6 +25,12 @@ pub enum Request {
         id: String,
         proc: String,
     },
+    /// `wait ID healthy [timeout=DURATION]`.
+    WaitHealthy {
+        id: String,
+        timeout: Option<std::time::Duration>,
+    },
+
     Kill {
         id: String,
         signal: i32,
@@ -213,6 +219,17 @@ impl Request {
             ("create", [id, bundle, opts @ ..]) => Request::Create(Spec::parse(id, bundle, opts)?),
             ("run", [id, bundle, opts @ ..]) => Request::Run(Spec::parse(id, bundle, opts)?),
             ("start", [id]) => Request::Start(check_id(id)?),
+            ("wait", [id, "healthy", opts @ ..]) if opts.len() < 2 => {
+                let timeout = match opts.first().map(|o| o.split_once('=')) {
+                    None => None,
+                    Some(Some(("timeout", v))) => Some(duration("timeout", v)?),
+                    Some(_) => return Err(bad()),
+                };
+                Request::WaitHealthy {
+                    id: check_id(id)?,
+                    timeout,
+                }
+            }
             ("wait", [id, proc @ ..]) if proc.len() < 2 => Request::Wait {
                 id: check_id(id)?,
                 proc: check_proc(proc.first())?,
@@ -258,6 +275,16 @@ impl Request {
         };
         Ok(req)
     }
+}
+
+/// A `timeout=`-like value: `30s`, `500ms`, `2m`, or seconds.
+fn duration(key: &str, value: &str) -> Result<std::time::Duration, Error> {
+    crate::wire::health::parse_duration(value).ok_or_else(|| {
+        Error::new(
+            Code::Invalid,
+            format!("{key} wants a duration such as 30s, 500ms or 2m, not {value:?}"),
+        )
+    })
 }
 
 fn parse_filter(opts: &[&str]) -> Result<Filter, Error> {

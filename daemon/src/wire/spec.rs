@@ -2,6 +2,7 @@
 //! (and of a `[container]` section), checked.
 
 use super::checks::{check_id, check_label, check_path, check_runtime};
+use super::health::HealthOpts;
 use super::overlay::Overlay;
 use super::proto::{refuse, Code, Error};
 use super::restart::Restart;
@@ -33,6 +34,8 @@ pub struct Spec {
     /// The writable layer over an image rootfs (`overlay=`,
     /// `overlay-size=`), when the request names one.
     pub overlay: Option<Overlay>,
+    /// The `health-*` options (`wire/health.rs`).
+    pub health: HealthOpts,
 }
 
 /// The console options `create` and `exec` share, `cols=N`, `rows=N` and
@@ -91,7 +94,8 @@ impl Spec {
                 &mut spec.cols,
                 &mut spec.rows,
                 &mut spec.log_size,
-            )? {
+            )? || spec.health.option(key, value)?
+            {
                 continue;
             }
             match key {
@@ -196,6 +200,7 @@ impl Spec {
         if let Some(o) = &self.overlay {
             words.push(o.word());
         }
+        words.extend(self.health.words());
         for (k, v) in &self.labels {
             words.push(format!("label.{k}={}", quote(v)));
         }

@@ -10,7 +10,9 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "create",
         "create ID BUNDLE [stdin=PATH] [stdout=PATH] [stderr=PATH] [runtime=NAME] [terminal[=no]] \
          [interactive] [cols=N] [rows=N] [log-size=BYTES] [restart=POLICY] \
-         [overlay=tmpfs|none|DIR] [overlay-size=BYTES] [label.KEY=VALUE ...]",
+         [overlay=tmpfs|none|DIR] [overlay-size=BYTES] [health-cmd=\"CMD ARG...\"] \
+         [health-interval=DURATION] [health-timeout=DURATION] [health-retries=N] \
+         [health-start=DURATION] [label.KEY=VALUE ...]",
         "create a container from an OCI bundle, not yet started",
     ),
     ("start", "start ID", "start a created container"),
@@ -27,9 +29,10 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     ),
     (
         "wait",
-        "wait ID [PROC]",
-        "wait for the init (or process PROC) to exit; answers exit=N",
+        "wait ID [PROC] | wait ID healthy [timeout=DURATION]",
+        "wait for the init (or process PROC) to exit; answers exit=N; or until its health check passes",
     ),
+
     (
         "kill",
         "kill ID [SIGNAL] [all | proc=PROC]",

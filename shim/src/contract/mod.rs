@@ -102,9 +102,14 @@ pub mod container_dir {
     pub const LOWER: Name = Name::new(c"lower");
     pub const UPPER_TMPFS: Name = Name::new(c"upper-tmpfs");
     pub const ROOTFS: Name = Name::new(c"rootfs");
+    /// The update lock's dir (bind-mountable into the container) and the
+    /// lock file in it, which a container's process holds (`flock`) to
+    /// defer updates and health restarts.
+    pub const LOCK_DIR: Name = Name::new(c"lock");
+    pub const UPDATE_LOCK: Name = Name::new(c"update");
     /// The names in a container's dir that are not a process dir: no exec
     /// process may take one.
-    pub const NOT_PROCESSES: [Name; 4] = [BUNDLE, LOWER, UPPER_TMPFS, ROOTFS];
+    pub const NOT_PROCESSES: [Name; 5] = [BUNDLE, LOWER, UPPER_TMPFS, ROOTFS, LOCK_DIR];
 }
 
 /// A process dir: where a shim works (its working directory).
