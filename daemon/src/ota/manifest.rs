@@ -9,7 +9,8 @@
 //! [container web]
 //! options = log-size=32k label.app=web
 //! restart = on-failure:5           # runtime, restart, overlay, overlay-size,
-//! overlay-size = 8m                #   options: as in nanoctrd's config
+//! health-cmd = wget -q -O /dev/null http://127.0.0.1/
+//! health-interval = 5              #   health-*, options: as in nanoctrd's config
 //! swap-timeout = 30                # seconds the new version has to prove itself
 //! platform = linux/arm64           # which image of a multi-platform archive
 //! ```
@@ -91,6 +92,9 @@ mod tests {
         );
         assert_eq!(m.swap_timeout, Some(20));
         assert_eq!(m.platform.unwrap().variant.as_deref(), Some("v8"));
+        let probe = "[container web]\nhealth-cmd = wget -q -O /dev/null http://127.0.0.1/\n";
+        let cmd = "health-cmd=wget -q -O /dev/null http://127.0.0.1/";
+        assert_eq!(manifest(probe).unwrap().options, [cmd]);
         let bare = manifest("[container db]\n").unwrap();
         assert!(bare.options.is_empty() && bare.swap_timeout.is_none());
     }
