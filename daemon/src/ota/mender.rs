@@ -252,18 +252,17 @@ fn payload(files: &Path) -> Result<(PathBuf, Manifest), String> {
     let path = files.join(manifest::NAME);
     let text = read_bounded_text(&path, MAX_CONFIG_FILE, Links::Refuse).map_err(at(&path))?;
     let m = manifest::parse(&path, &text)?;
-    let images: Vec<String> = std::fs::read_dir(files)
+    let mut images = std::fs::read_dir(files)
         .map_err(at(files))?
         .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != manifest::NAME)
-        .collect();
-    match &images[..] {
-        [image] => Ok((files.join(image), m)),
-        _ => Err(format!(
-            "{}: {} images beside the manifest {images:?}, not one",
+        .map(|e| e.path())
+        .filter(|p| *p != path);
+    match (images.next(), images.count()) {
+        (Some(image), 0) => Ok((image, m)),
+        (none, more) => Err(format!(
+            "{}: {} images beside the manifest, not one",
             files.display(),
-            images.len(),
+            more + usize::from(none.is_some())
         )),
     }
 }
@@ -419,15 +418,16 @@ fn cleanup(t: &Tree, d: &mut impl Daemon) -> Result<(), String> {
             return Ok(());
         }
     };
-    let keep = s.map(|s| [Some(s.bundle), s.previous]).unwrap_or_default();
+    let s = s.unwrap_or_default();
+    let keep = [Some(s.bundle), s.previous];
     let dir = Path::new(&r.bundle).parent().unwrap_or(Path::new("/"));
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = e.path().to_string_lossy().into_owned();
-        let hidden = e.file_name().to_string_lossy().starts_with('.');
-        if hidden || keep.iter().flatten().any(|k| *k == path) {
+        let path = e.path();
+        let hidden = e.file_name().as_encoded_bytes().starts_with(b".");
+        if hidden || keep.iter().flatten().any(|k| path == Path::new(k)) {
             continue;
         }
-        crate::image::compose::remove(&e.path()).map_err(at(&e.path()))?;
+        crate::image::compose::remove(&path).map_err(at(&path))?;
     }
     Ok(())
 }
@@ -541,7 +541,7 @@ mod tests {
         assert_eq!((image, m.id.as_str()), (files.join("web.tar"), "web"));
         std::fs::write(files.join("db.tar"), "").unwrap();
         let e = payload(&files).unwrap_err();
-        assert!(e.contains("2 images") && e.contains("db.tar"), "{e}");
+        assert!(e.contains("2 images"), "{e}");
         std::fs::write(files.join("nanoctr.conf"), "[container web]\nimage = x\n").unwrap();
         assert!(payload(&files)
             .unwrap_err()
