@@ -206,15 +206,20 @@ struct Seen {
     bundle: String,
     status: String,
     pid: Option<String>,
-    /// `trial`, `done` or `rollback`, during and after a swap.
+    /// `swap`, `trial`, `done`, `locked` or `rollback`, during and after a
+    /// swap.
     update: Option<String>,
     previous: Option<String>,
 }
 
 impl Seen {
-    /// A swap not committed or rolled back yet.
+    /// A swap not committed or rolled back yet (`none` or a bundle as its
+    /// previous version).
     fn pending(&self) -> bool {
-        self.previous.is_some() && self.update.as_deref() != Some("rollback")
+        !matches!(
+            self.update.as_deref(),
+            None | Some("rollback" | "committed")
+        )
     }
 }
 
@@ -232,7 +237,7 @@ fn seen(d: &mut impl Daemon, id: &str) -> Result<Option<Seen>, String> {
         status: f.get("status").unwrap_or_default(),
         pid: f.get("pid"),
         update: f.get("update"),
-        previous: f.get("previous"),
+        previous: f.get("previous").filter(|p| p != "none"),
     }))
 }
 
