@@ -167,6 +167,7 @@ impl Daemon {
             .unwrap_or_else(|| bin("nanoctrd"));
 
         let shim = (self.launch.shim.clone()).unwrap_or_else(|| bin("nanoctr-shim"));
+        let updates = self.dir.join("updates");
         let mut argv: Vec<&str> = self.launch.prefix.iter().map(String::as_str).collect();
         argv.extend_from_slice(&[
             daemon.to_str().unwrap(),
@@ -174,6 +175,8 @@ impl Daemon {
             self.socket.to_str().unwrap(),
             "--state-dir",
             self.state.to_str().unwrap(),
+            "--update-dir",
+            updates.to_str().unwrap(),
             "--runtime",
             self.runtime.name(),
             "--runtime-root",

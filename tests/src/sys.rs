@@ -105,3 +105,13 @@ pub fn readable(fd: &impl std::os::fd::AsRawFd) -> bool {
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     n > 0 && p.revents & (libc::POLLIN | libc::POLLHUP) != 0
 }
+
+/// An exclusive `flock` on `f`, held until `f` is closed.
+pub fn flock_exclusive(f: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on a descriptor `f` owns and keeps open for the call.
+    match unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}

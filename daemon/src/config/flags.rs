@@ -43,6 +43,11 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
         "the image store `nanoctr import` keeps layers in; what a dead import left there is removed at start (default /var/lib/nanoctr/images)",
     ),
     (
+        "update-dir",
+        "DIR",
+        "where swapped containers' update records are kept, on flash: which version runs, and the previous one until commit (default /var/lib/nanoctr/updates)",
+    ),
+    (
         "runtime",
         "NAME",
         "OCI runtime: a name in PATH or a path (default runc)",

@@ -34,6 +34,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// The image store (`nanoctr import`'s, `crate::image::store`).
     pub image_store: PathBuf,
+    /// Update records (`tasks/update.rs`), on persistent storage.
+    pub update_dir: PathBuf,
     /// Absolute path of the default runtime.
     pub runtime: PathBuf,
     pub runtime_root: Option<PathBuf>,
@@ -208,6 +210,9 @@ impl Config {
             image_store: l
                 .path("image-store")?
                 .unwrap_or(crate::image::store::DEFAULT_STORE.into()),
+            update_dir: l
+                .path("update-dir")?
+                .unwrap_or(crate::tasks::update::DEFAULT_DIR.into()),
             runtime,
             runtime_root: l.path("runtime-root")?,
             shim,

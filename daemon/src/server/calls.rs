@@ -40,6 +40,8 @@ pub(crate) enum CallKind {
     /// update stopping the old version): no client, and no hold on the
     /// restart policy.
     Stop,
+    /// `delete --force ID` between two versions of an update.
+    UpdateDelete,
 }
 
 impl<F: Effects> Daemon<F> {
@@ -134,6 +136,7 @@ impl<F: Effects> Daemon<F> {
                 self.respawn(call.container)
             }
             CallKind::Stop => self.stop_done(call.container, &call, code),
+            CallKind::UpdateDelete => self.update_deleted(call.container, &call, code),
         }
     }
 }

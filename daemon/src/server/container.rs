@@ -32,6 +32,9 @@ pub struct Container {
     pub image: Option<crate::rootfs::Image>,
     /// Its health check and what the probes found (`tasks/health.rs`).
     pub health: Option<crate::tasks::health::Health>,
+    /// A swap or rollback under way, or one done and not committed
+    /// (`tasks/update.rs`).
+    pub update: Option<crate::tasks::update::Update>,
 }
 
 /// What the restart policy knows of a container.

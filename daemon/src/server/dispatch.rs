@@ -23,6 +23,13 @@ impl<F: Effects> Daemon<F> {
             Request::Exec(spec) => self.exec(client, spec),
             Request::Wait { id, proc } => self.wait(client, id, proc),
             Request::WaitHealthy { id, timeout } => self.wait_healthy(client, id, *timeout),
+            Request::Swap {
+                spec,
+                options,
+                timeout,
+            } => self.swap(client, spec, *options, *timeout),
+            Request::Commit(id) => self.commit(id),
+            Request::Rollback(id) => self.rollback(client, id),
 
             Request::Kill { id, signal, target } => self.kill(client, id, *signal, target),
             Request::Pause(id) => self.pause(client, id, true),

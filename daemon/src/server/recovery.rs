@@ -334,6 +334,7 @@ fn container(
         sup: Default::default(),
         image,
         health: None,
+        update: None,
     }
 }
 

@@ -4,3 +4,4 @@ pub mod events;
 pub mod record;
 mod segments;
 pub mod statedir;
+pub mod update;

@@ -46,36 +46,13 @@ impl<F: Effects> Daemon<F> {
                 format!("{n} containers exist already (--max-containers)"),
             );
         }
-        let config = crate::bundle::bundle_config(&spec.bundle)?;
-        let image = crate::rootfs::detect(&spec.bundle, &config)?;
-        crate::rootfs::check_overlay(image.as_ref(), spec.overlay.as_ref(), self.state.root())?;
-        for (what, path, may_create) in [
-            ("stdin", &spec.stdin, false),
-            ("stdout", &spec.stdout, true),
-            ("stderr", &spec.stderr, true),
-        ] {
-            if let Some(path) = path {
-                crate::files::check_stdio(what, path, self.state.root(), may_create)?;
-            }
-        }
-        let bundle_terminal =
-            json::find(&config, &["process", "terminal"]).is_some_and(|r| &config[r] == b"true");
-        let terminal = spec.terminal.unwrap_or(bundle_terminal);
-        if terminal && (spec.stdin.is_some() || spec.stdout.is_some() || spec.stderr.is_some()) {
-            return refuse(
-                Code::Invalid,
-                "the bundle asks for a terminal: a terminal container's stdio is its terminal (no stdin=, stdout=, stderr=)",
-            );
-        }
-        let runtime = Runtime {
-            path: match &spec.runtime {
-                Some(name) => find_program(name).ok_or_else(|| {
-                    Error::new(Code::Invalid, format!("runtime {name} not found"))
-                })?,
-                None => self.cfg.runtime.clone(),
-            },
-            root: self.cfg.runtime_root.clone(),
-        };
+        let Checked {
+            config,
+            image,
+            terminal,
+            bundle_terminal,
+            runtime,
+        } = self.check_new(spec, None)?;
         if !self.slot_free() {
             return Ok(Outcome::Stall);
         }
@@ -110,38 +87,14 @@ impl<F: Effects> Daemon<F> {
                 .write_file(&record, record_line.as_bytes())
                 .map_err(shim_failed)?;
             super::update::make_lock(&dir).map_err(|e| io_refusal("update lock", &e))?;
-            let root = match &image {
-                Some(image) => {
-                    let overlay = spec.overlay.as_ref().unwrap_or(&Overlay::DEFAULT);
-                    self.fx
-                        .mount_rootfs(&dir, image, overlay)
-                        .map_err(|e| crate::rootfs::refusal(image, &e))?;
-                    Some(crate::rootfs::rootfs_of(&dir))
-                }
-                None => None,
-            };
-            // A terminal other than the bundle's, or an image rootfs,
-            // needs a config of its own; the bundle itself is never
-            // written to.
-            let bundle = match terminal == bundle_terminal && root.is_none() {
-                true => PathBuf::from(&spec.bundle),
-                false => {
-                    let derived = dir.join(container_dir::BUNDLE.str);
-                    let made = crate::bundle::config::derive(
-                        &spec.bundle,
-                        &config,
-                        terminal,
-                        root.as_deref(),
-                    )
-                    .and_then(|text| {
-                        fs::create_dir_all(&derived)?;
-                        self.fx
-                            .write_file(&derived.join(container_dir::CONFIG.str), &text)
-                    });
-                    made.map_err(shim_failed)?;
-                    derived
-                }
-            };
+            let bundle = self.prepare_root(
+                &dir,
+                spec,
+                &config,
+                image.as_ref(),
+                terminal,
+                bundle_terminal,
+            )?;
             let make = match how {
                 Creation::Create => Make::Create,
                 // A terminal gets its size between create and start, so
@@ -181,6 +134,7 @@ impl<F: Effects> Daemon<F> {
             sup: Default::default(),
             image,
             health: super::health::check_of(spec, &config).map(super::health::Health::new),
+            update: None,
         };
         let Ok(r) = self.containers.insert(container) else {
             return Err(internal("container table full"));
@@ -189,6 +143,91 @@ impl<F: Effects> Daemon<F> {
             self.make_failed(ProcRef::Init(r), internal(format!("epoll: {e}")), true);
         }
         Ok(Outcome::Pending)
+    }
+
+    /// Checks what a new container (or a new version of `current`, whose
+    /// runtime it keeps unless the spec names one) would be made from,
+    /// before anything is made.
+    pub(crate) fn check_new(
+        &self,
+        spec: &Spec,
+        current: Option<&Runtime>,
+    ) -> Result<Checked, Error> {
+        let config = crate::bundle::bundle_config(&spec.bundle)?;
+        let image = crate::rootfs::detect(&spec.bundle, &config)?;
+        crate::rootfs::check_overlay(image.as_ref(), spec.overlay.as_ref(), self.state.root())?;
+        for (what, path, may_create) in [
+            ("stdin", &spec.stdin, false),
+            ("stdout", &spec.stdout, true),
+            ("stderr", &spec.stderr, true),
+        ] {
+            if let Some(path) = path {
+                crate::files::check_stdio(what, path, self.state.root(), may_create)?;
+            }
+        }
+        let bundle_terminal =
+            json::find(&config, &["process", "terminal"]).is_some_and(|r| &config[r] == b"true");
+        let terminal = spec.terminal.unwrap_or(bundle_terminal);
+        if terminal && (spec.stdin.is_some() || spec.stdout.is_some() || spec.stderr.is_some()) {
+            return refuse(
+                Code::Invalid,
+                "the bundle asks for a terminal: a terminal container's stdio is its terminal (no stdin=, stdout=, stderr=)",
+            );
+        }
+        let runtime = Runtime {
+            path: match (&spec.runtime, current) {
+                (Some(name), _) => find_program(name).ok_or_else(|| {
+                    Error::new(Code::Invalid, format!("runtime {name} not found"))
+                })?,
+                (None, Some(current)) => current.path.clone(),
+                (None, None) => self.cfg.runtime.clone(),
+            },
+            root: self.cfg.runtime_root.clone(),
+        };
+        Ok(Checked {
+            config,
+            image,
+            terminal,
+            bundle_terminal,
+            runtime,
+        })
+    }
+
+    /// Mounts an image rootfs in the container's dir, and writes the
+    /// derived config a terminal other than the bundle's, or an image
+    /// rootfs, needs (the bundle itself is never written to): the bundle
+    /// dir the runtime gets.
+    pub(crate) fn prepare_root(
+        &mut self,
+        dir: &std::path::Path,
+        spec: &Spec,
+        config: &[u8],
+        image: Option<&crate::rootfs::Image>,
+        terminal: bool,
+        bundle_terminal: bool,
+    ) -> Result<PathBuf, Error> {
+        let root = match image {
+            Some(image) => {
+                let overlay = spec.overlay.as_ref().unwrap_or(&Overlay::DEFAULT);
+                self.fx
+                    .mount_rootfs(dir, image, overlay)
+                    .map_err(|e| crate::rootfs::refusal(image, &e))?;
+                Some(crate::rootfs::rootfs_of(dir))
+            }
+            None => None,
+        };
+        if terminal == bundle_terminal && root.is_none() {
+            return Ok(PathBuf::from(&spec.bundle));
+        }
+        let derived = dir.join(container_dir::BUNDLE.str);
+        crate::bundle::config::derive(&spec.bundle, config, terminal, root.as_deref())
+            .and_then(|text| {
+                fs::create_dir_all(&derived)?;
+                self.fx
+                    .write_file(&derived.join(container_dir::CONFIG.str), &text)
+            })
+            .map_err(|e| io_refusal("cannot start the shim", &e))?;
+        Ok(derived)
     }
 
     /// The runtime made the container's init (see `process.rs`): the
@@ -267,6 +306,17 @@ impl<F: Effects> Daemon<F> {
             return;
         };
         let _ = self.remove_state(c.id());
+        if let Some(u) = &c.update {
+            // A first install that was not made: nothing to keep.
+            let _ = crate::store::update::Updates::new(&self.cfg.update_dir).remove(c.id());
+            if let Some(Op {
+                kind: OpKind::Discard(error),
+                ..
+            }) = &c.op
+            {
+                self.answer(u.client, Outcome::err(error.clone()));
+            }
+        }
         let not_created = Error::new(
             Code::NotFound,
             format!("container {} was not created", c.id()),
@@ -283,4 +333,14 @@ impl<F: Effects> Daemon<F> {
             self.answer(client, Outcome::err(error));
         }
     }
+}
+
+/// What [`Daemon::check_new`] found.
+pub(crate) struct Checked {
+    pub config: Vec<u8>,
+    pub image: Option<crate::rootfs::Image>,
+    /// As it will be, and as the bundle says.
+    pub terminal: bool,
+    pub bundle_terminal: bool,
+    pub runtime: Runtime,
 }

@@ -90,6 +90,10 @@ impl<F: Effects> Daemon<F> {
             return;
         };
         self.emit(c.id(), Kind::Delete, &[]);
+        // Deleted for good: not made again at the next boot.
+        if let Err(e) = crate::store::update::Updates::new(&self.cfg.update_dir).remove(c.id()) {
+            crate::logger::warn(&format!("{}: update record: {e}", c.id()));
+        }
         let outcome = match self.remove_state(c.id()) {
             Ok(()) => Outcome::ok(&[]),
             Err(e) => Outcome::err(super::internal(format!(

@@ -26,6 +26,7 @@ impl<F: Effects> Daemon<F> {
         }
         let e = Error::new(Code::State, format!("container {id} stopped"));
         self.answer_health_waiters(r, Err(e));
+        self.drive(r);
     }
 }
 

@@ -344,6 +344,7 @@ impl<F: Effects> Daemon<F> {
             }
         }
         self.emit(&id, Kind::Health, &extra);
+        self.drive(r);
         match status {
             HealthStatus::Healthy => self.answer_health_waiters(r, Ok(())),
             HealthStatus::Unhealthy => {
@@ -381,6 +382,10 @@ impl<F: Effects> Daemon<F> {
         };
         let id = c.id().to_string();
         if !c.spec.restart.wants(Some(137), c.sup.streak, c.sup.held) || c.op.is_some() {
+            return;
+        }
+        // An update on trial rolls back instead.
+        if c.update.as_ref().is_some_and(|u| u.phase.moving()) {
             return;
         }
         if crate::tasks::update::lock_held(&self.state.container(&id)) {

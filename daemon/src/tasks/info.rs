@@ -169,6 +169,20 @@ impl<F: Effects> Daemon<F> {
                 pairs.push(("health-output", &h.last_output));
             }
         }
+        let update = c.update.as_ref();
+        let previous = update.map(|u| {
+            u.previous
+                .as_ref()
+                .map_or("none".to_string(), |p| p.spec.bundle.clone())
+        });
+        if let (Some(u), Some(previous)) = (update, &previous) {
+            let phase = match u.locked {
+                true => "locked",
+                false => u.phase.as_str(),
+            };
+            pairs.push(("update", phase));
+            pairs.push(("previous", previous));
+        }
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
         let mut reply = Reply::new();
         reply.data(&pairs);

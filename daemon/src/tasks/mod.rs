@@ -50,6 +50,7 @@ impl<F: Effects> Daemon<F> {
                 c.status = next;
                 if started {
                     self.health_started(r);
+                    self.drive(r);
                 }
             }
         }
@@ -81,6 +82,18 @@ impl<F: Effects> Daemon<F> {
             };
             if !overlaps {
                 let why = format!("container is busy ({})", op.kind.describe());
+                return Err(Error::new(Code::Busy, why));
+            }
+        }
+        if let Some(u) = c.update.as_ref().filter(|u| u.phase.moving()) {
+            if !matches!(
+                verb,
+                Verb::Wait | Verb::State | Verb::Console | Verb::Inspect | Verb::Exec
+            ) {
+                let why = format!(
+                    "container is busy (an update is in progress: {})",
+                    u.phase.as_str()
+                );
                 return Err(Error::new(Code::Busy, why));
             }
         }

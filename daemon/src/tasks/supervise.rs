@@ -48,6 +48,10 @@ impl<F: Effects> Daemon<F> {
         if c.op.is_some() || !matches!(c.status, Status::Stopped | Status::Unknown) {
             return;
         }
+        // An update moves it; its trial takes a failure as a rollback.
+        if c.update.as_ref().is_some_and(|u| u.phase.moving()) {
+            return;
+        }
         // A container that ran long enough starts a new row.
         if c.sup
             .running_since
@@ -193,6 +197,7 @@ impl<F: Effects> Daemon<F> {
         c.init.exit_code = None;
         self.apply(r, Event::Exited);
         self.consider_restart(r);
+        self.drive(r);
     }
 
     /// An explicit `kill` of the container: its policy restarts it no
@@ -242,7 +247,23 @@ impl<F: Effects> Daemon<F> {
     /// become ready. Problems (an `after` naming no declared container, a
     /// cycle) are reported and leave that container out; the rest start.
     pub fn autostart(&mut self) {
-        let decls = std::mem::take(&mut self.cfg.containers);
+        let mut decls = std::mem::take(&mut self.cfg.containers);
+        // A container with an update record starts in its recorded version,
+        // in place of its declaration or as one of its own.
+        for spec in self.resume_updates() {
+            match decls.iter_mut().find(|d| d.spec.id == spec.id) {
+                Some(d) => d.spec = spec,
+                None => decls.push(crate::config::file::Decl {
+                    at: format!(
+                        "update record {}",
+                        self.cfg.update_dir.join(&spec.id).display()
+                    ),
+                    spec,
+                    after: Vec::new(),
+                    ready: Ready::Started,
+                }),
+            }
+        }
         let (order, problems) = start_order(&decls);
         for p in problems {
             crate::logger::error(&p);

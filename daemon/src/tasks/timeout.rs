@@ -46,6 +46,7 @@ impl<F: Effects> Daemon<F> {
             .chain(idle)
             .chain(self.next_restart())
             .chain(self.next_health())
+            .chain(self.next_update())
             .chain(self.next_autostart())
             .chain(self.tty.as_ref().and_then(|t| t.reopen_at))
             .min()
@@ -56,6 +57,7 @@ impl<F: Effects> Daemon<F> {
         self.fire_restarts();
         self.autostart_tick();
         self.health_tick();
+        self.update_tick();
         if self
             .tty
             .as_ref()

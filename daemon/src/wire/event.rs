@@ -27,9 +27,15 @@ pub enum Kind {
     Restart,
     /// Its health check's verdict changed (`status=`).
     Health,
+    /// An update began: `bundle=` the new version, `previous=` the old.
+    Swap,
+    /// The update was kept: the previous version is forgotten.
+    Commit,
+    /// The previous version is back (`bundle=`, `why=`).
+    Rollback,
 }
 
-const KINDS: [(Kind, &str); 12] = [
+const KINDS: [(Kind, &str); 15] = [
     (Kind::Create, "create"),
     (Kind::Start, "start"),
     (Kind::ExecAdded, "exec-added"),
@@ -42,6 +48,9 @@ const KINDS: [(Kind, &str); 12] = [
     (Kind::ShimLost, "shim-lost"),
     (Kind::Restart, "restart"),
     (Kind::Health, "health"),
+    (Kind::Swap, "swap"),
+    (Kind::Commit, "commit"),
+    (Kind::Rollback, "rollback"),
 ];
 
 impl Kind {

@@ -30,6 +30,16 @@ pub enum Request {
         id: String,
         timeout: Option<std::time::Duration>,
     },
+    /// `swap ID BUNDLE [swap-timeout=DURATION] [options]`: the new
+    /// version; `options` false when none were given (the current
+    /// version's are kept).
+    Swap {
+        spec: Spec,
+        options: bool,
+        timeout: Option<std::time::Duration>,
+    },
+    Commit(String),
+    Rollback(String),
 
     Kill {
         id: String,
@@ -230,6 +240,25 @@ impl Request {
                     timeout,
                 }
             }
+            ("swap", [id, bundle, opts @ ..]) => {
+                let mut timeout = None;
+                let mut rest = Vec::new();
+                for opt in opts {
+                    match opt.split_once('=') {
+                        Some(("swap-timeout", v)) if timeout.is_none() => {
+                            timeout = Some(duration("swap-timeout", v)?);
+                        }
+                        _ => rest.push(*opt),
+                    }
+                }
+                Request::Swap {
+                    spec: Spec::parse(id, bundle, &rest)?,
+                    options: !rest.is_empty(),
+                    timeout,
+                }
+            }
+            ("commit", [id]) => Request::Commit(check_id(id)?),
+            ("rollback", [id]) => Request::Rollback(check_id(id)?),
             ("wait", [id, proc @ ..]) if proc.len() < 2 => Request::Wait {
                 id: check_id(id)?,
                 proc: check_proc(proc.first())?,

@@ -32,6 +32,18 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "wait ID [PROC] | wait ID healthy [timeout=DURATION]",
         "wait for the init (or process PROC) to exit; answers exit=N; or until its health check passes",
     ),
+    (
+        "swap",
+        "swap ID BUNDLE [swap-timeout=DURATION] [options as for create]",
+        "update: stop the running version, start BUNDLE under the same id, keep the previous; \
+         roll back by itself unless it is healthy (or, with no health check, still running) within swap-timeout (default 60s)",
+    ),
+    ("commit", "commit ID", "keep the swapped-in version: forget the previous one"),
+    (
+        "rollback",
+        "rollback ID",
+        "bring the previous version back (stops the current one)",
+    ),
 
     (
         "kill",
