@@ -53,7 +53,8 @@ pub enum Ready {
 pub struct Decl {
     /// The container, as `create` would make it (restart policy included).
     pub spec: Spec,
-    /// The words `spec` was parsed from, as a request's options.
+    /// The words `spec` was parsed from, as a request's options (none for
+    /// a declaration an update record makes).
     pub options: Vec<String>,
     pub after: Vec<String>,
     pub ready: Ready,
