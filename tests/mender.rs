@@ -180,6 +180,14 @@ impl Device {
     /// the runtime has it alone, and that its bundle is the only one left.
     #[track_caller]
     fn serves(&self, artifact: &str) -> String {
+        // A version brought back by a rollback is started again: healthy
+        // once its probes pass.
+        self.d.eventually("web to be healthy", || {
+            self.d
+                .listed()
+                .get("web")
+                .is_some_and(|w| w.get("health").is_some_and(|h| h == "healthy"))
+        });
         let listed = self.d.listed();
         assert_eq!(listed.len(), 1, "{listed:?}");
         let web = &listed["web"];
@@ -371,7 +379,9 @@ fn kill9(pid: u32) {
 /// A power cut while the daemon tries a new version (the sick one, which
 /// never gets healthy, under a long trial): Mender, the module and the
 /// daemon all killed. After the daemon's restart the container runs one
-/// version, and a new install of a good one brings a consistent state.
+/// version (the old one: the daemon rolls back what it finds under way),
+/// and a new install of a good one brings a consistent state, the sick
+/// version's bundle removed.
 #[test]
 fn a_power_cut_mid_swap_is_recovered() {
     let mut dev = Device::new();
@@ -406,11 +416,18 @@ fn a_power_cut_mid_swap_is_recovered() {
     dev.d.kill9();
     dev.d.restart();
     // One version runs, whichever the daemon's recovery chose.
-    dev.d.eventually("web to run one version", || {
-        let listed = dev.d.listed();
-        listed.len() == 1 && listed["web"]["status"] == "running"
-    });
+    dev.d
+        .eventually("web to run one version, the daemon's recovery over", || {
+            let listed = dev.d.listed();
+            let state = fields(&dev.d.ask("state web").data[0]);
+            let update = state.get("update").map_or("", String::as_str);
+            let moving = ["swap", "trial", "rollback"].contains(&update);
+            listed.len() == 1 && state["status"] == "running" && !moving
+        });
     assert_eq!(dev.d.runtime_ids(), ["web"]);
+    // The daemon rolls back what it finds under way: v1.
+    let web = &dev.d.listed()["web"];
+    assert!(web["bundle"].ends_with("/web-v1"), "{web:?}");
     // A good update from there: v2, and nothing else left.
     let v2 = dev.artifact("web-v2", "v2", MANIFEST, &[]);
     dev.update(&v2);

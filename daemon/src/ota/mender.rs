@@ -6,8 +6,9 @@
 //! manifest `nanoctr.conf` (`manifest.rs`). The states:
 //!
 //! - `SupportsRollback`: `Yes`; `NeedsArtifactReboot`: `No`.
-//! - `ArtifactInstall`: checks the payload; rolls back an update of the
-//!   container a dead install left uncommitted; imports the image into a
+//! - `ArtifactInstall`: checks the payload; waits for an update of the
+//!   container under way to end, and rolls back one a dead install left
+//!   uncommitted; imports the image into a
 //!   new bundle `BUNDLES/ID/NAME` (BUNDLES is `bundles/` beside the image
 //!   store, so the import hard-links; NAME the artifact's name); then
 //!   `swap ID BUNDLE` when the container exists (the daemon waits for the
@@ -304,6 +305,16 @@ fn install(t: &Tree, d: &mut impl Daemon) -> Result<(), String> {
 fn prepare(t: &Tree, d: &mut impl Daemon, m: &Manifest) -> Result<Record, String> {
     let id = m.id.as_str();
     let mut now = seen(d, id)?;
+    // An update under way (the daemon's own rollback after a restart, say)
+    // ends by itself: it is waited for, up to five minutes.
+    for _ in 0..300 {
+        let update = now.as_ref().and_then(|s| s.update.as_deref());
+        if !matches!(update, Some("swap" | "trial" | "rollback" | "locked")) {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        now = seen(d, id)?;
+    }
     if now.as_ref().is_some_and(Seen::pending) {
         println!("nanoctr: {id} has an update nobody committed: rolled back first");
         must(d, &["rollback", id])?;
@@ -582,6 +593,16 @@ mod tests {
         let r = prepare(&t, &mut d, &m).unwrap();
         assert_eq!(r.bundle, format!("{v2}.2"));
         assert_eq!(r.previous.as_deref(), Some(v2.as_str()));
+        // An update under way (the daemon's own rollback): waited for.
+        let moving = "id=web status=running bundle=/v1 update=rollback previous=/v2";
+        let mut d = Scripted::new(&[
+            ("state web", Ok(moving)),
+            ("state web", Ok("id=web status=running bundle=/v1")),
+        ]);
+        assert_eq!(
+            prepare(&t, &mut d, &m).unwrap().previous.as_deref(),
+            Some("/v1")
+        );
         // A name unfit for a directory.
         std::fs::write(t.dir.join("header/artifact_name"), "web v2/../x").unwrap();
         let mut d = Scripted::new(&[("state web", Err("not-found"))]);
