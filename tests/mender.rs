@@ -267,7 +267,7 @@ fn first_install_and_a_failed_one() {
     );
     let (ok, text) = other.mender(&["install", dead.to_str().unwrap()]);
     assert!(!ok, "{text}");
-    assert!(text.contains("never restarted"), "{text}");
+    assert!(text.contains("Rolling back"), "{text}");
     assert!(other.d.listed().is_empty());
     assert!(other.d.runtime_ids().is_empty());
     assert!(other.bundles().is_empty(), "{:?}", other.bundles());

@@ -29,7 +29,7 @@ pub struct Manifest {
     pub id: String,
     /// Create options, as words of a request (checked).
     pub options: Vec<String>,
-    /// `swap-timeout=`, for the daemon's swap and a first start's wait.
+    /// `swap-timeout=`, for the daemon's swap.
     pub swap_timeout: Option<u32>,
     pub platform: Option<Platform>,
 }

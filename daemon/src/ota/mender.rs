@@ -11,13 +11,13 @@
 //!   uncommitted; imports the image into a
 //!   new bundle `BUNDLES/ID/NAME` (BUNDLES is `bundles/` beside the image
 //!   store, so the import hard-links; NAME the artifact's name); then
-//!   `swap ID BUNDLE` when the container exists (the daemon waits for the
-//!   new version to get healthy, or rolls back by itself), else `run` and
-//!   `wait ID healthy`, or, without a health check, checks that it stays
-//!   running for the swap timeout. Exits 0 only when the new version is up.
-//! - `ArtifactCommit`: `commit ID` (a first install has nothing to commit).
+//!   `swap ID BUNDLE`, which the daemon takes for a first install too: it
+//!   starts the new version and waits for it to get healthy (or, without
+//!   a health check, to stay running for the swap timeout), or rolls back
+//!   by itself. Exits 0 only when the new version is up.
+//! - `ArtifactCommit`: `commit ID`.
 //! - `ArtifactRollback`: the old version back (`rollback ID`, or a swap
-//!   back after a commit); for a first install the new container deleted.
+//!   back after a commit); for a first install the new container removed.
 //!   Done already (the daemon rolled back by itself) counts as done, once
 //!   the old version runs.
 //! - `ArtifactFailure`: the same (it follows a rollback; each finds what
@@ -61,10 +61,6 @@ pub const STATES: [&str; 12] = [
 
 /// Where Mender runs the module from, as the end of its path.
 pub const PATH: &str = "/modules/v3/nanoctr";
-
-/// Seconds a first start has to get healthy, or to stay running, when
-/// the manifest says no `swap-timeout`.
-const START_TIMEOUT: u32 = 30;
 
 /// The daemon, as the module asks it: one request, its data lines and
 /// what follows `OK`.
@@ -206,7 +202,6 @@ impl Fields {
 struct Seen {
     bundle: String,
     status: String,
-    pid: Option<String>,
     /// `swap`, `trial`, `done`, `locked` or `rollback`, during and after a
     /// swap.
     update: Option<String>,
@@ -236,7 +231,6 @@ fn seen(d: &mut impl Daemon, id: &str) -> Result<Option<Seen>, String> {
     Ok(Some(Seen {
         bundle: f.get("bundle").unwrap_or_default(),
         status: f.get("status").unwrap_or_default(),
-        pid: f.get("pid"),
         update: f.get("update"),
         previous: f.get("previous").filter(|p| p != "none"),
     }))
@@ -286,16 +280,11 @@ fn install(t: &Tree, d: &mut impl Daemon) -> Result<(), String> {
         ..Default::default()
     };
     crate::image::import(&o).map_err(|e| format!("import: {} {}", e.code.as_str(), e.message))?;
-    let first = record.previous.is_none();
     let timeout = m.swap_timeout.map(|s| format!("swap-timeout={s}"));
-    let mut words = vec![if first { "run" } else { "swap" }, &m.id, &record.bundle];
-    words.extend(timeout.as_deref().filter(|_| !first));
+    let mut words = vec!["swap", &m.id, &record.bundle];
+    words.extend(timeout.as_deref());
     words.extend(m.options.iter().map(String::as_str));
-    let started = Fields::of(&must(d, &words)?).get("pid");
-    match first {
-        true => up(d, &m.id, m.swap_timeout.unwrap_or(START_TIMEOUT), started),
-        false => Ok(()),
-    }
+    must(d, &words).map(drop)
 }
 
 /// Everything before the import: an uncommitted update a dead install
@@ -341,22 +330,6 @@ fn prepare(t: &Tree, d: &mut impl Daemon, m: &Manifest) -> Result<Record, String
     record.write(t)?;
     Ok(record)
 }
-/// A first start proven: healthy, or, without a health check, still the
-/// process `started` after `timeout` seconds.
-#[inline(never)]
-fn up(d: &mut impl Daemon, id: &str, timeout: u32, started: Option<String>) -> Result<(), String> {
-    let wait = format!("timeout={timeout}");
-    match d.ask(&["wait", id, "healthy", &wait]) {
-        Err(e) if e.code == "invalid" => {}
-        r => return r.map(drop).map_err(|e| format!("{id}: {e}")),
-    }
-    std::thread::sleep(Duration::from_secs(timeout.into()));
-    match seen(d, id)? {
-        Some(s) if s.status == "running" && s.pid == started => Ok(()),
-        s => Err(unlike(id, s, "the first start, never restarted,")),
-    }
-}
-
 /// The record and the container now; an error when there is no record
 /// and `needed`.
 type Now = Option<(Record, Option<Seen>)>;
@@ -408,7 +381,13 @@ fn rollback(t: &Tree, d: &mut impl Daemon) -> Result<(), String> {
     match (&r.previous, s) {
         // A first install: the new container goes.
         (None, None) => Ok(()),
-        (None, Some(s)) if s.bundle == r.bundle => must(d, &["delete", id, "force"]).map(drop),
+        (None, Some(s)) if s.bundle == r.bundle => {
+            let undo: &[&str] = match s.pending() {
+                true => &["rollback", id],
+                false => &["delete", id, "force"],
+            };
+            must(d, undo).map(drop)
+        }
         // Back already (the daemon rolled back by itself).
         (Some(old), Some(s)) if s.bundle == *old && s.status == "running" => Ok(()),
         (Some(_), Some(s)) if s.bundle == r.bundle && s.pending() => {
@@ -611,23 +590,6 @@ mod tests {
     }
 
     #[test]
-    fn a_first_start_must_stay_up() {
-        let pid = || Some("7".to_string());
-        let mut d = Scripted::new(&[("wait web healthy timeout=5", Ok(""))]);
-        assert!(up(&mut d, "web", 5, pid()).is_ok());
-        let mut d = Scripted::new(&[("wait web healthy", Err("state"))]);
-        assert!(up(&mut d, "web", 5, pid()).unwrap_err().contains("(state)"));
-        let without = ("wait web healthy", Err("invalid"));
-        let mut d = Scripted::new(&[without, ("state web", Ok("id=web status=running pid=7"))]);
-        assert!(up(&mut d, "web", 0, pid()).is_ok());
-        for after in ["id=web status=stopped pid=7", "id=web status=running pid=8"] {
-            let mut d = Scripted::new(&[without, ("state web", Ok(after))]);
-            let e = up(&mut d, "web", 0, pid()).unwrap_err();
-            assert!(e.contains("never restarted"), "{e}");
-        }
-    }
-
-    #[test]
     fn commit_commits_only_the_new_version() {
         let t = tree("commit");
         assert!(commit(&t, &mut Scripted::default()).is_err());
@@ -682,6 +644,9 @@ mod tests {
         assert!(e.contains("runs \"/v9\""), "{e}");
         // A first install: the new container goes, once.
         record(&t, None);
+        let pending = new(" update=done previous=none");
+        let mut d = Scripted::new(&[("state web", Ok(pending)), ("rollback web", Ok(""))]);
+        rollback(&t, &mut d).unwrap();
         let mut d = Scripted::new(&[("state web", Ok(new(""))), ("delete web force", Ok(""))]);
         rollback(&t, &mut d).unwrap();
         rollback(&t, &mut Scripted::new(&[("state web", Err("not-found"))])).unwrap();
