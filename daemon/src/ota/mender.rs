@@ -255,8 +255,8 @@ fn payload(files: &Path) -> Result<(PathBuf, Manifest), String> {
     let mut images = std::fs::read_dir(files)
         .map_err(at(files))?
         .flatten()
-        .map(|e| e.path())
-        .filter(|p| *p != path);
+        .filter(|e| e.file_name() != manifest::NAME)
+        .map(|e| e.path());
     match (images.next(), images.count()) {
         (Some(image), 0) => Ok((image, m)),
         (none, more) => Err(format!(
@@ -419,7 +419,12 @@ fn cleanup(t: &Tree, d: &mut impl Daemon) -> Result<(), String> {
     for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = e.path();
         let hidden = e.file_name().as_encoded_bytes().starts_with(b".");
-        if hidden || keep.iter().flatten().any(|k| path == Path::new(k)) {
+        if hidden
+            || keep
+                .iter()
+                .flatten()
+                .any(|k| path.as_os_str() == k.as_str())
+        {
             continue;
         }
         crate::image::compose::remove(&path).map_err(at(&path))?;
