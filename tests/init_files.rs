@@ -83,6 +83,11 @@ const CONTAINER_KEYS: &[&str] = &[
     "restart",
     "overlay",
     "overlay-size",
+    "health-cmd",
+    "health-interval",
+    "health-timeout",
+    "health-retries",
+    "health-start",
     "after",
     "ready",
     "options",
@@ -507,6 +512,9 @@ fn check_container_value(key: &str, value: &str) -> Result<(), String> {
         },
         "overlay" => ["tmpfs", "none"].contains(&value) || value.starts_with('/'),
         "overlay-size" => valid_create_option(&format!("overlay-size={value}")),
+        "health-cmd" => !value.trim().is_empty(),
+        "health-interval" | "health-timeout" | "health-start" => duration(value),
+        "health-retries" => value.parse::<u32>().is_ok_and(|n| n > 0),
         "after" => value.split_whitespace().all(valid_id),
         "ready" => {
             ["started", "exited0"].contains(&value)
@@ -522,6 +530,13 @@ fn check_container_value(key: &str, value: &str) -> Result<(), String> {
     } else {
         Err(format!("{key}: bad value {value:?}"))
     }
+}
+
+/// A health check's duration: `500ms`, `10s`, `2m`, `1h`, or seconds.
+fn duration(v: &str) -> bool {
+    let digits = v.trim_end_matches(['m', 's', 'h']);
+    let unit = &v[digits.len()..];
+    !digits.is_empty() && digits.parse::<u64>().is_ok() && ["", "ms", "s", "m", "h"].contains(&unit)
 }
 
 /// What `nanoctr create` takes after ID and BUNDLE, but `runtime=` (a
