@@ -244,6 +244,9 @@ install -D -m 0755 "$bins/nanoctr" "$stage/usr/bin/nanoctr"
 mkdir -p "$stage/usr/sbin"
 ln -sfn ../bin/nanoctr "$stage/usr/sbin/nanoctrd"
 install -D -m 0755 "$bins/nanoctr-shim" "$stage/usr/sbin/nanoctr-shim"
+# The Mender Update Module, for a device that runs Mender.
+mkdir -p "$stage/usr/share/mender/modules/v3"
+ln -sfn /usr/bin/nanoctr "$stage/usr/share/mender/modules/v3/nanoctr"
 install -D -m 0644 "$top/configs/nanoctrd.conf" "$stage/etc/nanoctr/nanoctrd.conf"
 install -D -m 0644 "$top/configs/containers.d/demo.conf" "$stage/etc/nanoctr/containers.d/demo.conf"
 

@@ -1,9 +1,16 @@
 //! One program for the daemon and the client, as busybox and dropbear are
 //! one: installed as one file, `nanoctr`, and a link to it named
 //! `nanoctrd`. The name it is run as chooses: `nanoctrd` is the daemon,
-//! anything else the client; `nanoctr nanoctrd ARGS...` is the daemon too,
-//! for where no link can be made. The two share std and the protocol code,
-//! so one file is far smaller than two (the `split` feature builds two).
+//! a path ending in `/modules/v3/nanoctr` the Mender Update Module
+//! (`ota/mender.rs`), anything else the client; `nanoctr nanoctrd ARGS...`
+//! is the daemon too, and `nanoctr STATE DIR` (a Mender state word, which
+//! no client verb is, and a directory) the module, for where no link can
+//! be made. The parts share std and the protocol code, so one file is far
+//! smaller than several (the `split` feature builds the daemon apart).
+
+use std::path::Path;
+
+use crate::ota::mender;
 
 /// The daemon's name, as a program and as the client's first word.
 pub const DAEMON: &str = "nanoctrd";
@@ -12,17 +19,22 @@ pub const DAEMON: &str = "nanoctrd";
 pub enum Program {
     Daemon,
     Client,
+    Mender,
 }
 
 /// Which program `argv` asks for, and its arguments.
 pub fn choose(argv: &[String]) -> (Program, &[String]) {
-    let name = argv
-        .first()
-        .map_or("", |a| a.rsplit('/').next().unwrap_or(a));
+    let zero = argv.first().map_or("", String::as_str);
+    let name = zero.rsplit('/').next().unwrap_or(zero);
+    let args = argv.get(1..).unwrap_or(&[]);
     match argv {
-        _ if name == DAEMON => (Program::Daemon, argv.get(1..).unwrap_or(&[])),
+        _ if name == DAEMON => (Program::Daemon, args),
+        _ if zero.ends_with(mender::PATH) => (Program::Mender, args),
         [_, first, rest @ ..] if first == DAEMON => (Program::Daemon, rest),
-        _ => (Program::Client, argv.get(1..).unwrap_or(&[])),
+        [_, state, dir] if mender::STATES.contains(&state.as_str()) && Path::new(dir).is_dir() => {
+            (Program::Mender, args)
+        }
+        _ => (Program::Client, args),
     }
 }
 
@@ -30,6 +42,7 @@ pub fn choose(argv: &[String]) -> (Program, &[String]) {
 pub fn main(argv: &[String]) -> i32 {
     match choose(argv) {
         (Program::Daemon, args) => crate::server::boot::main(args),
+        (Program::Mender, args) => mender::main(args),
         (Program::Client, args) => crate::client::cli::main(args),
     }
 }
@@ -68,5 +81,39 @@ mod tests {
         );
         assert_eq!(chosen(&["/x/nanoctrd.old"]), (c, words(&[])));
         assert_eq!(chosen(&[]), (c, words(&[])));
+    }
+
+    #[test]
+    fn the_mender_module_by_path_or_state() {
+        let (m, c) = (Program::Mender, Program::Client);
+        let tmp = std::env::temp_dir();
+        let tmp = tmp.to_str().unwrap();
+        let module = "/usr/share/mender/modules/v3/nanoctr";
+        assert_eq!(
+            chosen(&[module, "ArtifactInstall", tmp]),
+            (m, words(&["ArtifactInstall", tmp]))
+        );
+        // By its path, any state, known or not, and none.
+        assert_eq!(chosen(&[module, "Inventory"]), (m, words(&["Inventory"])));
+        assert_eq!(chosen(&["/modules/v3/nanoctr"]), (m, words(&[])));
+        assert_eq!(chosen(&["/x/mymodules/v3/nanoctr", "list"]).0, c);
+        // As plain nanoctr: a state word and a directory.
+        assert_eq!(
+            chosen(&["nanoctr", "Cleanup", tmp]),
+            (m, words(&["Cleanup", tmp]))
+        );
+        assert_eq!(chosen(&["nanoctr", "Cleanup", "/no/such/dir"]).0, c);
+        assert_eq!(chosen(&["nanoctr", "Cleanup", tmp, "x"]).0, c);
+        assert_eq!(chosen(&["nanoctr", "cleanup", tmp]).0, c);
+        // No verb of the client is a state word, so none is shadowed.
+        let client_words = crate::wire::VERBS
+            .iter()
+            .map(|v| v.0)
+            .chain(crate::image::cli::VERBS)
+            .chain(["attach", "exec", DAEMON]);
+        for verb in client_words {
+            assert!(!mender::STATES.contains(&verb), "{verb}");
+            assert_ne!(chosen(&["nanoctr", verb, tmp]).0, m, "{verb}");
+        }
     }
 }

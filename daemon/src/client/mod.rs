@@ -21,9 +21,13 @@ pub fn configured_socket() -> Option<String> {
     configured("socket")
 }
 
-/// A setting of the daemon's config file, for the client's defaults.
+/// A setting of the daemon's config file (`$NANOCTR_CONFIG`, else the
+/// default one), for the client's defaults.
 pub fn configured(key: &str) -> Option<String> {
-    let path = Path::new(crate::config::DEFAULT_CONFIG);
+    let path = std::env::var_os("NANOCTR_CONFIG").map(PathBuf::from);
+    let path = path
+        .as_deref()
+        .unwrap_or(Path::new(crate::config::DEFAULT_CONFIG));
     let text = crate::files::read_bounded_text(
         path,
         crate::files::MAX_CONFIG_FILE,
@@ -232,6 +236,9 @@ pub fn run(socket: &Path, words: &[String]) -> i32 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
     pub status: i32,
+    /// The daemon's error code (`not-found`, `state`, ...); empty when it
+    /// could not be asked.
+    pub code: String,
     pub message: String,
 }
 
@@ -250,20 +257,33 @@ impl From<Failure> for String {
 /// One request whose answer has no data lines: what follows `OK`, or the
 /// error as a person reads it.
 pub fn ask(socket: &Path, words: &[&str]) -> Result<String, Failure> {
-    let unasked = |message: String| Failure { status: 2, message };
+    request(socket, words).map(|(_, ok)| ok)
+}
+
+/// One request: its data lines and what follows `OK`, or the error as a
+/// person reads it.
+pub fn request(socket: &Path, words: &[&str]) -> Result<(Vec<String>, String), Failure> {
+    let unasked = |message: String| Failure {
+        status: 2,
+        code: String::new(),
+        message,
+    };
     let words: Vec<String> = words.iter().map(|w| w.to_string()).collect();
     let (stream, _) = send(socket, &words)
         .map_err(|_| unasked(format!("cannot reach nanoctrd at {}", socket.display())))?;
+    let mut data = Vec::new();
     for line in BufReader::new(&stream).lines() {
         let line = line.map_err(|e| unasked(e.to_string()))?;
         match ReplyLine::parse(&line) {
-            ReplyLine::Ok(rest) => return Ok(rest.to_string()),
+            ReplyLine::Ok(rest) => return Ok((data, rest.to_string())),
             ReplyLine::Err(code, message) => {
                 return Err(Failure {
                     status: 1,
+                    code: code.to_string(),
                     message: format!("{message} ({code})"),
                 })
             }
+            ReplyLine::Data(l) => data.push(l.to_string()),
             _ => {}
         }
     }

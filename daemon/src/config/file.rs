@@ -53,6 +53,9 @@ pub enum Ready {
 pub struct Decl {
     /// The container, as `create` would make it (restart policy included).
     pub spec: Spec,
+    /// The words `spec` was parsed from, as a request's options (none for
+    /// a declaration an update record makes).
+    pub options: Vec<String>,
     pub after: Vec<String>,
     pub ready: Ready,
     /// `FILE:LINE` of the section header.
@@ -87,10 +90,25 @@ struct Section {
     options: Vec<String>,
 }
 
+/// The keys a manifest's section has besides a `[container]` section's
+/// (`ota/manifest.rs`); they are its settings.
+pub const MANIFEST_KEYS: [&str; 2] = ["swap-timeout", "platform"];
+
 /// Parses one file's text. `name` is how messages call it; settings are
 /// refused where `settings` is false (a `containers.d` file holds only
 /// sections).
 pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String> {
+    read(name, text, settings, false)
+}
+
+/// Parses an update's manifest: sections whose bundle the update makes
+/// (none may be given), with the [`MANIFEST_KEYS`] too, and no `after` or
+/// `ready`.
+pub fn manifest(name: &Path, text: &str) -> Result<ConfFile, String> {
+    read(name, text, false, true)
+}
+
+fn read(name: &Path, text: &str, settings: bool, manifest: bool) -> Result<ConfFile, String> {
     let mut out = ConfFile::default();
     let mut section: Option<Section> = None;
     for (n, raw) in text.lines().enumerate() {
@@ -109,7 +127,7 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
                 _ => return Err(fail("sections are [container ID]")),
             };
             if let Some(s) = section.take() {
-                out.containers.push(finish(s)?);
+                out.containers.push(finish(s, manifest)?);
             }
             if out.containers.iter().any(|d| d.spec.id == id) {
                 return Err(fail(&format!("container {id} is declared twice")));
@@ -159,6 +177,19 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
             None => Ok(()),
         };
         match key {
+            "bundle" | "after" | "ready" if manifest => {
+                return Err(fail(&format!("{key} has no place in a manifest")))
+            }
+            _ if manifest && MANIFEST_KEYS.contains(&key) => {
+                if out.settings.iter().any(|s| s.key == key) {
+                    return Err(fail(&format!("{key} is set twice")));
+                }
+                out.settings.push(Setting {
+                    key: key.into(),
+                    value: value.into(),
+                    at,
+                });
+            }
             "bundle" => once(&mut s.bundle)?,
             "runtime" => once(&mut s.runtime)?,
             "restart" => {
@@ -188,13 +219,14 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
                 return Err(fail(&format!(
                     "unknown container key {key} (bundle, runtime, restart, overlay, \
                      overlay-size, health-cmd, health-interval, health-timeout, \
-                     health-retries, health-start, after, ready, options)"
+                     health-retries, health-start, after, ready, options; in a manifest \
+                     swap-timeout, platform)"
                 )))
             }
         }
     }
     if let Some(s) = section.take() {
-        out.containers.push(finish(s)?);
+        out.containers.push(finish(s, manifest)?);
     }
     Ok(out)
 }
@@ -215,13 +247,16 @@ fn parse_ready(value: &str) -> Result<Ready, String> {
     }
 }
 
-/// A whole section, as a container spec.
-fn finish(s: Section) -> Result<Decl, String> {
+/// A whole section, as a container spec (a manifest's with bundle `/`).
+fn finish(s: Section, manifest: bool) -> Result<Decl, String> {
     let fail = |m: &str| format!("{}: container {}: {m}", s.at, s.id);
-    let bundle = s
-        .bundle
-        .as_deref()
-        .ok_or_else(|| fail("bundle is missing"))?;
+    let bundle = match manifest {
+        true => "/",
+        false => s
+            .bundle
+            .as_deref()
+            .ok_or_else(|| fail("bundle is missing"))?,
+    };
     let mut opts: Vec<String> = s.options.clone();
     opts.extend(s.overlay.iter().cloned());
     if let Some(r) = &s.runtime {
@@ -230,10 +265,11 @@ fn finish(s: Section) -> Result<Decl, String> {
     if let Some(r) = &s.restart {
         opts.push(format!("restart={r}"));
     }
-    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
-    let spec = Spec::parse(&s.id, bundle, &opts).map_err(|e| fail(&e.message))?;
+    let words: Vec<&str> = opts.iter().map(String::as_str).collect();
+    let spec = Spec::parse(&s.id, bundle, &words).map_err(|e| fail(&e.message))?;
     Ok(Decl {
         spec,
+        options: opts,
         after: s.after,
         ready: s.ready.unwrap_or(Ready::Started),
         at: s.at,

@@ -259,6 +259,7 @@ impl<F: Effects> Daemon<F> {
                         self.cfg.update_dir.join(&spec.id).display()
                     ),
                     spec,
+                    options: Vec::new(),
                     after: Vec::new(),
                     ready: Ready::Started,
                 }),
