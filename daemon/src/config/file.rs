@@ -11,6 +11,7 @@
 //! bundle = /srv/containers/web
 //! restart = on-failure:5
 //! overlay-size = 8m
+//! critical = yes
 //! after = db
 //! ready = started
 //! options = log-size=128k label.app=web
@@ -77,8 +78,9 @@ struct Section {
     bundle: Option<String>,
     runtime: Option<String>,
     restart: Option<String>,
-    /// `overlay = ...` and `overlay-size = ...`, as options.
-    overlay: Vec<String>,
+    /// `overlay = ...`, `overlay-size = ...` and `critical = ...`, as
+    /// options.
+    as_options: Vec<String>,
     after: Vec<String>,
     ready: Option<Ready>,
     options: Vec<String>,
@@ -117,7 +119,7 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
                 bundle: None,
                 runtime: None,
                 restart: None,
-                overlay: Vec::new(),
+                as_options: Vec::new(),
                 after: Vec::new(),
                 ready: None,
                 options: Vec::new(),
@@ -179,11 +181,11 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
             }
             "options" => s.options.extend(words()?),
             // Checked with the rest of the spec, in `finish`.
-            "overlay" | "overlay-size" => s.overlay.push(format!("{key}={value}")),
+            "overlay" | "overlay-size" | "critical" => s.as_options.push(format!("{key}={value}")),
             _ => {
                 return Err(fail(&format!(
                     "unknown container key {key} (bundle, runtime, restart, overlay, \
-                     overlay-size, after, ready, options)"
+                     overlay-size, critical, after, ready, options)"
                 )))
             }
         }
@@ -218,7 +220,7 @@ fn finish(s: Section) -> Result<Decl, String> {
         .as_deref()
         .ok_or_else(|| fail("bundle is missing"))?;
     let mut opts: Vec<String> = s.options.clone();
-    opts.extend(s.overlay.iter().cloned());
+    opts.extend(s.as_options.iter().cloned());
     if let Some(r) = &s.runtime {
         opts.push(format!("runtime={r}"));
     }
@@ -301,7 +303,7 @@ mod tests {
             "# a comment\n\nmax-containers = 8\n  log = syslog  \n\n\
              [container db]\nbundle = /srv/db\nready = file:/run/db.ready\noverlay-size = 8m\n\
              [container web]\nbundle=/srv/web\nruntime = crun\nrestart = on-failure:3\n\
-             after = db\noptions = log-size=128k \"label.note=a b\"\n",
+             critical = yes\nafter = db\noptions = log-size=128k \"label.note=a b\"\n",
         )
         .unwrap();
         assert_eq!(c.get("max-containers").unwrap().value, "8");
@@ -311,6 +313,7 @@ mod tests {
         assert_eq!(web.spec.bundle, "/srv/web");
         assert_eq!(web.spec.runtime.as_deref(), Some("crun"));
         assert_eq!(web.spec.restart, Restart::OnFailure(Some(3)));
+        assert!(web.spec.critical && !c.containers[0].spec.critical);
         assert_eq!(web.spec.log_size, Some(128 << 10));
         assert_eq!(web.spec.labels, [("note".to_string(), "a b".to_string())]);
         assert_eq!(web.after, ["db"]);
@@ -349,6 +352,11 @@ mod tests {
                 "[container w]\nbundle = /b\noverlay = data\n",
                 1,
                 "overlay is tmpfs",
+            ),
+            (
+                "[container w]\nbundle = /b\ncritical = sure\n",
+                1,
+                "critical takes",
             ),
             (
                 "[container w]\nbundle = /b\n[container w]\nbundle = /c\n",

@@ -127,6 +127,7 @@ mod tests {
                 log_size: Some(8192),
                 restart: crate::wire::restart::Restart::OnFailure(Some(4)),
                 overlay: Some(crate::wire::overlay::Overlay::Dir("/data/my web".into())),
+                critical: true,
             },
             runtime: "/usr/bin/runc".into(),
             created: 1_700_000_000,

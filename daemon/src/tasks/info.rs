@@ -157,6 +157,9 @@ impl<F: Effects> Daemon<F> {
                 pairs.push(("held", "1"));
             }
         }
+        if c.spec.critical {
+            pairs.push(("critical", "yes"));
+        }
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
         let mut reply = Reply::new();
         reply.data(&pairs);

@@ -457,6 +457,16 @@ mod tests {
             parse("run x /b runtime=/usr/bin/runc").unwrap(),
             Request::Run(_)
         ));
+        let critical = |line| match parse(line).unwrap() {
+            Request::Create(s) | Request::Run(s) => s.critical,
+            other => panic!("{other:?}"),
+        };
+        assert!(!critical("create x /b"));
+        assert!(critical("run x /b critical"));
+        assert!(critical("create x /b critical=yes"));
+        assert!(!critical("create x /b critical=no"));
+        assert_eq!(code("create x /b critical=maybe"), Code::Invalid);
+        assert_eq!(code("create x /b critical critical=no"), Code::Invalid);
     }
 
     #[test]

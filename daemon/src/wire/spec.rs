@@ -33,6 +33,18 @@ pub struct Spec {
     /// The writable layer over an image rootfs (`overlay=`,
     /// `overlay-size=`), when the request names one.
     pub overlay: Option<Overlay>,
+    /// `critical`: the hardware watchdog is petted only while it is well
+    /// (`server/watchdog.rs`).
+    pub critical: bool,
+}
+
+/// A switch written bare (on), `=yes` or `=no`.
+fn switch(key: &str, value: &str) -> Result<bool, Error> {
+    match value {
+        "" | "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => refuse(Code::Invalid, format!("{key} takes no value, or yes or no")),
+    }
 }
 
 /// The console options `create` and `exec` share, `cols=N`, `rows=N` and
@@ -82,7 +94,7 @@ impl Spec {
             ..Spec::default()
         };
         let twice = |key: &str| Error::new(Code::Invalid, format!("{key} given twice"));
-        let (mut overlay, mut overlay_size) = (None, None);
+        let (mut overlay, mut overlay_size, mut critical) = (None, None, None);
         for opt in opts {
             let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
             if console_option(
@@ -95,13 +107,12 @@ impl Spec {
                 continue;
             }
             match key {
-                "terminal" => {
-                    let on = match value {
-                        "" | "yes" => true,
-                        "no" => false,
-                        _ => return refuse(Code::Invalid, "terminal takes no value, or yes or no"),
+                "terminal" | "critical" => {
+                    let slot = match key {
+                        "terminal" => &mut spec.terminal,
+                        _ => &mut critical,
                     };
-                    if spec.terminal.replace(on).is_some() {
+                    if slot.replace(switch(key, value)?).is_some() {
                         return Err(twice(key));
                     }
                 }
@@ -147,6 +158,7 @@ impl Spec {
                 }
             }
         }
+        spec.critical = critical == Some(true);
         if overlay.is_some() || overlay_size.is_some() {
             spec.overlay = Some(Overlay::parse(overlay, overlay_size)?);
         }
@@ -181,6 +193,9 @@ impl Spec {
         }
         if self.interactive {
             words.push("interactive".into());
+        }
+        if self.critical {
+            words.push("critical".into());
         }
         for (key, value) in [("cols", self.cols), ("rows", self.rows)] {
             if let Some(n) = value {

@@ -9,7 +9,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     (
         "create",
         "create ID BUNDLE [stdin=PATH] [stdout=PATH] [stderr=PATH] [runtime=NAME] [terminal[=no]] \
-         [interactive] [cols=N] [rows=N] [log-size=BYTES] [restart=POLICY] \
+         [interactive] [cols=N] [rows=N] [log-size=BYTES] [restart=POLICY] [critical] \
          [overlay=tmpfs|none|DIR] [overlay-size=BYTES] [label.KEY=VALUE ...]",
         "create a container from an OCI bundle, not yet started",
     ),
