@@ -153,6 +153,21 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
         "PATH",
         "write the pid here once serving; removed at exit",
     ),
+    (
+        "watchdog",
+        "DEVICE",
+        "hardware watchdog, petted while every critical container is well",
+    ),
+    (
+        "watchdog-interval",
+        "SECONDS",
+        "pet it this often (default: a third of its timeout, else 5)",
+    ),
+    (
+        "watchdog-timeout",
+        "SECONDS",
+        "set its timeout at start (default: the device's)",
+    ),
 ];
 
 /// The command line: the daemon's own switches, and options by config key.
