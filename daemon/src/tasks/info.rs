@@ -90,6 +90,7 @@ impl<F: Effects> Daemon<F> {
             ],
             resident_bytes: resident_bytes(),
             heap,
+            watchdog: self.watchdog.as_ref().map(|w| (w.pets, !w.stopped)),
         };
 
         let mut r = Reply::new();

@@ -25,9 +25,12 @@ pub enum Kind {
     ShimLost,
     /// Its restart policy makes it again after `delay-ms`.
     Restart,
+    /// The hardware watchdog is no longer petted (`state=stopped`): this
+    /// critical container failed (`why=`).
+    Watchdog,
 }
 
-const KINDS: [(Kind, &str); 11] = [
+const KINDS: [(Kind, &str); 12] = [
     (Kind::Create, "create"),
     (Kind::Start, "start"),
     (Kind::ExecAdded, "exec-added"),
@@ -39,6 +42,7 @@ const KINDS: [(Kind, &str); 11] = [
     (Kind::Update, "update"),
     (Kind::ShimLost, "shim-lost"),
     (Kind::Restart, "restart"),
+    (Kind::Watchdog, "watchdog"),
 ];
 
 impl Kind {
