@@ -44,6 +44,9 @@ const DAEMON_KEYS: &[(&str, Option<&str>)] = &[
     ("control-tty", None),
     ("notify-fd", None),
     ("pidfile", None),
+    ("watchdog", None),
+    ("watchdog-interval", None),
+    ("watchdog-timeout", None),
 ];
 
 const NUMERIC_KEYS: &[&str] = &[
@@ -61,6 +64,8 @@ const NUMERIC_KEYS: &[&str] = &[
     "restart-max-delay",
     "restart-window",
     "notify-fd",
+    "watchdog-interval",
+    "watchdog-timeout",
 ];
 
 const PATH_KEYS: &[&str] = &[
@@ -73,6 +78,7 @@ const PATH_KEYS: &[&str] = &[
     "syslog-socket",
     "control-tty",
     "pidfile",
+    "watchdog",
 ];
 
 const CONTAINER_KEYS: &[&str] = &[
@@ -81,6 +87,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "restart",
     "overlay",
     "overlay-size",
+    "critical",
     "after",
     "ready",
     "options",
@@ -505,6 +512,7 @@ fn check_container_value(key: &str, value: &str) -> Result<(), String> {
         },
         "overlay" => ["tmpfs", "none"].contains(&value) || value.starts_with('/'),
         "overlay-size" => valid_create_option(&format!("overlay-size={value}")),
+        "critical" => ["yes", "no"].contains(&value),
         "after" => value.split_whitespace().all(valid_id),
         "ready" => {
             ["started", "exited0"].contains(&value)
@@ -532,7 +540,7 @@ fn valid_create_option(word: &str) -> bool {
     };
     match k {
         "stdin" | "stdout" | "stderr" => v.starts_with('/'),
-        "terminal" => v.is_empty() || v == "no",
+        "terminal" | "critical" => ["", "yes", "no"].contains(&v),
         "interactive" => v.is_empty(),
         "cols" | "rows" => v.parse::<u16>().is_ok(),
         "log-size" | "overlay-size" => number(v),
