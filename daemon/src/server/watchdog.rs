@@ -75,10 +75,9 @@ impl<F: Effects> Daemon<F> {
             (None, None) => DEFAULT_INTERVAL,
         };
         crate::logger::info(&format!(
-            "watchdog {}: timeout {}, petted every {} ms while the critical containers are well",
+            "watchdog {}: armed, petted every {} ms while the critical containers are well",
             path.display(),
-            timeout.map_or("unknown".into(), |t| format!("{t} s")),
-            interval.as_millis()
+            interval.as_millis() as u64
         ));
         self.watchdog = Some(Watchdog {
             path,
