@@ -540,7 +540,8 @@ fn valid_create_option(word: &str) -> bool {
     };
     match k {
         "stdin" | "stdout" | "stderr" => v.starts_with('/'),
-        "terminal" | "critical" => ["", "yes", "no"].contains(&v),
+        "terminal" => v.is_empty() || v == "no",
+        "critical" => v.is_empty(),
         "interactive" => v.is_empty(),
         "cols" | "rows" => v.parse::<u16>().is_ok(),
         "log-size" | "overlay-size" => number(v),

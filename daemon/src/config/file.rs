@@ -78,7 +78,7 @@ struct Section {
     bundle: Option<String>,
     runtime: Option<String>,
     restart: Option<String>,
-    /// `overlay = ...`, `overlay-size = ...` and `critical = ...`, as
+    /// `overlay = ...`, `overlay-size = ...` and `critical = yes`, as
     /// options.
     as_options: Vec<String>,
     after: Vec<String>,
@@ -181,7 +181,12 @@ pub fn parse(name: &Path, text: &str, settings: bool) -> Result<ConfFile, String
             }
             "options" => s.options.extend(words()?),
             // Checked with the rest of the spec, in `finish`.
-            "overlay" | "overlay-size" | "critical" => s.as_options.push(format!("{key}={value}")),
+            "overlay" | "overlay-size" => s.as_options.push(format!("{key}={value}")),
+            "critical" => match value {
+                "yes" => s.as_options.push(key.into()),
+                "no" => {}
+                _ => return Err(fail("critical is yes or no")),
+            },
             _ => {
                 return Err(fail(&format!(
                     "unknown container key {key} (bundle, runtime, restart, overlay, \
@@ -355,8 +360,8 @@ mod tests {
             ),
             (
                 "[container w]\nbundle = /b\ncritical = sure\n",
-                1,
-                "critical takes",
+                3,
+                "critical is yes or no",
             ),
             (
                 "[container w]\nbundle = /b\n[container w]\nbundle = /c\n",

@@ -156,17 +156,17 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
     (
         "watchdog",
         "DEVICE",
-        "hardware watchdog, petted while every critical container is well",
+        "hardware watchdog, petted while the critical containers are well",
     ),
     (
         "watchdog-interval",
         "SECONDS",
-        "pet it this often (default: a third of its timeout, else 5)",
+        "between pets (default: a third of its timeout, else 5)",
     ),
     (
         "watchdog-timeout",
         "SECONDS",
-        "set its timeout at start (default: the device's)",
+        "timeout to set on it (default: its own)",
     ),
 ];
 

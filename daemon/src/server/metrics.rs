@@ -267,7 +267,7 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
             &mut out,
             "nanoctr_watchdog_petting",
             "gauge",
-            "1 while the watchdog is petted, 0 once a critical container failed.",
+            "1 while the watchdog is petted.",
         );
         let _ = writeln!(out, "nanoctr_watchdog_petting {}", u8::from(petting));
     }

@@ -62,10 +62,7 @@ impl<F: Effects> Daemon<F> {
             .map_err(|e| fail(&e))?;
         let interval = match (self.cfg.watchdog_interval, timeout) {
             (Some(i), Some(t)) if i.as_secs() >= u64::from(t) => {
-                let e = format!(
-                    "watchdog-interval {} s is not below its timeout, {t} s",
-                    i.as_secs()
-                );
+                let e = format!("watchdog-interval must be below its timeout, {t} s");
                 // Disarmed again: this daemon will not pet it.
                 let _ = self.fx.close_watchdog(dev);
                 return Err(fail(&e));
@@ -75,7 +72,7 @@ impl<F: Effects> Daemon<F> {
             (None, None) => DEFAULT_INTERVAL,
         };
         crate::logger::info(&format!(
-            "watchdog {}: armed, petted every {} ms while the critical containers are well",
+            "watchdog {}: petted every {} ms",
             path.display(),
             interval.as_millis() as u64
         ));
@@ -152,7 +149,7 @@ impl<F: Effects> Daemon<F> {
             w.stopped = true;
             crate::logger::error(&format!(
                 "watchdog {}: critical container {id} is {why} with no restart to come; \
-                 petting stopped, the device resets the board within its timeout",
+                 petting stopped: the board resets",
                 w.path.display()
             ));
             return self.emit(&id, Kind::Watchdog, &[("state", "stopped"), ("why", why)]);
@@ -183,14 +180,9 @@ impl<F: Effects> Daemon<F> {
         let Some(dev) = w.dev.take() else {
             return;
         };
-        if w.stopped {
-            return crate::logger::warn(&format!(
-                "watchdog {}: closed armed: a critical container failed",
-                w.path.display()
-            ));
-        }
-        if let Err(e) = self.fx.close_watchdog(dev) {
-            crate::logger::warn(&format!("watchdog {}: magic close: {e}", w.path.display()));
+        // Once petting has stopped, dropped: closed armed.
+        if !w.stopped {
+            let _ = self.fx.close_watchdog(dev);
         }
     }
 }

@@ -813,7 +813,7 @@ fn a_watchdog_that_cannot_be_opened_or_petted_in_time_is_refused() {
     rig.d.cfg.watchdog_interval = Some(Duration::from_secs(9));
     let e = rig.d.start_watchdog().unwrap_err();
     assert!(
-        e.contains("watchdog-interval 9 s is not below its timeout, 9 s"),
+        e.contains("watchdog-interval must be below its timeout, 9 s"),
         "{e}"
     );
     assert_eq!(rig.d.fx.done.last(), Some(&Effect::MagicClose));

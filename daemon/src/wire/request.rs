@@ -463,10 +463,7 @@ mod tests {
         };
         assert!(!critical("create x /b"));
         assert!(critical("run x /b critical"));
-        assert!(critical("create x /b critical=yes"));
-        assert!(!critical("create x /b critical=no"));
         assert_eq!(code("create x /b critical=maybe"), Code::Invalid);
-        assert_eq!(code("create x /b critical critical=no"), Code::Invalid);
     }
 
     #[test]

@@ -38,15 +38,6 @@ pub struct Spec {
     pub critical: bool,
 }
 
-/// A switch written bare (on), `=yes` or `=no`.
-fn switch(key: &str, value: &str) -> Result<bool, Error> {
-    match value {
-        "" | "yes" => Ok(true),
-        "no" => Ok(false),
-        _ => refuse(Code::Invalid, format!("{key} takes no value, or yes or no")),
-    }
-}
-
 /// The console options `create` and `exec` share, `cols=N`, `rows=N` and
 /// `log-size=BYTES`, into their slots; false if `key` is none of them.
 pub(crate) fn console_option(
@@ -94,7 +85,7 @@ impl Spec {
             ..Spec::default()
         };
         let twice = |key: &str| Error::new(Code::Invalid, format!("{key} given twice"));
-        let (mut overlay, mut overlay_size, mut critical) = (None, None, None);
+        let (mut overlay, mut overlay_size) = (None, None);
         for opt in opts {
             let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
             if console_option(
@@ -107,16 +98,18 @@ impl Spec {
                 continue;
             }
             match key {
-                "terminal" | "critical" => {
-                    let slot = match key {
-                        "terminal" => &mut spec.terminal,
-                        _ => &mut critical,
+                "terminal" => {
+                    let on = match value {
+                        "" | "yes" => true,
+                        "no" => false,
+                        _ => return refuse(Code::Invalid, "terminal takes no value, or yes or no"),
                     };
-                    if slot.replace(switch(key, value)?).is_some() {
+                    if spec.terminal.replace(on).is_some() {
                         return Err(twice(key));
                     }
                 }
                 "interactive" if value.is_empty() => spec.interactive = true,
+                "critical" if value.is_empty() => spec.critical = true,
                 "overlay" | "overlay-size" => {
                     let slot = match key {
                         "overlay" => &mut overlay,
@@ -158,7 +151,6 @@ impl Spec {
                 }
             }
         }
-        spec.critical = critical == Some(true);
         if overlay.is_some() || overlay_size.is_some() {
             spec.overlay = Some(Overlay::parse(overlay, overlay_size)?);
         }
