@@ -45,6 +45,9 @@ const DAEMON_KEYS: &[(&str, Option<&str>)] = &[
     ("control-tty", None),
     ("notify-fd", None),
     ("pidfile", None),
+    ("watchdog", None),
+    ("watchdog-interval", None),
+    ("watchdog-timeout", None),
 ];
 
 const NUMERIC_KEYS: &[&str] = &[
@@ -62,6 +65,8 @@ const NUMERIC_KEYS: &[&str] = &[
     "restart-max-delay",
     "restart-window",
     "notify-fd",
+    "watchdog-interval",
+    "watchdog-timeout",
 ];
 
 const PATH_KEYS: &[&str] = &[
@@ -75,6 +80,7 @@ const PATH_KEYS: &[&str] = &[
     "syslog-socket",
     "control-tty",
     "pidfile",
+    "watchdog",
 ];
 
 const CONTAINER_KEYS: &[&str] = &[
@@ -88,6 +94,7 @@ const CONTAINER_KEYS: &[&str] = &[
     "health-timeout",
     "health-retries",
     "health-start",
+    "critical",
     "after",
     "ready",
     "options",
@@ -515,6 +522,7 @@ fn check_container_value(key: &str, value: &str) -> Result<(), String> {
         "health-cmd" => !value.trim().is_empty(),
         "health-interval" | "health-timeout" | "health-start" => duration(value),
         "health-retries" => value.parse::<u32>().is_ok_and(|n| n > 0),
+        "critical" => ["yes", "no"].contains(&value),
         "after" => value.split_whitespace().all(valid_id),
         "ready" => {
             ["started", "exited0"].contains(&value)
@@ -550,6 +558,7 @@ fn valid_create_option(word: &str) -> bool {
     match k {
         "stdin" | "stdout" | "stderr" => v.starts_with('/'),
         "terminal" => v.is_empty() || v == "no",
+        "critical" => v.is_empty(),
         "interactive" => v.is_empty(),
         "cols" | "rows" => v.parse::<u16>().is_ok(),
         "log-size" | "overlay-size" => number(v),

@@ -132,13 +132,18 @@ cp "$kimage" "$out/$kernel"
 # virtio transport (virtio-mmio on the aarch64 virt board, PCI on a PC),
 # and ext4. crc32c_generic is what ext4 and jbd2 ask for by their softdep
 # (`pre: crypto-crc32c`, its alias): ext4 checksums its metadata with it.
+# And softdog, the board's watchdog (qemu's virt board has none of its
+# own): a kernel timer that resets the machine `margin` seconds after the
+# last pet (its soft_margin), which nanoctrd gives it while the critical
+# containers are well.
 # The package has no modules.dep (its postinst runs depmod), so each
 # module's own dependencies (`depends=` in its .modinfo section) are
 # followed; the needed files are unpacked once into the cache.
 case $arch in
-aarch64) kmodules="virtio_mmio virtio_blk crc32c_generic ext4" ;;
-x86_64) kmodules="virtio_pci virtio_blk crc32c_generic ext4" ;;
+aarch64) kmodules="virtio_mmio virtio_blk crc32c_generic ext4 softdog" ;;
+x86_64) kmodules="virtio_pci virtio_blk crc32c_generic ext4 softdog" ;;
 esac
+margin=10
 kver=${kpkg#linux-image-}
 mcache=$cache/$(basename "$kdeb" .deb).modules
 mroot=$mcache/lib/modules/$kver
@@ -249,6 +254,15 @@ mkdir -p "$stage/usr/share/mender/modules/v3"
 ln -sfn /usr/bin/nanoctr "$stage/usr/share/mender/modules/v3/nanoctr"
 install -D -m 0644 "$top/configs/nanoctrd.conf" "$stage/etc/nanoctr/nanoctrd.conf"
 install -D -m 0644 "$top/configs/containers.d/demo.conf" "$stage/etc/nanoctr/containers.d/demo.conf"
+# The board has a watchdog: nanoctrd pets it while the critical container
+# (rootfs/etc/nanoctr/containers.d/guard.conf) is well.
+cat >>"$stage/etc/nanoctr/nanoctrd.conf" <<EOF_CONF
+
+# --- This board (cross/firmware/build-image.sh) ---
+
+# softdog, loaded by rcS with soft_margin=$margin: petted every $margin/3 s.
+watchdog = /dev/watchdog
+EOF_CONF
 
 # The demo container's bundle, as configs/README.md installs it; the
 # rootfs is made by mkrootfs.sh with a busybox that runs here, then given
@@ -256,6 +270,24 @@ install -D -m 0644 "$top/configs/containers.d/demo.conf" "$stage/etc/nanoctr/con
 install -D -m 0644 "$top/configs/bundles/busybox/config.json" "$stage/srv/containers/demo/config.json"
 BUSYBOX=$hostbb sh "$top/configs/bundles/busybox/mkrootfs.sh" "$stage/srv/containers/demo/rootfs"
 install -m 0755 "$busybox" "$stage/srv/containers/demo/rootfs/bin/busybox"
+
+# The critical container's bundle (guard.conf): the demo's config.json on
+# the demo's root, with /data/guard bound read-only at /tmp/guard, after
+# the mount of /tmp (mounts are made in order; the entry goes before the
+# list's closing line, the only one that is a tab and `],`). Its process
+# runs until /tmp/guard/fail exists, then exits 1, as will each restart.
+# With health checks, the args become a plain sleep and the check tests
+# for the file (guard.conf says how).
+mkdir -p "$stage/srv/containers/guard"
+sed -e 's|"path": "rootfs"|"path": "/srv/containers/demo/rootfs"|' \
+	-e 's|"hostname": .*|"hostname": "guard",|' \
+	-e 's|"args": .*|"args": ["sh", "-c", "echo guard up; while [ ! -e /tmp/guard/fail ]; do sleep 1; done; echo guard: /tmp/guard/fail is there; exit 1"],|' \
+	-e 's|^\t\],$|\t\t,{ "destination": "/tmp/guard", "type": "bind", "source": "/data/guard", "options": ["rbind", "ro", "nosuid", "nodev", "noexec"] }\n\t],|' \
+	"$top/configs/bundles/busybox/config.json" >"$stage/srv/containers/guard/config.json"
+if ! grep -q '"source": "/data/guard"' "$stage/srv/containers/guard/config.json" ||
+	! grep -q '"hostname": "guard"' "$stage/srv/containers/guard/config.json"; then
+	die "the demo's config.json changed shape: the guard's bundle cannot be made from it"
+fi
 
 # runc, where Debian puts it (on nanoctrd's PATH), with its shared
 # libraries: its program interpreter and every DT_NEEDED, followed through
@@ -289,14 +321,18 @@ while [ -n "$todo" ]; do
 	todo=$next
 done
 
-# The data disk's modules, a modules.dep for them (busybox depmod), and
-# /etc/modules, which rcS loads in order with modprobe.
+# The modules, a modules.dep for them (busybox depmod), and /etc/modules,
+# which rcS loads in order with modprobe, each with its parameters.
 for p in $mods; do
 	install -D -m 0644 "$mroot/$p" "$stage/lib/modules/$kver/$p"
 done
 "$hostbb" depmod -b "$stage" "$kver"
 for m in $kmodules; do
-	[ -n "$(modpath "$m" "$mroot/modules.builtin")" ] || echo "$m"
+	[ -n "$(modpath "$m" "$mroot/modules.builtin")" ] && continue
+	case $m in
+	softdog) echo "$m soft_margin=$margin" ;;
+	*) echo "$m" ;;
+	esac
 done >"$stage/etc/modules"
 
 # --- The initramfs ---
@@ -321,7 +357,7 @@ layout=$data/image
 ob=$work/oci-bundle
 rootless=
 [ "$(id -u)" = 0 ] || rootless=--rootless
-mkdir -p "$data/bundles"
+mkdir -p "$data/bundles" "$data/guard"
 cat >"$data/list-tree" <<'EOF_LIST'
 #!/bin/sh
 # list-tree DIR: every entry under DIR, one a line, sorted: `d PATH` for a

@@ -16,10 +16,12 @@ comes back with it.
 Checks: nanoctrd came up from inittab; the container its configuration
 declares is running; `nanoctr run` of a second container and its output;
 `stats` on cgroup v2 and an `oom` event; nanoctrd killed with SIGKILL and
-respawned by init still knows both; `nanoctr import` of the OCI image on
-the data disk (a copy of target/firmware/ARCH/data.img, so every run starts
-from the built disk), after an import killed by SIGKILL, and the bundle
-run; --rounds power cuts (QMP system_reset) during an import, at seeded
+respawned by init still knows both; the watchdog (softdog), petted while
+the critical container is well, resets the board once it has failed for
+good, and the next boot makes the declared containers again; `nanoctr
+import` of the OCI image on the data disk (a copy of
+target/firmware/ARCH/data.img, so every run starts from the built disk),
+after an import killed by SIGKILL, and the bundle run; --rounds power cuts (QMP system_reset) during an import, at seeded
 random points, each followed by a check of what the next boot finds (no
 bundle or the whole one; the store's tmp/ emptied; a fresh import whole and
 running); `poweroff -f` ends qemu. Prints PASS or FAIL for each, and when
@@ -223,7 +225,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--arch", choices=sorted(ARCHES), default="aarch64")
     ap.add_argument("--image", help="directory with the kernel, initramfs.cpio.gz and data.img (default target/firmware/ARCH)")
-    ap.add_argument("--timeout", type=float, default=240, help="seconds for everything (default 240)")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds for everything (default 300)")
     ap.add_argument("--rounds", type=int, default=3,
                     help="power cuts during an import (default 3; 0: no import and power-cut checks)")
     ap.add_argument("--seed", type=int, help="for the points of the power cuts (default: from the clock; printed)")
@@ -277,7 +279,7 @@ def main():
 
     con = None
     log = None
-    cuts = None
+    cuts = dog = None
     shell_ready = hello_polls = output_polls = None
     step = "starting qemu"
     try:
@@ -389,21 +391,25 @@ def main():
               and ids.get("hello") == "stopped" and ids.get("hog") == "stopped",
               f"before {t_before} after {t_after}")
 
-        # 6. and 7. nanoctr import onto the data disk, and power cuts during
+        def set_step(text):
+            nonlocal step
+            step = text
+
+        # 6. The watchdog: petted while the critical container is well, and
+        # a reset once it has failed for good.
+        step = "check 6 (watchdog)"
+        dog = watchdog_checks(con, qmp_path, check, set_step)
+
+        # 7. and 8. nanoctr import onto the data disk, and power cuts during
         # imports.
         if args.rounds > 0:
             step = "the import checks"
             seed = args.seed if args.seed is not None else int(time.time() * 1000) % 1_000_000
             print(f"run.py: power cuts: {args.rounds} rounds, --seed {seed}", flush=True)
-
-            def set_step(text):
-                nonlocal step
-                step = text
-
             cuts = import_checks(con, qmp_path, check, args.rounds, random.Random(seed), set_step)
 
-        # 8. Power off.
-        step = "check 8 (poweroff)"
+        # 9. Power off.
+        step = "check 9 (poweroff)"
         con.send("poweroff -f")
         try:
             proc.wait(timeout=max(1, min(30, deadline - time.monotonic())))
@@ -416,7 +422,8 @@ def main():
             try:  # what the guest can still say about it, into the transcript
                 con.deadline = time.monotonic() + 10
                 con.sh("nanoctr list; tail -n 5 /run/nanoctr/*/*/shim.log; dmesg | tail -n 10; "
-                       "ls -A /data/images/tmp /data/bundles; tail -n 5 /tmp/import.err", timeout=8)
+                       "ls -A /data/images/tmp /data/bundles; tail -n 5 /tmp/import.err; "
+                       "tail -n 8 /tmp/guard.ev", timeout=8)
             except Timeout:
                 pass
         if con is not None:
@@ -443,6 +450,10 @@ def main():
         print(f"  {name}: {value:.2f}{note}")
     if shell_ready is not None:
         print(f"  (host clock: qemu started to console shell answering: {shell_ready:.2f})")
+    if dog:
+        print("Watchdog (softdog):")
+        for line in dog:
+            print(f"  {line}")
     if cuts is not None:
         print(f"Imports (seconds, guest clock): {', '.join(f'{t:.2f}' for t in cuts['imports'])}")
         for line in cuts["lines"]:
@@ -685,6 +696,106 @@ def import_checks(con, qmp_path, check, rounds, rng, set_step):
         if qmp is not None:
             qmp.close()
     return cuts
+
+
+def watchdog_checks(con, qmp_path, check, set_step):
+    """The board's watchdog, softdog (soft_margin seconds), which nanoctrd
+    pets while the critical container guard (containers.d/guard.conf) is
+    well. First: the board has run past twice the margin (its uptime;
+    nanoctrd was killed and started again by init meanwhile, in check 5)
+    and the watchdog is petted. Then guard is made to fail for good: the
+    marker /data/guard/fail makes it exit 1, and each of its two restarts
+    too; once its policy gives up, nanoctrd stops petting (a watchdog
+    event), and the board must reset within the margin: softdog says so on
+    the console, and a new boot follows, with qemu allowed to reset the
+    machine for once (-no-reboot otherwise ends qemu on a reset). The
+    marker is removed as soon as petting has stopped, before the reset,
+    so the next boot finds guard well: that boot's nanoctrd makes the
+    declared containers again and pets the watchdog. Returns lines for the
+    summary.
+
+    When health checks come, the marker makes guard's health check fail
+    instead of its process exit (guard.conf says how); this check stays
+    as it is, but for which events come before the watchdog's."""
+    lines = []
+    set_step("check 6 (watchdog: petted while guard is well)")
+    rc, out = con.sh(
+        "m=$(dmesg | sed -n 's/.*softdog: initialized\\..* soft_margin=\\([0-9]*\\) sec.*/\\1/p'); echo margin=$m; "
+        "until [ $(cut -d. -f1 /proc/uptime) -ge $((2*m)) ]; do usleep 200000; done; "
+        "echo uptime=$(cut -d' ' -f1 /proc/uptime); nanoctr state guard; "
+        "nanoctr metrics | grep '^nanoctr_watchdog'", timeout=60)
+    margin = uptime(out, "margin")
+    up = uptime(out, "uptime")
+    pets = re.search(r"^nanoctr_watchdog_pets_total (\d+)$", out, re.M)
+    ok = (rc == 0 and margin is not None and up is not None and up >= 2 * margin
+          and re.search(r"^id=guard status=running .*critical=yes", out, re.M) is not None
+          and "nanoctr_watchdog_petting 1" in out and pets is not None and int(pets.group(1)) > 0)
+    margin = int(margin or 10)
+    detail = (f"softdog margin {margin} s; uptime {up} s with no reset, through check 5's kill -9 "
+              f"of nanoctrd; {pets.group(1) if pets else '?'} pets by this nanoctrd")
+    lines.append(detail)
+    check("the board runs well past the watchdog's margin while the critical container is well",
+          ok, detail + "; " + " ".join(out.split()))
+
+    set_step("check 6 (watchdog: guard fails for good, the board resets)")
+    qmp = Qmp(qmp_path)
+    try:
+        # A reset is a reset now, not the end of qemu.
+        qmp.cmd("set-action", reboot="reset")
+        rc, out = con.sh(
+            "nanoctr events since=0 id=guard >/tmp/guard.ev 2>&1 & e=$!; "
+            f"echo failed={NOW}; touch /data/guard/fail; sync; i=0; "
+            "until grep -q type=watchdog /tmp/guard.ev || [ $i -ge 600 ]; do usleep 100000; i=$((i+1)); done; "
+            f"echo stopped={NOW}; rm -f /data/guard/fail; sync; kill $e; cat /tmp/guard.ev; "
+            "nanoctr metrics | grep '^nanoctr_watchdog'; nanoctr state guard", timeout=90)
+        stopped_at = time.monotonic()
+        mark = con.mark()
+        failed, stopped = uptime(out, "failed"), uptime(out, "stopped")
+        kinds = re.findall(r"^EVENT seq=\d+ time=\d+ id=guard type=(\S+)", out, re.M)
+        after_start = kinds[kinds.index("start"):] if "start" in kinds else kinds
+        stop = re.search(r"^EVENT .* id=guard type=watchdog state=stopped why=stopped$", out, re.M)
+        # The first run exits, then two restarts, each exiting too, and
+        # only then the watchdog's event.
+        spent = (after_start.count("exit") == 3 and after_start.count("restart") == 2
+                 and after_start[-1] == "watchdog")
+        ok = (rc == 0 and stop is not None and spent and "nanoctr_watchdog_petting 0" in out)
+        took = f"{stopped - failed:.2f}" if failed is not None and stopped is not None else "?"
+        detail = f"petting stopped {took} s after the marker, once its restarts were spent: {' '.join(kinds)}"
+        reset = None
+        try:
+            m = con.expect(r"softdog: Initiating system reboot", margin + 10, mark)
+            reset = time.monotonic() - stopped_at
+            con.wait_shell(m.end())
+            back = time.monotonic() - stopped_at - reset
+            qmp.booted()
+            detail += (f"; softdog reset the board {reset:.2f} s after (margin {margin} s), "
+                       f"console shell back {back:.2f} s later")
+        except Timeout as e:
+            ok = False
+            detail += f"; no reset: {e}"
+        lines.append(detail)
+        check("a critical container failing for good stops the petting, and the board resets",
+              ok and reset is not None and reset <= margin + 2, detail)
+    finally:
+        qmp.close()
+    if reset is None:
+        return lines
+
+    set_step("check 6 (watchdog: the board back)")
+    rc, out = con.sh(
+        "until nanoctr hello >/dev/null 2>&1; do usleep 20000; done; "
+        "for i in $(seq 150); do nanoctr state guard 2>/dev/null | grep -q status=running && "
+        "nanoctr state demo 2>/dev/null | grep -q status=running && break; usleep 200000; done; "
+        "nanoctr list; echo marker=$(ls -A /data/guard); echo uptime=$(cut -d' ' -f1 /proc/uptime); "
+        "nanoctr metrics | grep '^nanoctr_watchdog'", timeout=60)
+    table = sorted(re.findall(r"^id=(\S+) status=(\S+)", out, re.M))
+    ok = (rc == 0 and table == [("demo", "running"), ("guard", "running")]
+          and re.search(r"^marker=$", out, re.M) is not None and "nanoctr_watchdog_petting 1" in out)
+    detail = f"after the reset: {table}, uptime {uptime(out, 'uptime')} s"
+    lines.append(detail)
+    check("after the reset nanoctrd makes the declared containers again and pets the watchdog",
+          ok, detail + "; " + " ".join(out.split()))
+    return lines
 
 
 class Tee:

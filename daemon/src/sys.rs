@@ -1,6 +1,6 @@
-//! The daemon's only `unsafe` code: signal masks and signalfd, and the
-//! loop device ioctls, which neither std nor rustix wraps, and descriptors
-//! passed between std and rustix or inherited by number.
+//! The daemon's only `unsafe` code: signal masks and signalfd, the loop
+//! device and watchdog ioctls, which neither std nor rustix wraps, and
+//! descriptors passed between std and rustix or inherited by number.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -172,6 +172,28 @@ pub fn loop_attach(dev: &std::fs::File, backing: &std::fs::File) -> io::Result<(
     }
 }
 
+/// `WDIOC_SETTIMEOUT` and `WDIOC_GETTIMEOUT` of `<linux/watchdog.h>`,
+/// `_IOWR('W', 6, int)` and `_IOR('W', 7, int)`, as this architecture
+/// encodes them.
+const WDIOC_SETTIMEOUT: u32 = rustix::ioctl::opcode::read_write::<libc::c_int>(b'W', 6) as u32;
+const WDIOC_GETTIMEOUT: u32 = rustix::ioctl::opcode::read::<libc::c_int>(b'W', 7) as u32;
+
+/// `ioctl(WDIOC_SETTIMEOUT)` with `secs`, when given, then
+/// `ioctl(WDIOC_GETTIMEOUT)`: the watchdog's timeout in seconds (a driver
+/// may round the one asked for). See the kernel's watchdog-api.rst.
+pub fn watchdog_timeout(dev: &std::fs::File, secs: Option<u32>) -> io::Result<u32> {
+    let mut t = secs.unwrap_or(0) as libc::c_int;
+    let arg = &mut t as *mut libc::c_int as libc::c_ulong;
+    if secs.is_some() {
+        // SAFETY: WDIOC_SETTIMEOUT reads an int from `arg` and writes the
+        // timeout set back there: `t`, alive until the function returns.
+        unsafe { ioctl(dev, WDIOC_SETTIMEOUT, arg) }?;
+    }
+    // SAFETY: WDIOC_GETTIMEOUT writes an int to `arg`: `t`, as above.
+    unsafe { ioctl(dev, WDIOC_GETTIMEOUT, arg) }?;
+    Ok(t as u32)
+}
+
 /// A rustix error as an `io::Error`.
 pub fn io_error(e: rustix::io::Errno) -> io::Error {
     io::Error::from_raw_os_error(e.raw_os_error())
@@ -244,5 +266,16 @@ pub mod heap {
     /// The most `live` has been.
     pub fn peak() -> usize {
         PEAK.load(Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The numbers `<linux/watchdog.h>` gives on these architectures.
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn watchdog_opcodes_are_the_kernels() {
+        assert_eq!(super::WDIOC_SETTIMEOUT, 0xc004_5706);
+        assert_eq!(super::WDIOC_GETTIMEOUT, 0x8004_5707);
     }
 }

@@ -13,6 +13,7 @@
 //! overlay-size = 8m
 //! health-cmd = wget -q -O /dev/null http://127.0.0.1/
 //! health-interval = 10s
+//! critical = yes
 //! after = db
 //! ready = started
 //! options = log-size=128k label.app=web
@@ -82,9 +83,9 @@ struct Section {
     bundle: Option<String>,
     runtime: Option<String>,
     restart: Option<String>,
-    /// `overlay = ...`, `overlay-size = ...` and the `health-*` keys, as
-    /// options.
-    overlay: Vec<String>,
+    /// `overlay = ...`, `overlay-size = ...`, the `health-*` keys and
+    /// `critical = yes`, as options.
+    as_options: Vec<String>,
     after: Vec<String>,
     ready: Option<Ready>,
     options: Vec<String>,
@@ -138,7 +139,7 @@ fn read(name: &Path, text: &str, settings: bool, manifest: bool) -> Result<ConfF
                 bundle: None,
                 runtime: None,
                 restart: None,
-                overlay: Vec::new(),
+                as_options: Vec::new(),
                 after: Vec::new(),
                 ready: None,
                 options: Vec::new(),
@@ -214,13 +215,18 @@ fn read(name: &Path, text: &str, settings: bool, manifest: bool) -> Result<ConfF
             "options" => s.options.extend(words()?),
             // Checked with the rest of the spec, in `finish`.
             "overlay" | "overlay-size" | "health-cmd" | "health-interval" | "health-timeout"
-            | "health-retries" | "health-start" => s.overlay.push(format!("{key}={value}")),
+            | "health-retries" | "health-start" => s.as_options.push(format!("{key}={value}")),
+            "critical" => match value {
+                "yes" => s.as_options.push(key.into()),
+                "no" => {}
+                _ => return Err(fail("critical is yes or no")),
+            },
             _ => {
                 return Err(fail(&format!(
                     "unknown container key {key} (bundle, runtime, restart, overlay, \
                      overlay-size, health-cmd, health-interval, health-timeout, \
-                     health-retries, health-start, after, ready, options; in a manifest \
-                     swap-timeout, platform)"
+                     health-retries, health-start, critical, after, ready, options; in a \
+                     manifest swap-timeout, platform)"
                 )))
             }
         }
@@ -258,7 +264,7 @@ fn finish(s: Section, manifest: bool) -> Result<Decl, String> {
             .ok_or_else(|| fail("bundle is missing"))?,
     };
     let mut opts: Vec<String> = s.options.clone();
-    opts.extend(s.overlay.iter().cloned());
+    opts.extend(s.as_options.iter().cloned());
     if let Some(r) = &s.runtime {
         opts.push(format!("runtime={r}"));
     }
@@ -342,7 +348,7 @@ mod tests {
             "# a comment\n\nmax-containers = 8\n  log = syslog  \n\n\
              [container db]\nbundle = /srv/db\nready = file:/run/db.ready\noverlay-size = 8m\n\
              [container web]\nbundle=/srv/web\nruntime = crun\nrestart = on-failure:3\n\
-             after = db\noptions = log-size=128k \"label.note=a b\"\n",
+             critical = yes\nafter = db\noptions = log-size=128k \"label.note=a b\"\n",
         )
         .unwrap();
         assert_eq!(c.get("max-containers").unwrap().value, "8");
@@ -352,6 +358,7 @@ mod tests {
         assert_eq!(web.spec.bundle, "/srv/web");
         assert_eq!(web.spec.runtime.as_deref(), Some("crun"));
         assert_eq!(web.spec.restart, Restart::OnFailure(Some(3)));
+        assert!(web.spec.critical && !c.containers[0].spec.critical);
         assert_eq!(web.spec.log_size, Some(128 << 10));
         assert_eq!(web.spec.labels, [("note".to_string(), "a b".to_string())]);
         assert_eq!(web.after, ["db"]);
@@ -390,6 +397,11 @@ mod tests {
                 "[container w]\nbundle = /b\noverlay = data\n",
                 1,
                 "overlay is tmpfs",
+            ),
+            (
+                "[container w]\nbundle = /b\ncritical = sure\n",
+                3,
+                "critical is yes or no",
             ),
             (
                 "[container w]\nbundle = /b\n[container w]\nbundle = /c\n",

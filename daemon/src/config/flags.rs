@@ -158,6 +158,21 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
         "PATH",
         "write the pid here once serving; removed at exit",
     ),
+    (
+        "watchdog",
+        "DEVICE",
+        "hardware watchdog, petted while the critical containers are well",
+    ),
+    (
+        "watchdog-interval",
+        "SECONDS",
+        "between pets (default: a third of its timeout, else 5)",
+    ),
+    (
+        "watchdog-timeout",
+        "SECONDS",
+        "timeout to set on it (default: its own)",
+    ),
 ];
 
 /// The command line: the daemon's own switches, and options by config key.

@@ -61,6 +61,12 @@ pub struct Config {
     pub control_tty: Option<PathBuf>,
     pub notify_fd: Option<i32>,
     pub pidfile: Option<PathBuf>,
+    /// The hardware watchdog device (`server/watchdog.rs`).
+    pub watchdog: Option<PathBuf>,
+    /// How often it is petted; from its timeout when not set.
+    pub watchdog_interval: Option<Duration>,
+    /// The timeout set on it at start, in seconds.
+    pub watchdog_timeout: Option<u32>,
     /// The containers to start at daemon start, as declared.
     pub containers: Vec<Decl>,
 }
@@ -103,6 +109,18 @@ impl Layers<'_> {
                     range.end()
                 )
             })
+    }
+
+    /// A whole number in `range`, if the key is set.
+    fn opt_num(
+        &self,
+        key: &str,
+        range: std::ops::RangeInclusive<i64>,
+    ) -> Result<Option<i64>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(_) => self.num(key, 0, range).map(Some),
+        }
     }
 
     fn path(&self, key: &str) -> Result<Option<PathBuf>, String> {
@@ -201,6 +219,14 @@ impl Config {
             "syslog" => LogTo::Syslog,
             _ => LogTo::Stderr,
         };
+        let watchdog = l.path("watchdog")?;
+        let watchdog_interval = l.opt_num("watchdog-interval", 1..=3600)?;
+        let watchdog_timeout = l.opt_num("watchdog-timeout", 1..=3600)?;
+        // The interval is checked against the device's timeout when the
+        // device is opened (`server/watchdog.rs`).
+        if watchdog.is_none() && (watchdog_interval.is_some() || watchdog_timeout.is_some()) {
+            return Err("watchdog-interval and watchdog-timeout need watchdog, the device".into());
+        }
         let cap = 1..=65536;
         Ok(Config {
             socket: l
@@ -233,11 +259,11 @@ impl Config {
             log_level: l.word("log-level", "info", &["error", "warn", "info", "debug"])?,
             syslog_socket: l.path("syslog-socket")?.unwrap_or("/dev/log".into()),
             control_tty: l.path("control-tty")?,
-            notify_fd: match l.get("notify-fd") {
-                None => None,
-                Some(_) => Some(l.num("notify-fd", 0, 0..=1_048_576)? as i32),
-            },
+            notify_fd: l.opt_num("notify-fd", 0..=1_048_576)?.map(|n| n as i32),
             pidfile: l.path("pidfile")?,
+            watchdog,
+            watchdog_interval: watchdog_interval.map(|s| Duration::from_secs(s as u64)),
+            watchdog_timeout: watchdog_timeout.map(|s| s as u32),
             containers,
         })
     }
@@ -354,6 +380,46 @@ mod tests {
             assert!(Flags::parse(&args(bad)).is_err(), "{bad:?}");
         }
         assert!(Flags::usage().contains("--restart-window SECONDS"));
+    }
+
+    #[test]
+    fn watchdog_settings() {
+        let dir = std::env::temp_dir().join(format!("nanoctr-wdconf-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("d")).unwrap();
+        let (with, without) = (dir.join("with"), dir.join("without"));
+        std::fs::write(&with, "watchdog = /dev/watchdog\nwatchdog-interval = 4\n").unwrap();
+        std::fs::write(&without, "").unwrap();
+        let load = |conf: &Path, extra: &[&str]| {
+            let mut args: Vec<String> = ["--runtime", "/bin/true", "--shim", "/bin/true"]
+                .iter()
+                .map(|a| a.to_string())
+                .collect();
+            args.extend(["--config".into(), conf.display().to_string()]);
+            args.extend([
+                "--containers-dir".into(),
+                dir.join("d").display().to_string(),
+            ]);
+            args.extend(extra.iter().map(|a| a.to_string()));
+            Config::load(&Flags::parse(&args).unwrap())
+        };
+        let c = load(&with, &[]).unwrap();
+        assert_eq!(c.watchdog, Some(PathBuf::from("/dev/watchdog")));
+        assert_eq!(c.watchdog_interval, Some(Duration::from_secs(4)));
+        assert_eq!(c.watchdog_timeout, None);
+        let c = load(&with, &["--watchdog-timeout", "30"]).unwrap();
+        assert_eq!(c.watchdog_timeout, Some(30));
+        let c = load(&without, &[]).unwrap();
+        assert_eq!((c.watchdog, c.watchdog_interval), (None, None));
+        for (conf, extra, what) in [
+            (&with, &["--watchdog-interval", "0"][..], "from 1"),
+            (&with, &["--watchdog", "dev/watchdog"], "absolute"),
+            (&without, &["--watchdog-interval", "3"], "need watchdog"),
+            (&without, &["--watchdog-timeout", "9"], "need watchdog"),
+        ] {
+            let e = load(conf, extra).unwrap_err();
+            assert!(e.contains(what), "{extra:?}: {e}");
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! `nanoctrd`'s start-up: flags and config, the check of the config,
-//! recovery, readiness to init, then the loop until SIGTERM.
+//! recovery, the watchdog, readiness to init, then the loop until SIGTERM.
 //!
 //! Exit status: 0 when it stopped on SIGTERM or SIGINT (containers keep
 //! running), or printed what was asked (`--help`, `--version`, a clean
 //! `--check-config`); 1 when it could not serve (the socket, the state
-//! dir, the loop) or `--check-config` found problems; 2 when the command
+//! dir, the watchdog, the loop) or `--check-config` found problems; 2 when the command
 //! line or the config file is wrong.
 
 use super::notify;
@@ -90,6 +90,8 @@ pub fn main(args: &[String]) -> i32 {
                 String::new()
             },
         ));
+        // Armed only now, with the table whole: recovery may take a while.
+        d.start_watchdog()?;
         // Serving from here on: the socket listens, the table is whole.
         if let Some(path) = &pidfile {
             if let Err(e) = notify::write_pidfile(path) {

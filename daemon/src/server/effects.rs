@@ -4,13 +4,14 @@
 //!
 //! Every shim it starts, every runtime call it makes, every state file it
 //! writes, every line it writes to a shim's `control` fifo, every signal
-//! it sends and every mount it makes or takes down goes through
-//! [`Effects`]. The daemon is generic over it: it
+//! it sends, every mount it makes or takes down and every touch of the
+//! hardware watchdog goes through [`Effects`]. The daemon is generic over it: it
 //! runs on [`System`], which does each thing for real; the unit tests run
 //! it on a recording fake (`server/fake.rs`) that keeps what was asked and
 //! plays the shims' and the runtime's part, so that every task handler and
 //! recovery can be driven, failures and all, without root or a runtime.
 
+use std::fs::File;
 use std::io;
 use std::path::Path;
 use std::time::Duration;
@@ -76,6 +77,23 @@ pub trait Effects {
 
     /// Unmounts whatever is mounted in the container dir `dir`.
     fn unmount_rootfs(&mut self, dir: &Path) -> io::Result<()>;
+
+    /// Opens the watchdog device `path`, which arms it, and sets its
+    /// timeout to `timeout` seconds when given: the device, and its timeout
+    /// as it tells it (`None`: it cannot, it is no watchdog driver). A
+    /// timeout it refuses is an error, the device disarmed and closed.
+    fn open_watchdog(
+        &mut self,
+        path: &Path,
+        timeout: Option<u32>,
+    ) -> io::Result<(File, Option<u32>)>;
+
+    /// Pets the watchdog: one byte written to it (never `V`).
+    fn pet_watchdog(&mut self, dev: &mut File) -> io::Result<()>;
+
+    /// The magic close: `V` written, then the device closed, which
+    /// disarms a driver that allows it.
+    fn close_watchdog(&mut self, dev: File) -> io::Result<()>;
 }
 
 /// The effects done for real.
@@ -137,5 +155,36 @@ impl Effects for System {
 
     fn unmount_rootfs(&mut self, dir: &Path) -> io::Result<()> {
         crate::rootfs::mount::unmount(dir)
+    }
+
+    fn open_watchdog(
+        &mut self,
+        path: &Path,
+        timeout: Option<u32>,
+    ) -> io::Result<(File, Option<u32>)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Non-blocking, so a pet never holds the loop; close-on-exec, so no
+        // shim or runtime call holds it open after the daemon is gone.
+        let mut dev = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
+        match (crate::sys::watchdog_timeout(&dev, timeout), timeout) {
+            (Ok(t), _) => Ok((dev, Some(t))),
+            (Err(_), None) => Ok((dev, None)),
+            (Err(e), Some(t)) => {
+                let _ = io::Write::write_all(&mut dev, b"V");
+                let why = format!("cannot set its timeout to {t} s: {e}");
+                Err(io::Error::new(e.kind(), why))
+            }
+        }
+    }
+
+    fn pet_watchdog(&mut self, dev: &mut File) -> io::Result<()> {
+        io::Write::write_all(dev, b".")
+    }
+
+    fn close_watchdog(&mut self, mut dev: File) -> io::Result<()> {
+        io::Write::write_all(&mut dev, b"V")
     }
 }

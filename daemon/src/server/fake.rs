@@ -65,6 +65,14 @@ pub(crate) enum Effect {
     Unmount {
         dir: PathBuf,
     },
+    /// The watchdog opened, its timeout set to this when given.
+    WatchdogOpen {
+        timeout: Option<u32>,
+    },
+    /// The watchdog petted.
+    Pet,
+    /// The watchdog's magic close.
+    MagicClose,
 }
 
 /// An effect that fails the next time it is asked for, as the system can.
@@ -81,6 +89,8 @@ pub(crate) enum Fault {
     Fifo,
     /// The image cannot be mounted (EINVAL, as for a corrupt one).
     Mount,
+    /// The watchdog cannot be opened (ENOENT).
+    Watchdog,
 }
 
 /// A shim as the fake plays it: the write ends of what the daemon reads.
@@ -143,6 +153,8 @@ pub(crate) struct Fake {
     pub answers: Vec<(String, (i32, Vec<u8>))>,
     /// Effects that fail the next time.
     pub faults: Vec<Fault>,
+    /// The timeout the watchdog tells (`None`: it cannot).
+    pub watchdog_timeout: Option<u32>,
     next_pid: u32,
 }
 
@@ -306,6 +318,27 @@ impl Effects for Fake {
         });
         Ok(())
     }
+
+    fn open_watchdog(&mut self, _: &Path, timeout: Option<u32>) -> io::Result<(File, Option<u32>)> {
+        self.done.push(Effect::WatchdogOpen { timeout });
+        if self.fault(Fault::Watchdog) {
+            return Err(io::Error::from_raw_os_error(libc::ENOENT));
+        }
+        // Any file stands for the device: what is done to it is recorded
+        // as effects, not written.
+        let dev = File::open("/dev/null")?;
+        Ok((dev, timeout.or(self.watchdog_timeout)))
+    }
+
+    fn pet_watchdog(&mut self, _: &mut File) -> io::Result<()> {
+        self.done.push(Effect::Pet);
+        Ok(())
+    }
+
+    fn close_watchdog(&mut self, _: File) -> io::Result<()> {
+        self.done.push(Effect::MagicClose);
+        Ok(())
+    }
 }
 
 /// A daemon on the fake, in a fresh directory, with a bundle and one
@@ -317,6 +350,8 @@ pub(crate) struct Rig {
     pub bundle: PathBuf,
     conn: UnixStream,
     unread: Vec<u8>,
+    /// Its daemon's flags beyond the rig's own.
+    flags: Vec<String>,
     _gone: Remove,
 }
 
@@ -332,6 +367,11 @@ impl Drop for Remove {
 impl Rig {
     /// A daemon over an empty state dir.
     pub fn new(name: &str) -> Rig {
+        Rig::with_flags(name, &[], Fake::default())
+    }
+
+    /// A daemon over an empty state dir, with more flags, on `fake`.
+    pub fn with_flags(name: &str, flags: &[&str], fake: Fake) -> Rig {
         let dir = std::env::temp_dir().join(format!("nanoctr-unit-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("containers.d")).unwrap();
@@ -343,11 +383,13 @@ impl Rig {
         )
         .unwrap();
         std::fs::write(dir.join("nanoctrd.conf"), b"").unwrap();
-        Rig::open(Remove(dir), bundle, Fake::default())
+        let flags = flags.iter().map(|f| f.to_string()).collect();
+        Rig::open(Remove(dir), bundle, fake, flags)
     }
 
-    /// A daemon on `fake` over the state dir in `dir`, recovered.
-    fn open(gone: Remove, bundle: PathBuf, fake: Fake) -> Rig {
+    /// A daemon on `fake` over the state dir in `dir`, recovered, its
+    /// watchdog (if any) opened.
+    fn open(gone: Remove, bundle: PathBuf, fake: Fake, flags: Vec<String>) -> Rig {
         let dir = gone.0.clone();
         let s = |p: &Path| p.to_string_lossy().into_owned();
         let args: Vec<String> = [
@@ -370,11 +412,13 @@ impl Rig {
         ]
         .iter()
         .map(|a| a.to_string())
+        .chain(flags.iter().cloned())
         .collect();
-        let flags = crate::config::flags::Flags::parse(&args).unwrap();
-        let cfg = crate::config::Config::load(&flags).unwrap();
+        let parsed = crate::config::flags::Flags::parse(&args).unwrap();
+        let cfg = crate::config::Config::load(&parsed).unwrap();
         let mut d = Daemon::with_effects(cfg, fake).unwrap();
         let recovered = d.recover();
+        d.start_watchdog().unwrap();
         let conn = UnixStream::connect(dir.join("sock")).unwrap();
         conn.set_nonblocking(true).unwrap();
         Rig {
@@ -383,6 +427,7 @@ impl Rig {
             bundle,
             conn,
             unread: Vec::new(),
+            flags,
             _gone: gone,
         }
     }
@@ -395,6 +440,7 @@ impl Rig {
         let Rig {
             mut d,
             bundle,
+            flags,
             _gone,
             ..
         } = self;
@@ -406,7 +452,7 @@ impl Rig {
             ..Fake::default()
         };
         prepare(&mut fake);
-        Rig::open(_gone, bundle, fake)
+        Rig::open(_gone, bundle, fake, flags)
     }
 
     /// Sends a request line.

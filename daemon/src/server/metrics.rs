@@ -100,6 +100,8 @@ pub struct Gauges<'a> {
     pub resident_bytes: u64,
     /// Live and peak heap bytes and their bound, in a `heap-stats` build.
     pub heap: Option<(usize, usize, usize)>,
+    /// With a watchdog: its pets, and whether petting goes on.
+    pub watchdog: Option<(u64, bool)>,
 }
 
 pub fn render(m: &Metrics, g: &Gauges) -> String {
@@ -253,6 +255,22 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "Resident memory of nanoctrd in bytes.",
     );
     let _ = writeln!(out, "process_resident_memory_bytes {}", g.resident_bytes);
+    if let Some((pets, petting)) = g.watchdog {
+        head(
+            &mut out,
+            "nanoctr_watchdog_pets_total",
+            "counter",
+            "Pets of the hardware watchdog.",
+        );
+        let _ = writeln!(out, "nanoctr_watchdog_pets_total {pets}");
+        head(
+            &mut out,
+            "nanoctr_watchdog_petting",
+            "gauge",
+            "1 while the watchdog is petted.",
+        );
+        let _ = writeln!(out, "nanoctr_watchdog_petting {}", u8::from(petting));
+    }
     if let Some((live, peak, bound)) = g.heap {
         for (name, help, v) in [
             ("nanoctr_heap_live_bytes", "Heap bytes in use.", live),
@@ -313,9 +331,12 @@ mod tests {
             places: [("request", 2, 16), ("follower", 1, 32), ("tty", 0, 1)],
             resident_bytes: resident_bytes(),
             heap: None,
+            watchdog: Some((7, false)),
         };
 
         let text = render(&m, &g);
+        assert!(text.contains("nanoctr_watchdog_pets_total 7\n"));
+        assert!(text.contains("nanoctr_watchdog_petting 0\n"));
         assert!(text.contains("nanoctr_containers{status=\"running\"} 2\n"));
         assert!(text.contains("nanoctr_runtime_call_failures_total{verb=\"kill\"} 1\n"));
         assert!(text.contains("nanoctr_start_duration_seconds_bucket{le=\"+Inf\"} 0\n"));

@@ -10,7 +10,9 @@
 //!   all are busy waits its turn in a bounded queue;
 //! - the exit handler: EOF on a shim's `exit` fifo;
 //! - the signal loop: a signalfd (SIGCHLD to reap the runtime calls the
-//!   daemon made, SIGTERM/SIGINT to stop).
+//!   daemon made, SIGTERM/SIGINT to stop);
+//! - the hardware watchdog, petted at its deadline while every critical
+//!   container is well (`watchdog.rs`).
 //!
 //! Tables are sized at start-up and never grow; a request that finds one
 //! full gets `ERR full`.
@@ -36,6 +38,7 @@ pub mod runtime;
 pub mod runtime_log;
 pub mod shim;
 mod source;
+pub(crate) mod watchdog;
 
 pub(crate) use calls::{Call, CallKind};
 pub(crate) use control_tty::ControlTty;
@@ -114,6 +117,8 @@ pub struct Daemon<F: Effects = System> {
     /// The declared containers, while autostart goes on.
     pub(crate) autostarts: Vec<autostart::Auto>,
     pub(crate) tty: Option<ControlTty>,
+    /// The hardware watchdog, once opened (`--watchdog`).
+    pub(crate) watchdog: Option<watchdog::Watchdog>,
     stopping: bool,
     /// The listener is in the epoll set (there is room for a client).
     listening: bool,
@@ -186,6 +191,7 @@ impl<F: Effects> Daemon<F> {
                 reopen_at: Some(std::time::Instant::now()),
                 last_error: None,
             }),
+            watchdog: None,
             stopping: false,
             listening: true,
 
@@ -199,8 +205,8 @@ impl<F: Effects> Daemon<F> {
         Ok(d)
     }
 
-    /// Serves until SIGTERM or SIGINT; then removes the socket. Containers
-    /// and their shims keep running.
+    /// Serves until SIGTERM or SIGINT; then removes the socket and closes
+    /// the watchdog. Containers and their shims keep running.
     pub fn run(mut self) -> Result<(), String> {
         while !self.stopping {
             // Wake at the next deadline.
@@ -210,6 +216,7 @@ impl<F: Effects> Daemon<F> {
             self.turn(timeout)?;
         }
         self.shut_down();
+        self.close_watchdog();
         Ok(())
     }
 

@@ -131,6 +131,7 @@ mod tests {
                     retries: Some(4),
                     ..Default::default()
                 },
+                critical: true,
             },
             runtime: "/usr/bin/runc".into(),
             created: 1_700_000_000,

@@ -90,6 +90,7 @@ impl<F: Effects> Daemon<F> {
             ],
             resident_bytes: resident_bytes(),
             heap,
+            watchdog: self.watchdog.as_ref().map(|w| (w.pets, !w.stopped)),
         };
 
         let mut r = Reply::new();
@@ -182,6 +183,9 @@ impl<F: Effects> Daemon<F> {
             };
             pairs.push(("update", phase));
             pairs.push(("previous", previous));
+        }
+        if c.spec.critical {
+            pairs.push(("critical", "yes"));
         }
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
         let mut reply = Reply::new();

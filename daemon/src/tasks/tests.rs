@@ -641,3 +641,181 @@ fn a_restart_mounts_the_image_again_before_its_shim() {
         .iter()
         .any(|e| matches!(e, Effect::Unmount { .. })));
 }
+
+/// A rig whose daemon has a watchdog, on `fake`, with more flags.
+fn watchdog_rig(name: &str, flags: &[&str], fake: crate::server::fake::Fake) -> Rig {
+    let mut all = vec!["--watchdog", "/dev/watchdog"];
+    all.extend_from_slice(flags);
+    Rig::with_flags(name, &all, fake)
+}
+
+/// The pets so far.
+fn pets(rig: &Rig) -> usize {
+    rig.d.fx.done.iter().filter(|e| **e == Effect::Pet).count()
+}
+
+/// The next pet is due now; the loop turns.
+fn pet_due(rig: &mut Rig) {
+    rig.d.watchdog.as_mut().unwrap().next = Instant::now();
+    rig.settle();
+}
+
+/// `run ID BUNDLE OPTIONS`, the shim reporting it created and started.
+fn run(rig: &mut Rig, id: &str, pid: u32, options: &str) {
+    rig.send(&format!("run {id} {} {options}", rig.bundle.display()));
+    rig.settle();
+    rig.d.fx.shim().say(&format!("created {pid}"));
+    rig.d.fx.shim().reply("started");
+    assert_eq!(rig.answer(), [format!("OK pid={pid}")]);
+}
+
+/// The watchdog's events of `id`, as their lines.
+fn watchdog_events(rig: &Rig, id: &str) -> Vec<String> {
+    let filter = crate::wire::event::Filter {
+        id: Some(id.to_string()),
+        kind: Some(crate::wire::event::Kind::Watchdog),
+        ..Default::default()
+    };
+    let events = rig.d.events.replay(0, &filter);
+    events.map(|e| e.line().trim_end().to_string()).collect()
+}
+
+#[test]
+fn the_watchdog_is_petted_until_a_critical_container_has_no_restart_to_come() {
+    let mut fake = crate::server::fake::Fake::default();
+    fake.watchdog_timeout = Some(9);
+    let mut rig = watchdog_rig("wdfail", &[], fake);
+    assert!(rig
+        .d
+        .fx
+        .done
+        .contains(&Effect::WatchdogOpen { timeout: None }));
+    // A third of the device's timeout.
+    let w = rig.d.watchdog.as_ref().unwrap();
+    assert_eq!(w.interval, Duration::from_secs(3));
+    rig.settle();
+    assert_eq!(pets(&rig), 1, "petted at once");
+    rig.settle();
+    assert_eq!(pets(&rig), 1, "then not before its interval");
+    run(&mut rig, "a", 42, "critical restart=on-failure:1");
+    assert_eq!(rig.state("a", "critical"), "yes");
+    pet_due(&mut rig);
+    assert_eq!(pets(&rig), 2);
+    // It fails once: a restart is to come, so it is well.
+    rig.d.fx.shim().exit(1);
+    rig.settle();
+    pet_due(&mut rig);
+    assert_eq!(pets(&rig), 3, "petted while its restart is pending");
+    rig.settle_until_called("delete --force a");
+    pet_due(&mut rig);
+    assert_eq!(pets(&rig), 4, "petted while it is made again");
+    rig.call_ends("delete --force a", 0);
+    rig.d.fx.shim().say("created 43");
+    rig.d.fx.shim().reply("started");
+    pet_due(&mut rig);
+    assert_eq!(pets(&rig), 5);
+    assert!(watchdog_events(&rig, "a").is_empty());
+    // It fails again, and its policy gives up: petting stops for good.
+    rig.d.fx.shim().exit(1);
+    rig.settle();
+    let stopped = watchdog_events(&rig, "a");
+    assert_eq!(stopped.len(), 1, "{stopped:?}");
+    assert!(stopped[0].ends_with(" id=a type=watchdog state=stopped why=stopped"));
+    pet_due(&mut rig);
+    assert_eq!(pets(&rig), 5, "never petted again");
+    rig.send("metrics");
+    let metrics = rig.answer();
+    assert!(metrics.contains(&"| nanoctr_watchdog_pets_total 5".to_string()));
+    assert!(metrics.contains(&"| nanoctr_watchdog_petting 0".to_string()));
+    // A clean stop leaves the device armed: the reset that is due comes.
+    rig.d.close_watchdog();
+    assert!(!rig.d.fx.done.contains(&Effect::MagicClose));
+    // A daemon started again does not pet it for that container either.
+    let mut rig = rig.restart(|_| {});
+    rig.settle();
+    pet_due(&mut rig);
+    assert_eq!(pets(&rig), 0);
+    assert_eq!(watchdog_events(&rig, "a").len(), 2);
+}
+
+#[test]
+fn a_lost_critical_container_stops_the_petting() {
+    let mut rig = watchdog_rig("wdlost", &["--watchdog-interval", "2"], Default::default());
+    assert_eq!(
+        rig.d.watchdog.as_ref().unwrap().interval,
+        Duration::from_secs(2)
+    );
+    run(&mut rig, "a", 42, "critical");
+    rig.d.fx.shim().vanish();
+    rig.settle();
+    let stopped = watchdog_events(&rig, "a");
+    assert!(
+        stopped[0].ends_with(" type=watchdog state=stopped why=lost"),
+        "{stopped:?}"
+    );
+    let before = pets(&rig);
+    pet_due(&mut rig);
+    assert_eq!(pets(&rig), before);
+}
+
+#[test]
+fn what_is_done_on_purpose_or_to_others_leaves_the_watchdog_petted() {
+    let mut rig = watchdog_rig("wdwell", &[], Default::default());
+    // A device that cannot tell its timeout.
+    let w = rig.d.watchdog.as_ref().unwrap();
+    assert_eq!(w.interval, Duration::from_secs(5));
+    // A container that is not critical fails.
+    run(&mut rig, "other", 41, "");
+    rig.d.fx.shim().exit(1);
+    rig.settle();
+    // A critical one is killed on purpose, another deleted, one paused.
+    run(&mut rig, "killed", 42, "critical restart=on-failure:3");
+    rig.send("kill killed");
+    rig.settle();
+    rig.d.fx.shim().exit(143);
+    rig.settle();
+    rig.call_ends("kill killed 15", 0);
+    assert_eq!(rig.answer(), ["OK"]);
+    assert_eq!(rig.state("killed", "status"), "stopped");
+    run(&mut rig, "deleted", 43, "critical");
+    rig.send("delete deleted force");
+    rig.settle();
+    rig.call_ends("delete --force deleted", 0);
+    rig.d.fx.shim().exit(137);
+    assert_eq!(rig.answer(), ["OK"]);
+    run(&mut rig, "paused", 44, "critical");
+    rig.send("pause paused");
+    rig.settle();
+    rig.call_ends("pause paused", 0);
+    assert_eq!(rig.answer(), ["OK"]);
+    let before = pets(&rig);
+    for _ in 0..3 {
+        pet_due(&mut rig);
+    }
+    assert_eq!(pets(&rig), before + 3);
+    for id in ["other", "killed", "deleted", "paused"] {
+        assert!(watchdog_events(&rig, id).is_empty(), "{id}");
+    }
+    // A clean stop: the magic close.
+    rig.d.close_watchdog();
+    assert_eq!(rig.d.fx.done.last(), Some(&Effect::MagicClose));
+}
+
+#[test]
+fn a_watchdog_that_cannot_be_opened_or_petted_in_time_is_refused() {
+    let mut rig = Rig::new("wdbad");
+    rig.d.cfg.watchdog = Some("/dev/watchdog".into());
+    rig.d.fx.faults.push(Fault::Watchdog);
+    let e = rig.d.start_watchdog().unwrap_err();
+    assert!(e.starts_with("watchdog /dev/watchdog: "), "{e}");
+    // An interval not below the device's timeout: disarmed again.
+    rig.d.fx.watchdog_timeout = Some(9);
+    rig.d.cfg.watchdog_interval = Some(Duration::from_secs(9));
+    let e = rig.d.start_watchdog().unwrap_err();
+    assert!(
+        e.contains("watchdog-interval must be below its timeout, 9 s"),
+        "{e}"
+    );
+    assert_eq!(rig.d.fx.done.last(), Some(&Effect::MagicClose));
+    assert!(rig.d.watchdog.is_none());
+}

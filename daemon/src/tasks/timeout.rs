@@ -49,10 +49,12 @@ impl<F: Effects> Daemon<F> {
             .chain(self.next_update())
             .chain(self.next_autostart())
             .chain(self.tty.as_ref().and_then(|t| t.reopen_at))
+            .chain(self.next_pet())
             .min()
     }
 
-    /// Ends whatever has run past its deadline.
+    /// Ends whatever has run past its deadline, then pets the watchdog if
+    /// that is due and the critical containers are well.
     pub(crate) fn expire(&mut self) {
         self.fire_restarts();
         self.autostart_tick();
@@ -93,6 +95,7 @@ impl<F: Effects> Daemon<F> {
                 self.fx.signal(target, rustix::process::Signal::KILL);
             }
         }
+        self.watchdog_tick();
     }
 
     /// Closes the clients that have asked nothing for `--client-timeout`

@@ -33,9 +33,12 @@ pub enum Kind {
     Commit,
     /// The previous version is back (`bundle=`, `why=`).
     Rollback,
+    /// The hardware watchdog is no longer petted (`state=stopped`): this
+    /// critical container failed (`why=`).
+    Watchdog,
 }
 
-const KINDS: [(Kind, &str); 15] = [
+const KINDS: [(Kind, &str); 16] = [
     (Kind::Create, "create"),
     (Kind::Start, "start"),
     (Kind::ExecAdded, "exec-added"),
@@ -51,6 +54,7 @@ const KINDS: [(Kind, &str); 15] = [
     (Kind::Swap, "swap"),
     (Kind::Commit, "commit"),
     (Kind::Rollback, "rollback"),
+    (Kind::Watchdog, "watchdog"),
 ];
 
 impl Kind {

@@ -513,6 +513,13 @@ mod tests {
             parse("run x /b runtime=/usr/bin/runc").unwrap(),
             Request::Run(_)
         ));
+        let critical = |line| match parse(line).unwrap() {
+            Request::Create(s) | Request::Run(s) => s.critical,
+            other => panic!("{other:?}"),
+        };
+        assert!(!critical("create x /b"));
+        assert!(critical("run x /b critical"));
+        assert_eq!(code("create x /b critical=maybe"), Code::Invalid);
     }
 
     #[test]

@@ -36,6 +36,9 @@ pub struct Spec {
     pub overlay: Option<Overlay>,
     /// The `health-*` options (`wire/health.rs`).
     pub health: HealthOpts,
+    /// `critical`: the hardware watchdog is petted only while it is well
+    /// (`server/watchdog.rs`).
+    pub critical: bool,
 }
 
 /// The console options `create` and `exec` share, `cols=N`, `rows=N` and
@@ -110,6 +113,7 @@ impl Spec {
                     }
                 }
                 "interactive" if value.is_empty() => spec.interactive = true,
+                "critical" if value.is_empty() => spec.critical = true,
                 "overlay" | "overlay-size" => {
                     let slot = match key {
                         "overlay" => &mut overlay,
@@ -185,6 +189,9 @@ impl Spec {
         }
         if self.interactive {
             words.push("interactive".into());
+        }
+        if self.critical {
+            words.push("critical".into());
         }
         for (key, value) in [("cols", self.cols), ("rows", self.rows)] {
             if let Some(n) = value {

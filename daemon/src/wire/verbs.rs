@@ -9,7 +9,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
     (
         "create",
         "create ID BUNDLE [stdin=PATH] [stdout=PATH] [stderr=PATH] [runtime=NAME] [terminal[=no]] \
-         [interactive] [cols=N] [rows=N] [log-size=BYTES] [restart=POLICY] \
+         [interactive] [cols=N] [rows=N] [log-size=BYTES] [restart=POLICY] [critical] \
          [overlay=tmpfs|none|DIR] [overlay-size=BYTES] [health-cmd=\"CMD ARG...\"] \
          [health-interval=DURATION] [health-timeout=DURATION] [health-retries=N] \
          [health-start=DURATION] [label.KEY=VALUE ...]",
