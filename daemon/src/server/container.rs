@@ -214,6 +214,12 @@ impl OpKind {
         }
     }
 
+    /// `ERR busy`, for a request that cannot overlap it.
+    pub fn busy(&self) -> Error {
+        let why = format!("container is busy ({})", self.describe());
+        Error::new(crate::wire::proto::Code::Busy, why)
+    }
+
     /// Create and start are runtime calls made by the shim: they take one
     /// of the daemon's call slots while they run.
     pub fn uses_slot(&self) -> bool {

@@ -81,8 +81,7 @@ impl<F: Effects> Daemon<F> {
                 | Verb::Checkpoint => false,
             };
             if !overlaps {
-                let why = format!("container is busy ({})", op.kind.describe());
-                return Err(Error::new(Code::Busy, why));
+                return Err(op.kind.busy());
             }
         }
         if let Some(u) = c.update.as_ref().filter(|u| u.phase.moving()) {

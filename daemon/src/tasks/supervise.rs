@@ -9,7 +9,7 @@
 //! killed at any point finds a stopped (or lost) container with a policy,
 //! and schedules its restart again.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::config::file::{start_order, Ready};
@@ -153,20 +153,33 @@ impl<F: Effects> Daemon<F> {
             }
         }
         let terminal = c.init.terminal;
-        let make = if terminal { Make::Create } else { Make::Run };
-        let mut options = ShimOptions::init(&c.spec, &c.runtime, &bundle, make);
-        options.oom_score_adj = self.cfg.shim_oom_score_adj;
-        let spawned = self.fx.spawn_shim(&self.cfg.shim, &c.init.dir, &options);
-        let spawned = match spawned {
-            Ok(s) => s,
-            Err(e) => {
-                let e = Error::new(
-                    crate::wire::proto::Code::Internal,
-                    format!("cannot start the shim: {e}"),
-                );
-                return self.respawn_failed(r, &e);
-            }
+        if let Err(e) = self.spawn_init(r, &bundle, terminal) {
+            let e = Error::new(
+                crate::wire::proto::Code::Internal,
+                format!("cannot start the shim: {e}"),
+            );
+            self.respawn_failed(r, &e);
+        }
+    }
+
+    /// Makes container `r` again from `bundle` with its spec and runtime:
+    /// a new shim for its init process, which runs the runtime's create
+    /// (with a terminal, then a start) or run; `creating` until the shim
+    /// reports. The restart policy's respawn and an update's versions go
+    /// through here.
+    pub(crate) fn spawn_init(
+        &mut self,
+        r: Ref,
+        bundle: &Path,
+        terminal: bool,
+    ) -> std::io::Result<()> {
+        let Some(c) = self.containers.get_mut(r) else {
+            return Ok(());
         };
+        let make = if terminal { Make::Create } else { Make::Run };
+        let mut options = ShimOptions::init(&c.spec, &c.runtime, bundle, make);
+        options.oom_score_adj = self.cfg.shim_oom_score_adj;
+        let spawned = self.fx.spawn_shim(&self.cfg.shim, &c.init.dir, &options)?;
         let mut init = Process::new(c.init.dir.clone(), terminal, c.spec.interactive);
         init.adopt_shim(spawned);
         c.init = init;
@@ -180,6 +193,7 @@ impl<F: Effects> Daemon<F> {
             let e = super::internal(format!("epoll: {e}"));
             self.make_failed(ProcRef::Init(r), e, true);
         }
+        Ok(())
     }
 
     /// A restart's create failed (the runtime has deleted what it made):

@@ -30,10 +30,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::server::container::{AfterCreate, Op, OpKind, ProcRef, Process, Supervision};
-use crate::server::lifecycle::{Event, Status};
+use crate::server::container::Supervision;
+use crate::server::lifecycle::Status;
 use crate::server::runtime::Runtime;
-use crate::server::shim::{Make, ShimOptions};
 use crate::server::Effects;
 use crate::server::{Call, CallKind, Daemon, Outcome};
 use crate::slab::Ref;
@@ -244,8 +243,7 @@ impl<F: Effects> Daemon<F> {
             ));
         }
         if let Some(op) = &c.op {
-            let why = format!("container is busy ({})", op.kind.describe());
-            return Err(Error::new(Code::Busy, why));
+            return Err(op.kind.busy());
         }
         if c.status == Status::Creating {
             return Err(Error::new(Code::Busy, "container is being made again"));
@@ -699,34 +697,12 @@ impl<F: Effects> Daemon<F> {
         let _ = make_lock(&dir);
         let proc = self.state.process(&id);
         let _ = std::fs::remove_file(proc.join(proc_dir::EXIT_STATUS.str));
-        let make = match checked.terminal {
-            true => Make::Create,
-            false => Make::Run,
-        };
-        let mut options = ShimOptions::init(&spec, &runtime, &bundle, make);
-        options.oom_score_adj = self.cfg.shim_oom_score_adj;
-        let spawned = self
-            .fx
-            .spawn_shim(&self.cfg.shim, &proc, &options)
-            .map_err(|e| super::io_refusal("cannot start the shim", &e))?;
-        let Some(c) = self.containers.get_mut(r) else {
-            return Ok(());
-        };
-        let mut init = Process::new(proc, checked.terminal, spec.interactive);
-        init.adopt_shim(spawned);
-        c.init = init;
-        c.sup.respawning = true;
-        let next = match checked.terminal {
-            true => AfterCreate::Start,
-            false => AfterCreate::AwaitStarted,
-        };
-        c.op = Some(Op::new(OpKind::Create { next }, None));
-        self.apply(r, Event::Restarting);
-        if let Err(e) = self.watch_shim(ProcRef::Init(r)) {
-            let e = super::internal(format!("epoll: {e}"));
-            self.make_failed(ProcRef::Init(r), e, true);
+        if let Some(c) = self.containers.get_mut(r) {
+            c.sup.respawning = true;
+            c.init.dir = proc;
         }
-        Ok(())
+        self.spawn_init(r, &bundle, checked.terminal)
+            .map_err(|e| super::io_refusal("cannot start the shim", &e))
     }
 
     /// The new version runs: its trial begins.
