@@ -246,6 +246,12 @@ fn a_first_install_by_swap_is_removed_by_its_rollback() {
     assert_eq!(update_record(&d, "new"), "");
 }
 
+/// The last `n` lines of `text`.
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
 /// After a daemon restart (or a boot), the update has settled: exactly
 /// one version of `id` runs, the runtime's, which the daemon's state and
 /// the update record both name; none under way.
@@ -254,7 +260,12 @@ fn settled(d: &Daemon, id: &str) -> String {
     loop {
         let a = d.ask(&format!("state {id}"));
         if !a.last.starts_with("OK") {
-            assert!(Instant::now() < deadline, "never settled: {}", a.last);
+            assert!(
+                Instant::now() < deadline,
+                "never settled: {}\n{}",
+                a.last,
+                tail(&d.log(), 40)
+            );
             std::thread::sleep(Duration::from_millis(100));
             continue;
         }
@@ -276,7 +287,11 @@ fn settled(d: &Daemon, id: &str) -> String {
             );
             return bundle;
         }
-        assert!(Instant::now() < deadline, "never settled: {s:?}");
+        assert!(
+            Instant::now() < deadline,
+            "never settled: {s:?}\n{}",
+            tail(&d.log(), 40)
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
