@@ -132,6 +132,11 @@ mod tests {
                     ..Default::default()
                 },
                 critical: true,
+                net: crate::wire::net::NetOpts {
+                    mode: Some(crate::wire::net::NetMode::Cni("lan".into())),
+                    ip: None,
+                    publish: vec![crate::wire::net::Publish::parse("53:53/udp").unwrap()],
+                },
             },
             runtime: "/usr/bin/runc".into(),
             created: 1_700_000_000,

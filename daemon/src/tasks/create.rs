@@ -154,6 +154,7 @@ impl<F: Effects> Daemon<F> {
         current: Option<&Runtime>,
     ) -> Result<Checked, Error> {
         let config = crate::bundle::bundle_config(&spec.bundle)?;
+        super::net::check(spec)?;
         let image = crate::rootfs::detect(&spec.bundle, &config)?;
         crate::rootfs::check_overlay(image.as_ref(), spec.overlay.as_ref(), self.state.root())?;
         for (what, path, may_create) in [
@@ -216,11 +217,14 @@ impl<F: Effects> Daemon<F> {
             }
             None => None,
         };
-        if terminal == bundle_terminal && root.is_none() {
+        let plan = super::net::plan(spec);
+        let mut files = Vec::new();
+        let network = plan.network(&mut files);
+        if terminal == bundle_terminal && root.is_none() && !network.changes() {
             return Ok(PathBuf::from(&spec.bundle));
         }
         let derived = dir.join(container_dir::BUNDLE.str);
-        crate::bundle::config::derive(&spec.bundle, config, terminal, root.as_deref())
+        crate::bundle::config::derive(&spec.bundle, config, terminal, root.as_deref(), &network)
             .and_then(|text| {
                 fs::create_dir_all(&derived)?;
                 self.fx

@@ -14,6 +14,7 @@ mod exit;
 pub(crate) mod health;
 mod info;
 mod kill;
+pub(crate) mod net;
 mod oom;
 mod process;
 mod start;

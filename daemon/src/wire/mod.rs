@@ -4,6 +4,7 @@ pub mod checks;
 pub mod event;
 pub mod exec;
 pub mod health;
+pub mod net;
 pub mod overlay;
 pub mod proto;
 pub mod request;

@@ -3,6 +3,7 @@
 
 use super::checks::{check_id, check_label, check_path, check_runtime};
 use super::health::HealthOpts;
+use super::net::NetOpts;
 use super::overlay::Overlay;
 use super::proto::{refuse, Code, Error};
 use super::restart::Restart;
@@ -39,6 +40,8 @@ pub struct Spec {
     /// `critical`: the hardware watchdog is petted only while it is well
     /// (`server/watchdog.rs`).
     pub critical: bool,
+    /// `net=`, `ip=`, `publish=` (`wire/net.rs`).
+    pub net: NetOpts,
 }
 
 /// The console options `create` and `exec` share, `cols=N`, `rows=N` and
@@ -98,6 +101,7 @@ impl Spec {
                 &mut spec.rows,
                 &mut spec.log_size,
             )? || spec.health.option(key, value)?
+                || spec.net.option(key, value)?
             {
                 continue;
             }
@@ -158,6 +162,7 @@ impl Spec {
         if overlay.is_some() || overlay_size.is_some() {
             spec.overlay = Some(Overlay::parse(overlay, overlay_size)?);
         }
+        spec.net.check()?;
         if spec.terminal == Some(true)
             && (spec.stdin.is_some() || spec.stdout.is_some() || spec.stderr.is_some())
         {
@@ -208,6 +213,7 @@ impl Spec {
             words.push(o.word());
         }
         words.extend(self.health.words());
+        words.extend(self.net.words());
         for (k, v) in &self.labels {
             words.push(format!("label.{k}={}", quote(v)));
         }
