@@ -95,6 +95,9 @@ const CONTAINER_KEYS: &[&str] = &[
     "health-retries",
     "health-start",
     "critical",
+    "net",
+    "ip",
+    "publish",
     "after",
     "ready",
     "options",
@@ -523,6 +526,19 @@ fn check_container_value(key: &str, value: &str) -> Result<(), String> {
         "health-interval" | "health-timeout" | "health-start" => duration(value),
         "health-retries" => value.parse::<u32>().is_ok_and(|n| n > 0),
         "critical" => ["yes", "no"].contains(&value),
+        "net" => {
+            ["host", "none", "bridge"].contains(&value)
+                || ["ns:/", "bridge:", "cni:"]
+                    .iter()
+                    .any(|p| value.starts_with(p))
+        }
+        "ip" => value.parse::<std::net::Ipv4Addr>().is_ok(),
+        "publish" => value.split_whitespace().all(|p| {
+            let ports = p.split_once('/').map_or(p, |(ports, _)| ports);
+            ports.split_once(':').is_some_and(|(h, c)| {
+                h.parse::<u16>().is_ok_and(|n| n > 0) && c.parse::<u16>().is_ok_and(|n| n > 0)
+            })
+        }),
         "after" => value.split_whitespace().all(valid_id),
         "ready" => {
             ["started", "exited0"].contains(&value)

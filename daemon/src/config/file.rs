@@ -84,7 +84,7 @@ struct Section {
     runtime: Option<String>,
     restart: Option<String>,
     /// `overlay = ...`, `overlay-size = ...`, the `health-*` keys and
-    /// `critical = yes`, as options.
+    /// `critical = yes`, `net`, `ip` and `publish`, as options.
     as_options: Vec<String>,
     after: Vec<String>,
     ready: Option<Ready>,
@@ -216,6 +216,10 @@ fn read(name: &Path, text: &str, settings: bool, manifest: bool) -> Result<ConfF
             // Checked with the rest of the spec, in `finish`.
             "overlay" | "overlay-size" | "health-cmd" | "health-interval" | "health-timeout"
             | "health-retries" | "health-start" => s.as_options.push(format!("{key}={value}")),
+            "net" | "ip" => s.as_options.push(format!("{key}={value}")),
+            "publish" => s
+                .as_options
+                .extend(value.split_whitespace().map(|p| format!("publish={p}"))),
             "critical" => match value {
                 "yes" => s.as_options.push(key.into()),
                 "no" => {}
@@ -225,8 +229,8 @@ fn read(name: &Path, text: &str, settings: bool, manifest: bool) -> Result<ConfF
                 return Err(fail(&format!(
                     "unknown container key {key} (bundle, runtime, restart, overlay, \
                      overlay-size, health-cmd, health-interval, health-timeout, \
-                     health-retries, health-start, critical, after, ready, options; in a \
-                     manifest swap-timeout, platform)"
+                     health-retries, health-start, critical, net, ip, publish, after, ready, \
+                     options; in a manifest swap-timeout, platform)"
                 )))
             }
         }
@@ -348,13 +352,21 @@ mod tests {
             "# a comment\n\nmax-containers = 8\n  log = syslog  \n\n\
              [container db]\nbundle = /srv/db\nready = file:/run/db.ready\noverlay-size = 8m\n\
              [container web]\nbundle=/srv/web\nruntime = crun\nrestart = on-failure:3\n\
-             critical = yes\nafter = db\noptions = log-size=128k \"label.note=a b\"\n",
+             critical = yes\nafter = db\noptions = log-size=128k \"label.note=a b\"\n\
+             net = ns:/run/netns/lan\n\
+             [container dns]\nbundle = /srv/dns\nnet = bridge\nip = 10.88.0.53\n\
+             publish = 53:53/udp  53:53/tcp\n",
         )
         .unwrap();
+        let dns = &c.containers[2].spec.net;
+        assert_eq!(dns.bridge(), Some("nanoctr0"));
+        assert_eq!(dns.ip, Some(std::net::Ipv4Addr::new(10, 88, 0, 53)));
+        assert_eq!(dns.publish.len(), 2);
         assert_eq!(c.get("max-containers").unwrap().value, "8");
         assert_eq!(c.get("log").unwrap().at, "/etc/n.conf:4");
-        assert_eq!(c.containers.len(), 2);
+        assert_eq!(c.containers.len(), 3);
         let web = &c.containers[1];
+        assert_eq!(web.spec.net.describe(), "ns:/run/netns/lan");
         assert_eq!(web.spec.bundle, "/srv/web");
         assert_eq!(web.spec.runtime.as_deref(), Some("crun"));
         assert_eq!(web.spec.restart, Restart::OnFailure(Some(3)));

@@ -187,6 +187,8 @@ impl<F: Effects> Daemon<F> {
         if c.spec.critical {
             pairs.push(("critical", "yes"));
         }
+        let net = c.spec.net.describe();
+        pairs.push(("net", &net));
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
         let mut reply = Reply::new();
         reply.data(&pairs);

@@ -12,7 +12,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
          [interactive] [cols=N] [rows=N] [log-size=BYTES] [restart=POLICY] [critical] \
          [overlay=tmpfs|none|DIR] [overlay-size=BYTES] [health-cmd=\"CMD ARG...\"] \
          [health-interval=DURATION] [health-timeout=DURATION] [health-retries=N] \
-         [health-start=DURATION] [label.KEY=VALUE ...]",
+         [health-start=DURATION] [net=host|none|ns:PATH] [label.KEY=VALUE ...]",
         "create a container from an OCI bundle, not yet started",
     ),
     ("start", "start ID", "start a created container"),
