@@ -30,6 +30,7 @@
 //! NAT and published ports (nftables) and CNI plugins are not here yet.
 
 pub mod netlink;
+pub mod netns;
 
 /// FNV-1a, 32 bits: the stable hash that names a container's address slot
 /// and its host-side veth.
