@@ -29,6 +29,7 @@
 //!
 //! NAT and published ports (nftables) and CNI plugins are not here yet.
 
+pub mod bridge;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
