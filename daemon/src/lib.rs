@@ -14,6 +14,7 @@ mod fuzz;
 pub mod image;
 pub mod logger;
 pub mod multicall;
+pub mod net;
 pub mod ota;
 pub mod rootfs;
 pub mod server;

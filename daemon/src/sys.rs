@@ -1,6 +1,7 @@
 //! The daemon's only `unsafe` code: signal masks and signalfd, the loop
-//! device and watchdog ioctls, which neither std nor rustix wraps, and
-//! descriptors passed between std and rustix or inherited by number.
+//! device and watchdog ioctls, which neither std nor rustix wraps,
+//! descriptors passed between std and rustix or inherited by number, and
+//! `unshare`, which rustix marks unsafe for flags not used here.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -192,6 +193,18 @@ pub fn watchdog_timeout(dev: &std::fs::File, secs: Option<u32>) -> io::Result<u3
     // SAFETY: WDIOC_GETTIMEOUT writes an int to `arg`: `t`, as above.
     unsafe { ioctl(dev, WDIOC_GETTIMEOUT, arg) }?;
     Ok(t as u32)
+}
+
+/// `unshare(CLONE_NEWNET)`: moves the calling thread, and no other, into a
+/// new network namespace of its own. See unshare(2).
+pub fn unshare_net() -> io::Result<()> {
+    use rustix::thread::{unshare_unsafe, UnshareFlags};
+    // SAFETY: `unshare_unsafe` is unsafe for `CLONE_FILES`, which would
+    // give this thread a descriptor table of its own so that descriptors
+    // seen by other threads mean something else here. Only `CLONE_NEWNET`
+    // is passed: the descriptor table stays shared, and only sockets made
+    // after the call are in the new namespace.
+    unsafe { unshare_unsafe(UnshareFlags::NEWNET) }.map_err(io_error)
 }
 
 /// A rustix error as an `io::Error`.

@@ -115,3 +115,15 @@ pub fn flock_exclusive(f: &std::fs::File) -> std::io::Result<()> {
         _ => Err(std::io::Error::last_os_error()),
     }
 }
+
+/// Moves the calling thread alone into a new network namespace
+/// (`unshare(CLONE_NEWNET)`): a test's links, addresses and routes are
+/// then its own, and go when the thread ends.
+pub fn unshare_net() -> std::io::Result<()> {
+    // SAFETY: unshare with CLONE_NEWNET changes only the calling thread's
+    // network namespace; no memory or descriptor is involved.
+    match unsafe { libc::unshare(libc::CLONE_NEWNET) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
