@@ -157,6 +157,14 @@ fn parse_cmd(value: &str) -> Result<Vec<String>, Error> {
             format!("health-cmd is longer than {MAX_CMD} bytes"),
         ));
     }
+    // A request line cannot carry them (the client and the config file
+    // say so); a command with them is refused as a whole.
+    if value.chars().any(char::is_control) {
+        return Err(Error::new(
+            Code::Invalid,
+            "health-cmd contains control characters",
+        ));
+    }
     let words = split_words(value.as_bytes())
         .map_err(|e| Error::new(Code::Invalid, format!("health-cmd: {}", e.message)))?;
     if words.is_empty() || words.iter().any(|w| w.is_empty() || w.contains('\0')) {
@@ -264,6 +272,15 @@ mod tests {
         let check = o.check(None).unwrap();
         assert_eq!(check.retries, 5);
         assert_eq!(check.interval, Duration::from_secs(2));
+        // A request line cannot carry a control character back.
+        for bad in ["health-cmd=a\x7fb", "health-cmd=a\tb", "health-cmd=\u{85}x"] {
+            let e = opts(&[bad]).unwrap_err();
+            assert!(
+                e.message.contains("control characters"),
+                "{bad}: {}",
+                e.message
+            );
+        }
     }
 
     #[test]
