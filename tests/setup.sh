@@ -42,7 +42,8 @@ install() {
 		{ apt-get update -q >/dev/null && apt-get install -y -q --no-remove $opt $missing >/dev/null; }
 }
 install runc crun busybox-static criu file shellcheck systemd qemu-user-static clang llvm dpkg-dev \
-	python3 umoci skopeo squashfs-tools erofs-utils zstd libcap2-bin time
+	python3 umoci skopeo squashfs-tools erofs-utils zstd libcap2-bin time \
+	iproute2 nftables containernetworking-plugins
 install --no-install-recommends mender-client mender-artifact
 
 installed=$(rustup target list --installed)
