@@ -14,4 +14,4 @@ export NANOCTR_FIRMWARE_DIR="$PWD/dist/firmware/x86_64-unknown-linux-musl"
 cargo run --quiet --release -p nanoctr-tests --bin nanoctr-bench -- "$@"
 # Image import against umoci (and skopeo + umoci for the archives), on
 # the busybox rootfs the benchmark above made and a 64 MB layer.
-python3 tests/bench_import.py "$NANOCTR_BIN_DIR/nanoctr" target/test-rootfs
+python3 tests/bench_import.py "$NANOCTR_BIN_DIR/nanoctr" target/test-rootfs2

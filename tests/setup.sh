@@ -43,7 +43,7 @@ install() {
 }
 install runc crun busybox-static criu file shellcheck systemd qemu-user-static clang llvm dpkg-dev \
 	python3 umoci skopeo squashfs-tools erofs-utils zstd libcap2-bin time \
-	iproute2 nftables containernetworking-plugins
+	iproute2 nftables containernetworking-plugins curl
 install --no-install-recommends mender-client mender-artifact
 
 installed=$(rustup target list --installed)

@@ -168,6 +168,7 @@ impl Daemon {
 
         let shim = (self.launch.shim.clone()).unwrap_or_else(|| bin("nanoctr-shim"));
         let updates = self.dir.join("updates");
+        let net = self.dir.join("net");
         let mut argv: Vec<&str> = self.launch.prefix.iter().map(String::as_str).collect();
         argv.extend_from_slice(&[
             daemon.to_str().unwrap(),
@@ -177,6 +178,8 @@ impl Daemon {
             self.state.to_str().unwrap(),
             "--update-dir",
             updates.to_str().unwrap(),
+            "--net-dir",
+            net.to_str().unwrap(),
             "--runtime",
             self.runtime.name(),
             "--runtime-root",

@@ -118,11 +118,12 @@ pub fn bin(name: &str) -> PathBuf {
 pub fn rootfs() -> &'static Path {
     static ROOTFS: OnceLock<PathBuf> = OnceLock::new();
     ROOTFS.get_or_init(|| {
-        let dir = workspace().join("target/test-rootfs");
+        // Named anew when mkrootfs.sh makes more (2: /etc/hosts).
+        let dir = workspace().join("target/test-rootfs2");
         if dir.join("bin/busybox").is_file() {
             return dir;
         }
-        let tmp = workspace().join(format!("target/test-rootfs.{}", std::process::id()));
+        let tmp = workspace().join(format!("target/test-rootfs2.{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let script = workspace().join("configs/bundles/busybox/mkrootfs.sh");
         let status = Command::new("sh")

@@ -17,3 +17,7 @@ for applet in $("$busybox" --list); do
 done
 echo "root:x:0:0:root:/:/bin/sh" >"$root/etc/passwd"
 echo "root:x:0:" >"$root/etc/group"
+# Mount points for the files net=bridge binds over them: a read-only
+# rootfs cannot have them made at create.
+echo "127.0.0.1	localhost" >"$root/etc/hosts"
+: >"$root/etc/resolv.conf"

@@ -159,6 +159,21 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
         "write the pid here once serving; removed at exit",
     ),
     (
+        "net-dir",
+        "DIR",
+        "bridge addresses, kept across reboots (default /var/lib/nanoctr/net)",
+    ),
+    (
+        "bridge-subnet",
+        "A.B.C.D/N",
+        "net=bridge's subnet, gateway .1 (default 10.88.0.0/24)",
+    ),
+    (
+        "net-hook",
+        "PATH",
+        "run PATH add|del ID IFACE IP as bridge interfaces come and go",
+    ),
+    (
         "watchdog",
         "DEVICE",
         "hardware watchdog, petted while the critical containers are well",

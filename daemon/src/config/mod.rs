@@ -61,6 +61,14 @@ pub struct Config {
     pub control_tty: Option<PathBuf>,
     pub notify_fd: Option<i32>,
     pub pidfile: Option<PathBuf>,
+    /// Bridge address allocations (`net/ipam.rs`), on persistent storage.
+    pub net_dir: PathBuf,
+    /// `net=bridge`'s subnet.
+    pub bridge_subnet: crate::net::ipam::Subnet,
+    /// Told of every bridge interface made and unmade (`--net-hook`).
+    pub net_hook: Option<PathBuf>,
+    /// `nft`, for NAT and published ports; without it, neither.
+    pub nft: Option<PathBuf>,
     /// The hardware watchdog device (`server/watchdog.rs`).
     pub watchdog: Option<PathBuf>,
     /// How often it is petted; from its timeout when not set.
@@ -227,6 +235,18 @@ impl Config {
         if watchdog.is_none() && (watchdog_interval.is_some() || watchdog_timeout.is_some()) {
             return Err("watchdog-interval and watchdog-timeout need watchdog, the device".into());
         }
+        let bridge_subnet = match l.get("bridge-subnet") {
+            Some((v, at)) => {
+                crate::net::ipam::Subnet::parse(v).map_err(|e| format!("{at}: {e}"))?
+            }
+            None => crate::net::ipam::DEFAULT_SUBNET,
+        };
+        let net_hook = match l.get("net-hook") {
+            Some((p, at)) => Some(
+                find_program(p).ok_or_else(|| format!("{at}: {p} is not an executable file"))?,
+            ),
+            None => None,
+        };
         let cap = 1..=65536;
         Ok(Config {
             socket: l
@@ -261,6 +281,12 @@ impl Config {
             control_tty: l.path("control-tty")?,
             notify_fd: l.opt_num("notify-fd", 0..=1_048_576)?.map(|n| n as i32),
             pidfile: l.path("pidfile")?,
+            net_dir: l
+                .path("net-dir")?
+                .unwrap_or(crate::tasks::net::DEFAULT_NET_DIR.into()),
+            bridge_subnet,
+            net_hook,
+            nft: find_program("nft"),
             watchdog,
             watchdog_interval: watchdog_interval.map(|s| Duration::from_secs(s as u64)),
             watchdog_timeout: watchdog_timeout.map(|s| s as u32),

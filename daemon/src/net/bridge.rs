@@ -359,6 +359,14 @@ impl Bridge {
     /// Deletes `id`'s links and releases its address; whatever is already
     /// gone is skipped.
     pub fn detach(&self, id: &str) -> Result<Detached, Error> {
+        let mut done = self.unplug(id)?;
+        done.ips = self.ipam.release(id)?;
+        Ok(done)
+    }
+
+    /// Deletes `id`'s links; its address stays its own (for the same
+    /// container made again).
+    pub fn unplug(&self, id: &str) -> Result<Detached, Error> {
         let mut nl = Netlink::open()?;
         let alias = owner_alias(id);
         let mut done = Detached::default();
@@ -367,7 +375,6 @@ impl Bridge {
                 done.links.push(link.name);
             }
         }
-        done.ips = self.ipam.release(id)?;
         Ok(done)
     }
 

@@ -1,32 +1,33 @@
-//! Network namespaces as files, made and entered from short-lived threads.
+//! Network namespaces as files, made and entered by the calling thread,
+//! which is always moved back.
 //!
 //! A namespace lives as long as something refers to it: a process in it,
 //! a descriptor, or a bind mount of its `/proc/.../ns/net` link. [`create`]
-//! makes one that outlives every process: a thread moves itself alone into
-//! a new namespace (`unshare(CLONE_NEWNET)`), sets `lo` up there, bind-mounts
-//! its `/proc/thread-self/ns/net` onto an empty file and ends. The file is
-//! then what `ip netns` makes under `/run/netns`, and what an OCI runtime
-//! takes as a container's network namespace (`linux.namespaces` entry
-//! `{"type": "network", "path": FILE}`). [`remove`] unmounts and unlinks it;
-//! the namespace, and every interface in it, goes when its last user does.
+//! makes one that outlives every process: the thread moves into a new
+//! namespace (`unshare(CLONE_NEWNET)`), sets `lo` up there, bind-mounts its
+//! `/proc/thread-self/ns/net` onto an empty file and goes back. The file
+//! is then what `ip netns` makes under `/run/netns`, and what an OCI
+//! runtime takes as a container's network namespace (`linux.namespaces`
+//! entry `{"type": "network", "path": FILE}`). [`remove`] unmounts and
+//! unlinks it; the namespace, and every interface in it, goes when its
+//! last user does.
 //!
-//! Namespaces belong to threads, not processes, so nothing here moves the
-//! daemon's own thread: work inside a namespace is done by a thread that
-//! joins it (`setns`) and ends with the work ([`run_in`]). A netlink socket
-//! acts on the namespace it was made in for its whole life, so one made in
-//! such a thread ([`netlink_in`]) configures the namespace from anywhere.
+//! Namespaces belong to threads, not processes: work inside one is done
+//! by moving the calling thread there (`setns`) and back again as soon as
+//! it is done ([`run_in`]), which the daemon's one thread can do between
+//! two events. A thread that cannot go back aborts the process: it would
+//! act on the wrong network from then on, and a restart repairs. A netlink
+//! socket acts on the namespace it was made in for its whole life, so one
+//! made inside ([`netlink_in`]) configures the namespace from anywhere.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::thread;
 
 use super::netlink::{self, Netlink};
 
-/// The stack of a namespace thread: it makes a few requests and ends.
-const STACK: usize = 128 * 1024;
 /// `NSFS_MAGIC`: `statfs`'s type of a namespace file.
 const NSFS_MAGIC: i64 = 0x6e73_6673;
 
@@ -97,11 +98,11 @@ pub fn create(path: &Path) -> Result<(), Error> {
     made
 }
 
-/// In a thread of its own: a new namespace, `lo` up, bound onto `path`.
+/// A new namespace, `lo` up, bound onto `path`; the thread back home.
 fn bind_new(path: &Path) -> Result<(), Error> {
     let target =
         crate::store::statedir::c_path(path).map_err(|e| Error::os(at(path, "path"), e))?;
-    in_thread(|| {
+    away(|| {
         crate::sys::unshare_net().map_err(|e| Error::os(at(path, "unshare"), e))?;
         let lo_up = || -> Result<(), netlink::Error> {
             let mut nl = Netlink::open()?;
@@ -116,20 +117,26 @@ fn bind_new(path: &Path) -> Result<(), Error> {
         })?;
         rustix::mount::mount_bind(c"/proc/thread-self/ns/net", target.as_c_str())
             .map_err(|e| Error::os(at(path, "bind mount"), crate::sys::io_error(e)))
-    })?
+    })
 }
 
-/// Runs `f` in a new thread and waits for it.
-fn in_thread<T: Send>(f: impl FnOnce() -> T + Send) -> Result<T, Error> {
-    thread::scope(|s| {
-        let t = thread::Builder::new()
-            .name("netns".into())
-            .stack_size(STACK)
-            .spawn_scoped(s, f)
-            .map_err(|e| Error::os("netns: start a thread", e))?;
-        t.join()
-            .map_err(|_| Error::os("netns: thread", io::Error::other("ended without an answer")))
-    })
+/// Runs `f`, which may move the calling thread to another network
+/// namespace, and moves the thread back to the one it was in.
+fn away<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    let home = File::open("/proc/thread-self/ns/net")
+        .map_err(|e| Error::os("netns: open this thread's namespace", e))?;
+    let out = f();
+    if setns(&home).is_err() {
+        // Every later request would act on the wrong network.
+        std::process::abort();
+    }
+    out
+}
+
+fn setns(ns: &File) -> Result<(), Error> {
+    use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
+    move_into_link_name_space(crate::sys::fd(ns), Some(LinkNameSpaceType::Network))
+        .map_err(|e| Error::os("netns: setns", crate::sys::io_error(e)))
 }
 
 /// Unbinds and removes the namespace file at `path` made by [`create`]
@@ -169,16 +176,13 @@ pub fn open(path: &Path) -> Result<File, Error> {
     Ok(f)
 }
 
-/// Runs `f` in a thread that has joined the network namespace `ns` (an
-/// open namespace file) and ends with it (`setns(CLONE_NEWNET)`). The
-/// calling thread stays where it is.
-pub fn run_in<T: Send>(ns: &File, f: impl FnOnce() -> T + Send) -> Result<T, Error> {
-    use rustix::thread::{move_into_link_name_space, LinkNameSpaceType};
-    in_thread(|| {
-        move_into_link_name_space(crate::sys::fd(ns), Some(LinkNameSpaceType::Network))
-            .map_err(|e| Error::os("netns: setns", crate::sys::io_error(e)))?;
+/// Runs `f` with the calling thread in the network namespace `ns` (an
+/// open namespace file), then moves it back.
+pub fn run_in<T>(ns: &File, f: impl FnOnce() -> T) -> Result<T, Error> {
+    away(|| {
+        setns(ns)?;
         Ok(f())
-    })?
+    })
 }
 
 /// A netlink socket that acts on the network namespace `ns`.

@@ -57,6 +57,9 @@ impl<F: Effects> Daemon<F> {
     /// A child has exited with `code` (128 + N for signal N): a runtime
     /// call is finished by its task; anything else was only reaped.
     pub(crate) fn child_exited(&mut self, pid: u32, code: i32) {
+        if self.net_program_exited(pid, code) {
+            return;
+        }
         if let Some(call) = self.calls.refs_where(|c| c.pid == pid).first() {
             if let Some(call) = self.calls.remove(*call) {
                 self.call_done(call, code);

@@ -35,6 +35,8 @@ pub struct Container {
     /// A swap or rollback under way, or one done and not committed
     /// (`tasks/update.rs`).
     pub update: Option<crate::tasks::update::Update>,
+    /// Its place on a bridge (`tasks/net.rs`).
+    pub net: Option<crate::tasks::net::OnBridge>,
 }
 
 /// What the restart policy knows of a container.

@@ -16,6 +16,7 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::net::bridge::{self, Attached, Leak};
 use crate::rootfs::Image;
 use crate::server::runtime::Runtime;
 use crate::server::shim::{ShimOptions, Spawned};
@@ -28,6 +29,21 @@ pub enum Target {
     Process(u32),
     /// A process group (a shim and the runtime call it is running).
     Group(u32),
+}
+
+/// A container's place on a bridge, as [`Effects::net_attach`] and
+/// [`Effects::net_detach`] take it.
+#[derive(Debug)]
+pub struct NetRequest<'a> {
+    pub id: &'a str,
+    pub bridge: &'a str,
+    pub subnet: crate::net::ipam::Subnet,
+    /// The bridge's address allocations.
+    pub ipam: &'a Path,
+    /// The container's namespace file.
+    pub netns: &'a Path,
+    /// Its `ip=`.
+    pub ip: Option<std::net::Ipv4Addr>,
 }
 
 /// The side effects the daemon asks for; see the module comment.
@@ -78,6 +94,34 @@ pub trait Effects {
     /// Unmounts whatever is mounted in the container dir `dir`.
     fn unmount_rootfs(&mut self, dir: &Path) -> io::Result<()>;
 
+    /// Makes the container's network namespace file and attaches it to
+    /// the bridge (made if missing), with an address; on failure nothing
+    /// is left.
+    fn net_attach(&mut self, req: &NetRequest<'_>) -> Result<Attached, bridge::Error>;
+
+    /// Deletes what [`Effects::net_attach`] made, whatever of it is left;
+    /// the address is kept for the container with `keep_address`.
+    fn net_detach(&mut self, req: &NetRequest<'_>, keep_address: bool)
+        -> Result<(), bridge::Error>;
+
+    /// Deletes nanoctr's veths whose container `known` does not know.
+    fn net_leaked(&mut self, known: &dyn Fn(&str) -> bool) -> Result<Vec<Leak>, bridge::Error>;
+
+    /// Writes a file in place, for one bound into a running container
+    /// (whose mount holds the inode: a rename would not reach it).
+    fn rewrite_file(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+
+    /// Starts `program ARGS` with `input` on its stdin (at most a pipe's
+    /// buffer) and its stderr appended to `log`; its end comes back to
+    /// [`crate::server::Daemon::child_exited`].
+    fn spawn_program(
+        &mut self,
+        program: &Path,
+        args: &[&str],
+        input: &[u8],
+        log: &Path,
+    ) -> io::Result<u32>;
+
     /// Opens the watchdog device `path`, which arms it, and sets its
     /// timeout to `timeout` seconds when given: the device, and its timeout
     /// as it tells it (`None`: it cannot, it is no watchdog driver). A
@@ -95,6 +139,9 @@ pub trait Effects {
     /// disarms a driver that allows it.
     fn close_watchdog(&mut self, dev: File) -> io::Result<()>;
 }
+
+/// The switch of IPv4 forwarding, in the daemon's network namespace.
+const FORWARD: &str = "/proc/sys/net/ipv4/ip_forward";
 
 /// The effects done for real.
 #[derive(Debug, Default)]
@@ -155,6 +202,75 @@ impl Effects for System {
 
     fn unmount_rootfs(&mut self, dir: &Path) -> io::Result<()> {
         crate::rootfs::mount::unmount(dir)
+    }
+
+    fn net_attach(&mut self, req: &NetRequest<'_>) -> Result<Attached, bridge::Error> {
+        let b = bridge::Bridge::open(req.bridge, req.subnet, req.ipam)?;
+        crate::net::netns::create(req.netns)?;
+        let attached = b.attach(req.id, req.netns, req.ip);
+        if attached.is_err() {
+            let _ = crate::net::netns::remove(req.netns);
+        } else if std::fs::read(FORWARD).ok().as_deref() != Some(b"1\n") {
+            // Forwarding, for the bridge's traffic beyond the host.
+            let _ = std::fs::write(FORWARD, b"1\n");
+        }
+        attached
+    }
+
+    fn net_detach(
+        &mut self,
+        req: &NetRequest<'_>,
+        keep_address: bool,
+    ) -> Result<(), bridge::Error> {
+        let b = bridge::Bridge::open(req.bridge, req.subnet, req.ipam)?;
+        match keep_address {
+            true => b.unplug(req.id).map(drop)?,
+            false => b.detach(req.id).map(drop)?,
+        }
+        Ok(crate::net::netns::remove(req.netns)?)
+    }
+
+    fn net_leaked(&mut self, known: &dyn Fn(&str) -> bool) -> Result<Vec<Leak>, bridge::Error> {
+        let leaks = bridge::leaked(known)?;
+        let mut nl = crate::net::netlink::Netlink::open()?;
+        for leak in &leaks {
+            nl.delete_link(&leak.link)?;
+        }
+        Ok(leaks)
+    }
+
+    fn rewrite_file(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(path)?;
+        io::Write::write_all(&mut f, bytes)?;
+        f.sync_data()
+    }
+
+    fn spawn_program(
+        &mut self,
+        program: &Path,
+        args: &[&str],
+        input: &[u8],
+        log: &Path,
+    ) -> io::Result<u32> {
+        use std::process::{Command, Stdio};
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut child = Command::new(program)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // Within a pipe's buffer: written at once, never waited on.
+            io::Write::write_all(&mut stdin, input)?;
+        }
+        Ok(child.id())
     }
 
     fn open_watchdog(

@@ -65,6 +65,20 @@ pub(crate) enum Effect {
     Unmount {
         dir: PathBuf,
     },
+    /// A container attached to a bridge, as `net_attach` got it.
+    NetAttach {
+        id: String,
+    },
+    /// A container's network unmade, its address kept or not.
+    NetDetach {
+        id: String,
+        keep_address: bool,
+    },
+    /// A program started (`nft -f -`, the net hook), with its input.
+    Program {
+        args: String,
+        input: String,
+    },
     /// The watchdog opened, its timeout set to this when given.
     WatchdogOpen {
         timeout: Option<u32>,
@@ -91,6 +105,8 @@ pub(crate) enum Fault {
     Mount,
     /// The watchdog cannot be opened (ENOENT).
     Watchdog,
+    /// The bridge refuses an attach (EBUSY).
+    Net,
 }
 
 /// A shim as the fake plays it: the write ends of what the daemon reads.
@@ -319,6 +335,86 @@ impl Effects for Fake {
         Ok(())
     }
 
+    /// Plays the kernel's part with an empty file for the namespace; the
+    /// addresses are allocated for real, in the test's dir.
+    fn net_attach(
+        &mut self,
+        req: &crate::server::effects::NetRequest<'_>,
+    ) -> Result<crate::net::bridge::Attached, crate::net::bridge::Error> {
+        use crate::net::bridge::{host_veth_name, Attached, Bridge, Error};
+        self.done.push(Effect::NetAttach { id: req.id.into() });
+        let b = Bridge::open(req.bridge, req.subnet, req.ipam)?;
+        if self.fault(Fault::Net) {
+            let e = crate::net::netlink::Cause::Os(io::Error::from_raw_os_error(libc::EBUSY));
+            return Err(Error::Netlink(crate::net::netlink::Error::new(
+                "add veth", e,
+            )));
+        }
+        let lease = match req.ip {
+            Some(ip) => b.ipam().pin(req.id, ip)?,
+            None => b.ipam().allocate(req.id)?,
+        };
+        std::fs::write(req.netns, b"").map_err(|err| {
+            Error::Ipam(crate::net::ipam::Error::Io {
+                path: req.netns.into(),
+                err,
+            })
+        })?;
+        Ok(Attached {
+            bridge: req.bridge.into(),
+            host_veth: host_veth_name(req.id, 0),
+            ip: lease.ip,
+            prefix: req.subnet.prefix(),
+            gateway: req.subnet.gateway(),
+        })
+    }
+
+    fn net_detach(
+        &mut self,
+        req: &crate::server::effects::NetRequest<'_>,
+        keep_address: bool,
+    ) -> Result<(), crate::net::bridge::Error> {
+        self.done.push(Effect::NetDetach {
+            id: req.id.into(),
+            keep_address,
+        });
+        if !keep_address {
+            let b = crate::net::bridge::Bridge::open(req.bridge, req.subnet, req.ipam)?;
+            b.ipam().release(req.id)?;
+        }
+        let _ = std::fs::remove_file(req.netns);
+        Ok(())
+    }
+
+    fn net_leaked(
+        &mut self,
+        _: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<crate::net::bridge::Leak>, crate::net::bridge::Error> {
+        Ok(Vec::new())
+    }
+
+    fn rewrite_file(&mut self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.done.push(Effect::Write {
+            path: path.to_path_buf(),
+        });
+        std::fs::write(path, bytes)
+    }
+
+    fn spawn_program(
+        &mut self,
+        program: &Path,
+        args: &[&str],
+        input: &[u8],
+        _: &Path,
+    ) -> io::Result<u32> {
+        let name = program.file_name().unwrap_or_default().to_string_lossy();
+        self.done.push(Effect::Program {
+            args: format!("{name} {}", args.join(" ")),
+            input: String::from_utf8_lossy(input).into_owned(),
+        });
+        Ok(self.pid())
+    }
+
     fn open_watchdog(&mut self, _: &Path, timeout: Option<u32>) -> io::Result<(File, Option<u32>)> {
         self.done.push(Effect::WatchdogOpen { timeout });
         if self.fault(Fault::Watchdog) {
@@ -409,6 +505,8 @@ impl Rig {
             &s(&dir.join("containers.d")),
             "--start-timeout",
             "5",
+            "--net-dir",
+            &s(&dir.join("net")),
         ]
         .iter()
         .map(|a| a.to_string())

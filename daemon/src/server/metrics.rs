@@ -102,6 +102,8 @@ pub struct Gauges<'a> {
     pub heap: Option<(usize, usize, usize)>,
     /// With a watchdog: its pets, and whether petting goes on.
     pub watchdog: Option<(u64, bool)>,
+    /// Addresses held on bridges by the containers.
+    pub bridge_addresses: usize,
 }
 
 pub fn render(m: &Metrics, g: &Gauges) -> String {
@@ -255,6 +257,13 @@ pub fn render(m: &Metrics, g: &Gauges) -> String {
         "Resident memory of nanoctrd in bytes.",
     );
     let _ = writeln!(out, "process_resident_memory_bytes {}", g.resident_bytes);
+    head(
+        &mut out,
+        "nanoctr_bridge_addresses",
+        "gauge",
+        "Addresses held on bridges by containers (net=bridge).",
+    );
+    let _ = writeln!(out, "nanoctr_bridge_addresses {}", g.bridge_addresses);
     if let Some((pets, petting)) = g.watchdog {
         head(
             &mut out,
@@ -331,12 +340,14 @@ mod tests {
             places: [("request", 2, 16), ("follower", 1, 32), ("tty", 0, 1)],
             resident_bytes: resident_bytes(),
             heap: None,
+            bridge_addresses: 1,
             watchdog: Some((7, false)),
         };
 
         let text = render(&m, &g);
         assert!(text.contains("nanoctr_watchdog_pets_total 7\n"));
         assert!(text.contains("nanoctr_watchdog_petting 0\n"));
+        assert!(text.contains("nanoctr_bridge_addresses 1\n"));
         assert!(text.contains("nanoctr_containers{status=\"running\"} 2\n"));
         assert!(text.contains("nanoctr_runtime_call_failures_total{verb=\"kill\"} 1\n"));
         assert!(text.contains("nanoctr_start_duration_seconds_bucket{le=\"+Inf\"} 0\n"));

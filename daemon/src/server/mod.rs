@@ -119,6 +119,8 @@ pub struct Daemon<F: Effects = System> {
     pub(crate) tty: Option<ControlTty>,
     /// The hardware watchdog, once opened (`--watchdog`).
     pub(crate) watchdog: Option<watchdog::Watchdog>,
+    /// `nft` and `--net-hook` runs not reaped yet (`tasks/net.rs`).
+    pub(crate) net_programs: crate::tasks::net::NetPrograms,
     stopping: bool,
     /// The listener is in the epoll set (there is room for a client).
     listening: bool,
@@ -192,6 +194,7 @@ impl<F: Effects> Daemon<F> {
                 last_error: None,
             }),
             watchdog: None,
+            net_programs: Default::default(),
             stopping: false,
             listening: true,
 

@@ -81,6 +81,7 @@ impl<F: Effects> Daemon<F> {
             }
             self.recover_one(&id, &mut found);
         }
+        self.recover_net();
         self.resume_supervision();
         found
     }
@@ -335,6 +336,7 @@ fn container(
         image,
         health: None,
         update: None,
+        net: crate::tasks::net::OnBridge::read(proc.parent().unwrap_or(proc)),
     }
 }
 

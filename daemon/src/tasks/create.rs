@@ -87,13 +87,14 @@ impl<F: Effects> Daemon<F> {
                 .write_file(&record, record_line.as_bytes())
                 .map_err(shim_failed)?;
             super::update::make_lock(&dir).map_err(|e| io_refusal("update lock", &e))?;
+            let (plan, net) = self.net_up(&dir, spec)?;
             let bundle = self.prepare_root(
                 &dir,
                 spec,
                 &config,
                 image.as_ref(),
-                terminal,
-                bundle_terminal,
+                (terminal, bundle_terminal),
+                &plan,
             )?;
             let make = match how {
                 Creation::Create => Make::Create,
@@ -105,11 +106,13 @@ impl<F: Effects> Daemon<F> {
             };
             let mut options = ShimOptions::init(spec, &runtime, &bundle, make);
             options.oom_score_adj = self.cfg.shim_oom_score_adj;
-            self.fx
+            let spawned = self
+                .fx
                 .spawn_shim(&self.cfg.shim, &proc, &options)
-                .map_err(shim_failed)
+                .map_err(shim_failed)?;
+            Ok((spawned, net))
         })();
-        let spawned = match made {
+        let (spawned, net) = match made {
             Ok(s) => s,
             Err(e) => {
                 let _ = self.remove_state(&spec.id);
@@ -135,10 +138,15 @@ impl<F: Effects> Daemon<F> {
             image,
             health: super::health::check_of(spec, &config).map(super::health::Health::new),
             update: None,
+            net,
         };
+        let on_bridge = container.net.is_some();
         let Ok(r) = self.containers.insert(container) else {
             return Err(internal("container table full"));
         };
+        if on_bridge {
+            self.net_changed();
+        }
         if let Err(e) = self.watch_shim(ProcRef::Init(r)) {
             self.make_failed(ProcRef::Init(r), internal(format!("epoll: {e}")), true);
         }
@@ -154,7 +162,7 @@ impl<F: Effects> Daemon<F> {
         current: Option<&Runtime>,
     ) -> Result<Checked, Error> {
         let config = crate::bundle::bundle_config(&spec.bundle)?;
-        super::net::check(spec)?;
+        self.check_net(spec)?;
         let image = crate::rootfs::detect(&spec.bundle, &config)?;
         crate::rootfs::check_overlay(image.as_ref(), spec.overlay.as_ref(), self.state.root())?;
         for (what, path, may_create) in [
@@ -204,8 +212,8 @@ impl<F: Effects> Daemon<F> {
         spec: &Spec,
         config: &[u8],
         image: Option<&crate::rootfs::Image>,
-        terminal: bool,
-        bundle_terminal: bool,
+        (terminal, bundle_terminal): (bool, bool),
+        plan: &super::net::NetPlan,
     ) -> Result<PathBuf, Error> {
         let root = match image {
             Some(image) => {
@@ -217,7 +225,6 @@ impl<F: Effects> Daemon<F> {
             }
             None => None,
         };
-        let plan = super::net::plan(spec);
         let mut files = Vec::new();
         let network = plan.network(&mut files);
         if terminal == bundle_terminal && root.is_none() && !network.changes() {

@@ -105,15 +105,21 @@ impl<F: Effects> Daemon<F> {
 
     /// Removes a container's state dir: its record first (a daemon killed
     /// from here on finds it half made, and finishes the job), then
-    /// whatever is mounted in it (an image rootfs), then the rest, so that
-    /// the removal never reaches through a mount.
+    /// its network and whatever is mounted in it (its namespace file, an
+    /// image rootfs), then the rest, so that the removal never reaches
+    /// through a mount.
     pub(crate) fn remove_state(&mut self, id: &str) -> std::io::Result<()> {
         let dir = self.state.container(id);
         match std::fs::remove_file(dir.join(container_dir::RECORD.str)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
+        let on_bridge = self.net_down(id, false)?;
         self.fx.unmount_rootfs(&dir)?;
-        self.state.remove(id)
+        self.state.remove(id)?;
+        if on_bridge {
+            self.net_changed();
+        }
+        Ok(())
     }
 }

@@ -91,6 +91,11 @@ impl<F: Effects> Daemon<F> {
             resident_bytes: resident_bytes(),
             heap,
             watchdog: self.watchdog.as_ref().map(|w| (w.pets, !w.stopped)),
+            bridge_addresses: self
+                .containers
+                .iter()
+                .filter(|(_, c)| c.net.as_ref().is_some_and(|n| n.ip().is_some()))
+                .count(),
         };
 
         let mut r = Reply::new();
@@ -189,6 +194,10 @@ impl<F: Effects> Daemon<F> {
         }
         let net = c.spec.net.describe();
         pairs.push(("net", &net));
+        let ip = c.net.as_ref().and_then(|n| n.ip()).map(|ip| ip.to_string());
+        if let Some(ip) = &ip {
+            pairs.push(("ip", ip));
+        }
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
         let mut reply = Reply::new();
         reply.data(&pairs);

@@ -819,3 +819,118 @@ fn a_watchdog_that_cannot_be_opened_or_petted_in_time_is_refused() {
     assert_eq!(rig.d.fx.done.last(), Some(&Effect::MagicClose));
     assert!(rig.d.watchdog.is_none());
 }
+
+/// The programs started for the network (`nft -f -`, the hook), as
+/// `name args` with their input.
+fn programs(rig: &Rig) -> Vec<(String, String)> {
+    rig.d
+        .fx
+        .done
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Program { args, input } => Some((args.clone(), input.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_bridge_container_gets_an_address_names_and_nat_and_gives_them_back() {
+    let mut rig = Rig::new("bridge");
+    let b = rig.bundle.display().to_string();
+    rig.send(&format!("create web {b} net=bridge publish=8080:80"));
+    rig.settle();
+    rig.d.fx.shim().created(7);
+    assert_eq!(rig.answer(), ["OK pid=7"]);
+    assert!(rig
+        .d
+        .fx
+        .done
+        .contains(&Effect::NetAttach { id: "web".into() }));
+    let ip = rig.state("web", "ip");
+    assert!(ip.starts_with("10.88.0."), "{ip}");
+    let dir = rig.d.state.container("web");
+    let hosts = std::fs::read_to_string(dir.join("hosts")).unwrap();
+    assert!(hosts.contains(&format!("{ip}\tweb\n")), "{hosts}");
+    let config = std::fs::read_to_string(dir.join("bundle/config.json")).unwrap();
+    assert!(
+        config.contains(&dir.join("netns").display().to_string()),
+        "{config}"
+    );
+    assert!(config.contains("/etc/hosts"), "{config}");
+
+    // A second container: each one's hosts names the other.
+    rig.send(&format!("create db {b} net=bridge"));
+    rig.settle();
+    rig.d.fx.shim().created(8);
+    assert_eq!(rig.answer(), ["OK pid=8"]);
+    let db_ip = rig.state("db", "ip");
+    assert_ne!(db_ip, ip);
+    let hosts = std::fs::read_to_string(dir.join("hosts")).unwrap();
+    assert!(hosts.contains(&format!("{db_ip}\tdb\n")), "{hosts}");
+
+    // The port is web's: another container cannot have it.
+    let taken = rig.ask(&format!("create x {b} net=bridge publish=8080:81"));
+    assert!(
+        taken.starts_with("ERR exists publish=8080:81/tcp: port 8080/tcp is published by web"),
+        "{taken}"
+    );
+    let outside = rig.ask(&format!("create x {b} net=bridge ip=10.9.0.5"));
+    assert!(outside.starts_with("ERR invalid ip=10.9.0.5"), "{outside}");
+
+    // One nft run at a time; the table made again with both.
+    let runs = programs(&rig);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(runs[0].0, "nft -f -");
+    assert!(
+        runs[0]
+            .1
+            .contains(&format!("tcp dport 8080 dnat to {ip}:80")),
+        "{}",
+        runs[0].1
+    );
+    let nft = rig.d.net_programs_pids()[0];
+    rig.d.child_exited(nft, 0);
+    let runs = programs(&rig);
+    assert_eq!(runs.len(), 2, "the change meanwhile is applied: {runs:?}");
+
+    rig.send("delete web");
+    rig.settle();
+    rig.call_ends("delete --force web", 0);
+    rig.d.fx.shims[0].vanish();
+    assert_eq!(rig.answer(), ["OK"]);
+    assert!(rig.d.fx.done.contains(&Effect::NetDetach {
+        id: "web".into(),
+        keep_address: false
+    }));
+    rig.send("metrics");
+    let metrics = rig.answer().join("\n");
+    assert!(metrics.contains("nanoctr_bridge_addresses 1"), "{metrics}");
+    let ipam =
+        crate::net::ipam::Ipam::open(&rig.d.cfg.net_dir.join("nanoctr0"), rig.d.cfg.bridge_subnet)
+            .unwrap();
+    assert_eq!(
+        ipam.lookup("web").unwrap(),
+        None,
+        "web's address is free again"
+    );
+    assert_eq!(
+        ipam.lookup("db").unwrap().map(|i| i.to_string()),
+        Some(db_ip)
+    );
+}
+
+#[test]
+fn a_failed_attach_leaves_nothing() {
+    let mut rig = Rig::new("bridge-fails");
+    rig.d.fx.faults.push(Fault::Net);
+    let b = rig.bundle.display().to_string();
+    let e = rig.ask(&format!("create web {b} net=bridge"));
+    assert!(e.starts_with("ERR internal net=bridge: add veth"), "{e}");
+    assert!(!rig.d.state.container("web").exists());
+    assert!(rig.d.fx.shims.is_empty());
+    let ipam =
+        crate::net::ipam::Ipam::open(&rig.d.cfg.net_dir.join("nanoctr0"), rig.d.cfg.bridge_subnet)
+            .unwrap();
+    assert!(ipam.list().unwrap().is_empty());
+}

@@ -686,13 +686,21 @@ impl<F: Effects> Daemon<F> {
                 super::health::check_of(&spec, &checked.config).map(super::health::Health::new);
             c.init.exit_code = None;
         }
+        // The version's network, made again: its options may differ.
+        self.net_down(&id, true)
+            .map_err(|e| super::io_refusal("network", &e))?;
+        let (plan, net) = self.net_up(&dir, &spec)?;
+        if let Some(c) = self.containers.get_mut(r) {
+            c.net = net;
+        }
+        self.net_changed();
         let bundle = self.prepare_root(
             &dir,
             &spec,
             &checked.config,
             record.image.as_ref(),
-            checked.terminal,
-            checked.bundle_terminal,
+            (checked.terminal, checked.bundle_terminal),
+            &plan,
         )?;
         let _ = make_lock(&dir);
         let proc = self.state.process(&id);
