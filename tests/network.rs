@@ -476,3 +476,32 @@ fn bad_bridge_options_are_refused_with_nothing_half_made() {
     assert!(d2.container_dirs().is_empty());
     assert!(!r.links().iter().any(|l| l == "nctest1"));
 }
+
+#[test]
+fn the_net_hook_hears_of_every_interface_made_and_unmade() {
+    let r = Router::new("ncth");
+    let dir = std::env::temp_dir().join(format!("ncth-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hook, heard) = (dir.join("hook"), dir.join("heard"));
+    let script = format!("#!/bin/sh\necho \"$*\" >> {}\n", heard.display());
+    std::fs::write(&hook, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let d = r.daemon(Runtime::Runc, &["--net-hook", hook.to_str().unwrap()]);
+    let b = d.bundle("web", &["sleep", "600"]);
+    d.ask(&format!("run web {} net=bridge", b.display())).ok();
+    let ip = state(&d, "web")["ip"].clone();
+    let veth = r.links().into_iter().find(|l| l.starts_with("nc")).unwrap();
+    d.ask("delete web force").ok();
+    let want = format!("add web {veth} {ip}\ndel web {veth} {ip}\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = std::fs::read_to_string(&heard).unwrap_or_default();
+        if got == want {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got:?}\n{}", d.log());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -7,8 +7,8 @@
 //!   its peer put straight into a namespace), addresses, the default route,
 //!   and dumps of links, addresses and routes parsed by total functions.
 //! - [`netns`]: network namespaces as files (a bind mount of a thread's
-//!   `/proc/thread-self/ns/net`), made, removed, and entered by
-//!   short-lived threads, so the daemon's own thread never moves.
+//!   `/proc/thread-self/ns/net`), made, removed, and entered by the
+//!   calling thread, which goes back at once.
 //! - [`ipam`]: IPv4 addresses on a subnet, a function of the container id
 //!   first, kept as one file per address on persistent storage so that
 //!   an address is stable across restarts and never given twice.
@@ -27,7 +27,8 @@
 //! the alias `nanoctr:ID`, so that detach and recovery find what is a
 //! container's from the kernel alone, after a `kill -9` too.
 //!
-//! NAT and published ports (nftables) and CNI plugins are not here yet.
+//! NAT and published ports are nftables rules the daemon makes
+//! (`tasks/net.rs`); CNI plugins are not here yet.
 
 pub mod bridge;
 pub mod ipam;
