@@ -419,15 +419,11 @@ fn plugin_error(kind: &str, stdout: &[u8], stderr: &[u8], status: ExitStatus) ->
             text,
         };
     }
-    let said = [stderr, stdout]
-        .into_iter()
-        .flat_map(|b| {
-            String::from_utf8_lossy(b)
-                .lines()
-                .map(str::to_string)
-                .collect::<Vec<_>>()
-        })
-        .find(|l| !l.trim().is_empty());
+    let said = [stderr, stdout].into_iter().find_map(|b| {
+        let text = String::from_utf8_lossy(b);
+        let line = text.lines().find(|l| !l.trim().is_empty())?;
+        Some(line.to_string())
+    });
     match said {
         Some(line) => Error::new(format!("plugin {kind}: {status}: {}", one_line(&line))),
         None => Error::new(format!("plugin {kind}: {status}")),
