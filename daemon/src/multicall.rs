@@ -5,11 +5,14 @@
 //! (`ota/mender.rs`), anything else the client; `nanoctr nanoctrd ARGS...`
 //! is the daemon too, and `nanoctr STATE DIR` (a Mender state word, which
 //! no client verb is, and a directory) the module, for where no link can
-//! be made. The parts share std and the protocol code, so one file is far
-//! smaller than several (the `split` feature builds the daemon apart).
+//! be made; `nanoctr cni-exec ARGS...` runs a CNI network's plugins for
+//! the daemon, in a process of their own (`net/cni.rs`). The parts share
+//! std and the protocol code, so one file is far smaller than several
+//! (the `split` feature builds the daemon apart).
 
 use std::path::Path;
 
+use crate::net::cni;
 use crate::ota::mender;
 
 /// The daemon's name, as a program and as the client's first word.
@@ -20,6 +23,8 @@ pub enum Program {
     Daemon,
     Client,
     Mender,
+    /// `cni-exec`: a CNI network's chain, run for the daemon.
+    Cni,
 }
 
 /// Which program `argv` asks for, and its arguments.
@@ -31,6 +36,7 @@ pub fn choose(argv: &[String]) -> (Program, &[String]) {
         _ if name == DAEMON => (Program::Daemon, args),
         _ if zero.ends_with(mender::PATH) => (Program::Mender, args),
         [_, first, rest @ ..] if first == DAEMON => (Program::Daemon, rest),
+        [_, first, rest @ ..] if first == cni::EXEC => (Program::Cni, rest),
         [_, state, dir] if mender::STATES.contains(&state.as_str()) && Path::new(dir).is_dir() => {
             (Program::Mender, args)
         }
@@ -43,6 +49,7 @@ pub fn main(argv: &[String]) -> i32 {
     match choose(argv) {
         (Program::Daemon, args) => crate::server::boot::main(args),
         (Program::Mender, args) => mender::main(args),
+        (Program::Cni, args) => cni::main(args),
         (Program::Client, args) => crate::client::cli::main(args),
     }
 }
@@ -81,6 +88,28 @@ mod tests {
         );
         assert_eq!(chosen(&["/x/nanoctrd.old"]), (c, words(&[])));
         assert_eq!(chosen(&[]), (c, words(&[])));
+    }
+
+    #[test]
+    fn cni_exec_by_its_word() {
+        let (n, c) = (Program::Cni, Program::Client);
+        assert_eq!(
+            chosen(&["/usr/bin/nanoctr", "cni-exec", "add", "--name", "x"]),
+            (n, words(&["add", "--name", "x"]))
+        );
+        assert_eq!(chosen(&["nanoctr", "cni-exec"]), (n, words(&[])));
+        // Only as the first word, and never the daemon's own arguments.
+        assert_eq!(chosen(&["nanoctr", "list", "cni-exec"]).0, c);
+        assert_eq!(chosen(&["nanoctrd", "cni-exec"]).0, Program::Daemon);
+        // No verb of the client is shadowed.
+        let client_words = crate::wire::VERBS
+            .iter()
+            .map(|v| v.0)
+            .chain(crate::image::cli::VERBS)
+            .chain(["attach", "exec"]);
+        for verb in client_words {
+            assert_ne!(verb, cni::EXEC);
+        }
     }
 
     #[test]

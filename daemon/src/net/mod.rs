@@ -27,10 +27,17 @@
 //! the alias `nanoctr:ID`, so that detach and recovery find what is a
 //! container's from the kernel alone, after a `kill -9` too.
 //!
-//! NAT and published ports are nftables rules the daemon makes
-//! (`tasks/net.rs`); CNI plugins are not here yet.
+//! - [`cni`]: networks of CNI plugins (spec 1.0): a network's configuration
+//!   found by name in `/etc/cni/net.d`, its chain run for one container
+//!   with ADD, DEL and CHECK, and `nanoctr cni-exec`, which runs it in a
+//!   child process so that the daemon never waits on a plugin; the result
+//!   of ADD is kept in a file for DEL and CHECK.
+//!
+//! NAT and published ports of the bridge are nftables rules the daemon
+//! makes (`tasks/net.rs`).
 
 pub mod bridge;
+pub mod cni;
 pub mod ipam;
 pub mod netlink;
 pub mod netns;
