@@ -48,6 +48,8 @@ const DAEMON_KEYS: &[(&str, Option<&str>)] = &[
     ("net-dir", Some("/var/lib/nanoctr/net")),
     ("bridge-subnet", Some("10.88.0.0/24")),
     ("net-hook", None),
+    ("cni-conf-dir", Some("/etc/cni/net.d")),
+    ("cni-bin-dir", None),
     ("watchdog", None),
     ("watchdog-interval", None),
     ("watchdog-timeout", None),

@@ -505,3 +505,158 @@ fn the_net_hook_hears_of_every_interface_made_and_unmade() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CNI network list for the daemon's tests: Debian's `bridge` (on
+/// `cnid0`, 10.98.0.0/24 from `host-local`, its store in `dir`), then
+/// `portmap`; and a network whose plugin is not there.
+fn cni_confs(dir: &Path) -> std::path::PathBuf {
+    let conf = dir.join("net.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    let store = dir.join("ipam");
+    std::fs::write(
+        conf.join("10-testnet.conflist"),
+        format!(
+            r#"{{"cniVersion": "1.0.0", "name": "testnet", "plugins": [
+                {{"type": "bridge", "bridge": "cnid0", "isGateway": true, "ipMasq": false,
+                  "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "10.98.0.0/24"}}]],
+                           "routes": [{{"dst": "0.0.0.0/0"}}], "dataDir": "{}"}}}},
+                {{"type": "portmap", "capabilities": {{"portMappings": true}}}}]}}"#,
+            store.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("20-broken.conf"),
+        r#"{"cniVersion": "1.0.0", "name": "broken", "type": "nosuchplugin"}"#,
+    )
+    .unwrap();
+    conf
+}
+
+/// The addresses host-local holds in `dir`'s store for network `testnet`.
+fn leases(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir.join("ipam/testnet")) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("10.98."))
+        .collect()
+}
+
+#[test]
+fn cni_networks_are_added_checked_and_deleted_with_debians_plugins() {
+    cni(Runtime::Runc);
+}
+
+#[test]
+fn cni_networks_are_added_checked_and_deleted_with_debians_plugins_with_crun() {
+    cni(Runtime::Crun);
+}
+
+fn cni(runtime: Runtime) {
+    assert!(
+        Path::new("/usr/lib/cni/bridge").is_file(),
+        "the cni tests need containernetworking-plugins"
+    );
+    let r = Router::new(&format!("nctc-{}", runtime.name()));
+    let scratch = std::path::PathBuf::from(format!(
+        "/tmp/nct-cnid-{}-{}",
+        runtime.name(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let conf = cni_confs(&scratch);
+    let conf = conf.to_str().unwrap();
+    let mut d = r.daemon(
+        runtime,
+        &["--cni-conf-dir", conf, "--cni-bin-dir", "/usr/lib/cni"],
+    );
+    let web = web_bundle(&d, "web", "db");
+    let db = web_bundle(&d, "db", "web");
+    d.ask(&format!(
+        "run web {} net=cni:testnet publish=8090:80",
+        web.display()
+    ))
+    .ok();
+    d.ask(&format!("run db {} net=cni:testnet", db.display()))
+        .ok();
+    let (web_ip, db_ip) = (
+        state(&d, "web")["ip"].clone(),
+        state(&d, "db")["ip"].clone(),
+    );
+    assert!(web_ip.starts_with("10.98.0."), "{web_ip}");
+    assert_eq!(state(&d, "web")["ips"], format!("{web_ip}/24"));
+    assert_eq!(state(&d, "web")["net"], "cni:testnet");
+    let mut held = leases(&scratch);
+    held.sort();
+    let mut want = vec![web_ip.clone(), db_ip.clone()];
+    want.sort();
+    assert_eq!(held, want);
+
+    // On the network: each reaches the other by its address (no names:
+    // CNI gives none), the router reaches them, a client on the uplink
+    // reaches the published port through portmap's rules.
+    let hosts = fetch(&r, false, &format!("http://{db_ip}/hosts"));
+    assert!(hosts.contains("localhost"), "{hosts}");
+    let hosts = fetch(&r, true, &format!("http://{UPLINK}:8090/hosts"));
+    assert!(hosts.contains("localhost"), "{hosts}");
+    assert_eq!(d.ask("state db check").ok(), "check=ok");
+    let e = d.ask("state nope check");
+    e.err_code("not-found");
+
+    // A daemon killed and started again keeps them; CHECK still holds.
+    // (With runc alone: crun's test daemon gets a private mount namespace
+    // at each start, so a restarted one cannot see the namespace files
+    // the first one bound; a daemon on a board has the host's.)
+    let restarts = matches!(runtime, Runtime::Runc);
+    if restarts {
+        d.kill9();
+        d.restart();
+        assert_eq!(state(&d, "web")["ip"], web_ip);
+        assert_eq!(d.ask("state db check").ok(), "check=ok");
+    }
+
+    // Deleted: DEL frees the address, the veth and the port's rules.
+    d.ask("delete web force").ok();
+    d.eventually("web's CNI attachment ended", || {
+        !d.state.join(".cni/web").exists()
+    });
+    assert_eq!(leases(&scratch), [db_ip.clone()]);
+    let nat = r.on_host(&["iptables-save", "-t", "nat"]).unwrap();
+    assert!(!nat.contains("8090"), "{nat}");
+
+    // A daemon killed, and db gone meanwhile with its state dir: the
+    // restarted daemon ends the attachment nobody has.
+    if restarts {
+        d.kill9();
+        let _ = d.runtime_cmd(&["delete", "--force", "db"]);
+        std::fs::remove_dir_all(d.state.join("db")).unwrap();
+        d.restart();
+    } else {
+        d.ask("delete db force").ok();
+    }
+    d.eventually("db's CNI attachment ended", || {
+        !d.state.join(".cni/db").exists()
+    });
+    assert!(leases(&scratch).is_empty(), "{}", d.log());
+    let links = r.links();
+    assert!(!links.iter().any(|l| l.starts_with("veth")), "{links:?}");
+
+    // Refused: a network not there (nothing made); a plugin not there
+    // (the runtime's create fails with its message, and what was made
+    // for it goes).
+    let x = d.bundle("x", &["true"]);
+    let e = d.ask(&format!("run x {} net=cni:nonet", x.display()));
+    assert!(e.err_code("invalid").contains("network nonet: not found"));
+    let e = d.ask(&format!("run x {} net=cni:broken", x.display()));
+    let says = e.err_code("runtime");
+    assert!(says.contains("nosuchplugin"), "{says:?}\n{}", d.log());
+    assert!(d.listed().is_empty());
+    d.eventually("x's CNI attachment ended", || {
+        !d.state.join(".cni/x").exists()
+    });
+    assert!(d.container_dirs().is_empty());
+    drop(d);
+    let _ = std::fs::remove_dir_all(&scratch);
+}

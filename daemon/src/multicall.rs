@@ -33,10 +33,12 @@ pub fn choose(argv: &[String]) -> (Program, &[String]) {
     let name = zero.rsplit('/').next().unwrap_or(zero);
     let args = argv.get(1..).unwrap_or(&[]);
     match argv {
+        // Under either name: the daemon runs its own program for a
+        // network, and a daemon has no such argument.
+        [_, first, rest @ ..] if first == cni::EXEC => (Program::Cni, rest),
         _ if name == DAEMON => (Program::Daemon, args),
         _ if zero.ends_with(mender::PATH) => (Program::Mender, args),
         [_, first, rest @ ..] if first == DAEMON => (Program::Daemon, rest),
-        [_, first, rest @ ..] if first == cni::EXEC => (Program::Cni, rest),
         [_, state, dir] if mender::STATES.contains(&state.as_str()) && Path::new(dir).is_dir() => {
             (Program::Mender, args)
         }
@@ -98,9 +100,13 @@ mod tests {
             (n, words(&["add", "--name", "x"]))
         );
         assert_eq!(chosen(&["nanoctr", "cni-exec"]), (n, words(&[])));
-        // Only as the first word, and never the daemon's own arguments.
+        // Only as the first word, under either name.
         assert_eq!(chosen(&["nanoctr", "list", "cni-exec"]).0, c);
-        assert_eq!(chosen(&["nanoctrd", "cni-exec"]).0, Program::Daemon);
+        assert_eq!(chosen(&["/sbin/nanoctrd", "cni-exec"]).0, n);
+        assert_eq!(
+            chosen(&["nanoctrd", "--log", "cni-exec"]).0,
+            Program::Daemon
+        );
         // No verb of the client is shadowed.
         let client_words = crate::wire::VERBS
             .iter()

@@ -20,23 +20,30 @@ pub enum Netns<'a> {
 }
 
 /// What a derived config adds to the bundle's for the network: its
-/// namespace and files bind-mounted read-only over the rootfs's
-/// (`/etc/resolv.conf`, `/etc/hosts`), as (destination, source).
+/// namespace, files bind-mounted read-only over the rootfs's
+/// (`/etc/resolv.conf`, `/etc/hosts`), as (destination, source), and a
+/// `createRuntime` hook run before the bundle's own (a CNI network's ADD),
+/// as its program and its `args` (the first one its `argv[0]`).
 #[derive(Debug, Clone, Copy)]
 pub struct Network<'a> {
     pub ns: Netns<'a>,
     pub files: &'a [(&'a str, &'a Path)],
+    pub hook: Option<(&'a Path, &'a [String])>,
 }
+
+/// How long the runtime lets the network's hook run (a CNI chain).
+pub const HOOK_TIMEOUT_S: u32 = 60;
 
 impl Network<'_> {
     pub const BUNDLE: Network<'static> = Network {
         ns: Netns::Bundle,
         files: &[],
+        hook: None,
     };
 
     /// Whether the bundle's config does not do as it is.
     pub fn changes(&self) -> bool {
-        self.ns != Netns::Bundle || !self.files.is_empty()
+        self.ns != Netns::Bundle || !self.files.is_empty() || self.hook.is_some()
     }
 }
 
@@ -88,7 +95,33 @@ pub fn derive(
     }
     namespace(&mut out, net.ns)?;
     bind_files(&mut out, net.files)?;
+    if let Some((path, args)) = net.hook {
+        create_runtime_hook(&mut out, path, args)?;
+    }
     Ok(out)
+}
+
+/// `hooks.createRuntime` with the network's hook first, the bundle's
+/// after it.
+fn create_runtime_hook(config: &mut Vec<u8>, path: &Path, args: &[String]) -> io::Result<()> {
+    let args: Vec<String> = args.iter().map(|a| json::quote(a)).collect();
+    let mut hooks = vec![format!(
+        "{{\"path\": {}, \"args\": [{}], \"timeout\": {HOOK_TIMEOUT_S}}}",
+        json::quote(&path.to_string_lossy()),
+        args.join(", ")
+    )];
+    if let Some(r) = json::find(config, &["hooks", "createRuntime"]) {
+        let elements = json::elements(config, r).ok_or_else(|| bad("hooks.createRuntime"))?;
+        hooks.extend(
+            elements
+                .into_iter()
+                .map(|e| String::from_utf8_lossy(&config[e]).into_owned()),
+        );
+    } else if json::find(config, &["hooks"]).is_none() {
+        json::set(config, &["hooks"], "{}").ok_or_else(|| bad("not an object"))?;
+    }
+    let array = format!("[{}]", hooks.join(", "));
+    json::set(config, &["hooks", "createRuntime"], &array).ok_or_else(|| bad("hooks"))
 }
 
 /// `linux.namespaces` with its `network` entry as `ns` says; every
@@ -204,11 +237,13 @@ mod tests {
         let host = derived(&Network {
             ns: Netns::Host,
             files: &[],
+            hook: None,
         });
         assert_eq!(namespaces(&host), r#"[{"type": "pid"}, {"type": "ipc"}]"#);
         let new = derived(&Network {
             ns: Netns::New,
             files: &[],
+            hook: None,
         });
         assert_eq!(
             namespaces(&new),
@@ -218,6 +253,7 @@ mod tests {
         let join = derived(&Network {
             ns: Netns::Join(path),
             files: &[],
+            hook: None,
         });
         assert_eq!(
             namespaces(&join),
@@ -228,6 +264,7 @@ mod tests {
         let net = Network {
             ns: Netns::New,
             files: &[],
+            hook: None,
         };
         let out = derive("/b", bare.as_bytes(), false, None, &net).unwrap();
         json::check(&out).unwrap();
@@ -236,6 +273,7 @@ mod tests {
         let host = Network {
             ns: Netns::Host,
             files: &[],
+            hook: None,
         };
         let out = derive("/b", bare.as_bytes(), false, None, &host).unwrap();
         assert!(json::find(&out, &["linux"]).is_none());
@@ -252,6 +290,7 @@ mod tests {
         let out = derived(&Network {
             ns: Netns::New,
             files: &files,
+            hook: None,
         });
         let r = json::find(out.as_bytes(), &["mounts"]).unwrap();
         let mounts = json::elements(out.as_bytes(), r).unwrap();
@@ -268,5 +307,33 @@ mod tests {
         assert!(
             out.contains(r#""source": "/run/nanoctr/web/net/hosts", "options": ["rbind", "ro"]"#)
         );
+    }
+
+    #[test]
+    fn the_network_hook_runs_before_the_bundles() {
+        let args = ["nanoctr".to_string(), "cni-exec".into(), "add".into()];
+        let hook = Some((Path::new("/usr/bin/nanoctr"), &args[..]));
+        let ours = r#"{"path": "/usr/bin/nanoctr", "args": ["nanoctr", "cni-exec", "add"], "timeout": 60}"#;
+        let out = derived(&Network {
+            ns: Netns::New,
+            files: &[],
+            hook,
+        });
+        let r = json::find(out.as_bytes(), &["hooks", "createRuntime"]).unwrap();
+        assert_eq!(&out[r], format!("[{ours}]"));
+        let with_hooks = r#"{"process": {}, "root": {"path": "/r"},
+            "hooks": {"createRuntime": [{"path": "/bin/theirs"}], "poststop": [{"path": "/bin/x"}]}}"#;
+        let net = Network {
+            ns: Netns::Bundle,
+            files: &[],
+            hook,
+        };
+        assert!(net.changes());
+        let out = derive("/b", with_hooks.as_bytes(), false, None, &net).unwrap();
+        json::check(&out).unwrap();
+        let r = json::find(&out, &["hooks", "createRuntime"]).unwrap();
+        let text = String::from_utf8_lossy(&out[r]).into_owned();
+        assert_eq!(text, format!(r#"[{ours}, {{"path": "/bin/theirs"}}]"#));
+        assert!(json::find(&out, &["hooks", "poststop"]).is_some());
     }
 }

@@ -174,6 +174,16 @@ pub const OPTIONS: &[(&str, &str, &str)] = &[
         "run PATH add|del ID IFACE IP as bridge interfaces come and go",
     ),
     (
+        "cni-conf-dir",
+        "DIR",
+        "net=cni's network configurations (default /etc/cni/net.d)",
+    ),
+    (
+        "cni-bin-dir",
+        "DIR",
+        "net=cni's plugins (default /opt/cni/bin, then /usr/lib/cni)",
+    ),
+    (
         "watchdog",
         "DEVICE",
         "hardware watchdog, petted while the critical containers are well",

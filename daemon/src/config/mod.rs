@@ -69,6 +69,9 @@ pub struct Config {
     pub net_hook: Option<PathBuf>,
     /// `nft`, for NAT and published ports; without it, neither.
     pub nft: Option<PathBuf>,
+    /// `net=cni`'s network configurations and plugins (none: the defaults).
+    pub cni_conf_dir: PathBuf,
+    pub cni_bin_dir: Option<PathBuf>,
     /// The hardware watchdog device (`server/watchdog.rs`).
     pub watchdog: Option<PathBuf>,
     /// How often it is petted; from its timeout when not set.
@@ -287,6 +290,10 @@ impl Config {
             bridge_subnet,
             net_hook,
             nft: find_program("nft"),
+            cni_conf_dir: l
+                .path("cni-conf-dir")?
+                .unwrap_or(crate::net::cni::CONF_DIR.into()),
+            cni_bin_dir: l.path("cni-bin-dir")?,
             watchdog,
             watchdog_interval: watchdog_interval.map(|s| Duration::from_secs(s as u64)),
             watchdog_timeout: watchdog_timeout.map(|s| s as u32),

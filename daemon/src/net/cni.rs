@@ -637,19 +637,26 @@ fn add(net: &NetConf, ctx: &Context) -> Result<Vec<u8>, Error> {
     last.ok_or_else(|| Error::new("no plugins"))
 }
 
-/// DEL through `plugins` in reverse, every one run; the first error.
+/// DEL through `plugins` in reverse, every one run; the first error. A
+/// plugin not installed is passed over, said on stderr: nothing it made
+/// can be reached, and an attachment must be able to end.
 fn del(net: &NetConf, plugins: &[Plugin], ctx: &Context, prev: Option<&[u8]>) -> Result<(), Error> {
     let mut first = None;
     for p in plugins.iter().rev() {
-        let res = find_plugin(ctx.plugin_dirs, &p.kind).and_then(|exe| {
-            exec(
-                &exe,
-                &p.kind,
-                Command::Del,
-                ctx,
-                request(net, p, prev, ctx.caps),
-            )
-        });
+        let exe = match find_plugin(ctx.plugin_dirs, &p.kind) {
+            Ok(exe) => exe,
+            Err(e) => {
+                eprintln!("nanoctr {EXEC}: del: {e}: passed over");
+                continue;
+            }
+        };
+        let res = exec(
+            &exe,
+            &p.kind,
+            Command::Del,
+            ctx,
+            request(net, p, prev, ctx.caps),
+        );
         if let Err(e) = res {
             first.get_or_insert(e);
         }
@@ -680,10 +687,18 @@ struct Args {
     bin_dirs: Vec<PathBuf>,
     caps: Vec<(String, String)>,
     cni_args: Option<String>,
+    /// add: a result there already is the attachment, kept as it is.
+    reuse: bool,
+    /// del: once done, the namespace file unmounted and this dir removed.
+    remove_dir: Option<PathBuf>,
+    /// Where an error is written too, for whoever ran this to read (a
+    /// runtime running it as a hook may keep its stderr to itself).
+    error_file: Option<PathBuf>,
 }
 
 const USAGE: &str = "usage: nanoctr cni-exec add|del|check --name NET --id ID --netns PATH \
---ifname IF --result FILE [--conf-dir D]... [--bin-dir D]... [--cap NAME=JSON]... [--args K=V;...]";
+--ifname IF --result FILE [--conf-dir D]... [--bin-dir D]... [--cap NAME=JSON]... [--args K=V;...] \
+[--reuse] [--remove-dir DIR] [--error-file FILE]";
 
 fn parse_args(argv: &[String]) -> Result<Args, String> {
     let mut a = Args::default();
@@ -695,6 +710,10 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
         _ => return Err(USAGE.into()),
     });
     while let Some(flag) = words.next() {
+        if flag == "--reuse" {
+            a.reuse = true;
+            continue;
+        }
         let value = words
             .next()
             .ok_or_else(|| format!("{flag}: a value is needed"))?
@@ -708,6 +727,8 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
             "--conf-dir" => a.conf_dirs.push(value.into()),
             "--bin-dir" => a.bin_dirs.push(value.into()),
             "--args" => a.cni_args = Some(value),
+            "--remove-dir" => a.remove_dir = Some(value.into()),
+            "--error-file" => a.error_file = Some(value.into()),
             "--cap" => match value.split_once('=') {
                 Some((k, v)) if !k.is_empty() => a.caps.push((k.into(), v.into())),
                 _ => return Err(format!("--cap {value}: not NAME=JSON")),
@@ -736,14 +757,22 @@ fn parse_args(argv: &[String]) -> Result<Args, String> {
 
 /// `nanoctr cni-exec add|del|check ...`: runs a network's chain for one
 /// container. ADD writes the result to the `--result` file (a new one:
-/// ADD twice without DEL is refused), DEL takes it as the previous result
-/// when it is there and removes it once done, CHECK needs it. Nothing is
-/// printed on success; an error is one line on stderr, exit status 1.
+/// ADD twice without DEL is refused, unless `--reuse` says the one there
+/// stands for the attachment, as when a container is made again on it),
+/// DEL takes it as the previous result when it is there and removes it
+/// once done (and with `--remove-dir`, the namespace file unmounted and
+/// that dir removed), CHECK needs it. Nothing is printed on success; an
+/// error is one line on stderr, exit status 1.
 pub fn main(argv: &[String]) -> i32 {
-    match parse_args(argv).and_then(|a| exec_main(&a)) {
+    let args = parse_args(argv);
+    match args.as_ref().map_err(Clone::clone).and_then(exec_main) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("nanoctr {EXEC}: {}", one_line(&e));
+            let line = format!("nanoctr {EXEC}: {}\n", one_line(&e));
+            eprint!("{line}");
+            if let Some(file) = args.ok().and_then(|a| a.error_file) {
+                let _ = fs::write(file, line);
+            }
             1
         }
     }
@@ -774,6 +803,9 @@ fn exec_main(a: &Args) -> Result<(), String> {
         Err(e) => Err(at(&e)),
     };
     let cmd = a.cmd.unwrap_or(Command::Check);
+    if cmd == Command::Add && a.reuse && fs::metadata(file).is_ok_and(|m| m.is_file()) {
+        return Ok(());
+    }
     if cmd == Command::Add && fs::symlink_metadata(file).is_ok() {
         return Err(at(&"there already: a result of add not yet deleted"));
     }
@@ -796,9 +828,18 @@ fn exec_main(a: &Args) -> Result<(), String> {
             let prev = cached()?.filter(|p| object(p).is_some());
             run(&net, cmd, &ctx, prev.as_deref()).map_err(|e| e.to_string())?;
             match fs::remove_file(file) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(at(&e)),
-                _ => Ok(()),
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(at(&e)),
+                _ => {}
             }
+            if let Some(dir) = &a.remove_dir {
+                let gone = |e: &dyn fmt::Display| format!("{}: {e}", dir.display());
+                crate::net::netns::remove(&a.netns).map_err(|e| gone(&e))?;
+                match fs::remove_dir_all(dir) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(gone(&e)),
+                    _ => {}
+                }
+            }
+            Ok(())
         }
         Command::Check => {
             let prev = cached()?.ok_or_else(|| at(&"not there: no result of add"))?;
@@ -1229,7 +1270,8 @@ mod tests {
         assert_eq!(e.to_string(), "plugin bad: 7: bad config: no bridge");
         assert_eq!(s.log(), ["DEL cc", "DEL bad", "DEL aa"]);
 
-        // A program not there: ADD runs nothing, DEL the others.
+        // A program not there: ADD runs nothing, DEL the others, and
+        // succeeds: nothing that one made can be reached.
         fs::remove_file(s.0.join("log")).unwrap();
         let net = chain(&["aa", "nosuch"]);
         let e = run(&net, Command::Add, &c, None).unwrap_err();
@@ -1238,7 +1280,7 @@ mod tests {
             format!("plugin nosuch: not found in {}", s.0.display())
         );
         assert_eq!(s.log(), Vec::<String>::new());
-        assert!(run(&net, Command::Del, &c, None).is_err());
+        run(&net, Command::Del, &c, None).unwrap();
         assert_eq!(s.log(), ["DEL aa"]);
 
         // Not executable is not there.

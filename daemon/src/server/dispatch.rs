@@ -17,6 +17,7 @@ impl<F: Effects> Daemon<F> {
             Request::Help => Ok(self.help()),
             Request::List => Ok(self.list()),
             Request::State(id) => self.state(id),
+            Request::StateCheck(id) => self.net_check(client, id),
             Request::Create(spec) => self.create(Some(client), spec, &Creation::Create),
             Request::Run(spec) => self.create(Some(client), spec, &Creation::Run),
             Request::Start(id) => self.start(client, id),

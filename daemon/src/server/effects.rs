@@ -104,6 +104,10 @@ pub trait Effects {
     fn net_detach(&mut self, req: &NetRequest<'_>, keep_address: bool)
         -> Result<(), bridge::Error>;
 
+    /// A new network namespace, loopback up, bound on the new file `path`
+    /// (for a CNI network's plugins to fill).
+    fn make_netns(&mut self, path: &Path) -> io::Result<()>;
+
     /// Deletes nanoctr's veths whose container `known` does not know.
     fn net_leaked(&mut self, known: &dyn Fn(&str) -> bool) -> Result<Vec<Leak>, bridge::Error>;
 
@@ -228,6 +232,10 @@ impl Effects for System {
             false => b.detach(req.id).map(drop)?,
         }
         Ok(crate::net::netns::remove(req.netns)?)
+    }
+
+    fn make_netns(&mut self, path: &Path) -> io::Result<()> {
+        crate::net::netns::create(path).map_err(|e| io::Error::other(e.to_string()))
     }
 
     fn net_leaked(&mut self, known: &dyn Fn(&str) -> bool) -> Result<Vec<Leak>, bridge::Error> {

@@ -386,6 +386,13 @@ impl Effects for Fake {
         Ok(())
     }
 
+    fn make_netns(&mut self, path: &Path) -> io::Result<()> {
+        if self.fault(Fault::Net) {
+            return Err(io::Error::from_raw_os_error(libc::EBUSY));
+        }
+        std::fs::write(path, b"")
+    }
+
     fn net_leaked(
         &mut self,
         _: &dyn Fn(&str) -> bool,

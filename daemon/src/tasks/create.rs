@@ -292,8 +292,12 @@ impl<F: Effects> Daemon<F> {
         c.init.reply = None;
         c.init.exit = None;
         let client = c.op.take().and_then(|op| op.client);
-        c.op = Some(Op::new(OpKind::Discard(error), client));
         let id = c.id().to_string();
+        let error = self.with_cni_error(&id, error);
+        let Some(c) = self.containers.get_mut(r) else {
+            return;
+        };
+        c.op = Some(Op::new(OpKind::Discard(error), client));
         if self
             .spawn_call(r, CallKind::Delete, &["delete", "--force", &id])
             .is_err()

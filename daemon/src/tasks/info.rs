@@ -194,9 +194,23 @@ impl<F: Effects> Daemon<F> {
         }
         let net = c.spec.net.describe();
         pairs.push(("net", &net));
-        let ip = c.net.as_ref().and_then(|n| n.ip()).map(|ip| ip.to_string());
+        let mut ip = c.net.as_ref().and_then(|n| n.ip()).map(|ip| ip.to_string());
+        let cni_ips = match &c.spec.net.mode {
+            Some(crate::wire::net::NetMode::Cni(_)) => self.cni_ips(c.id()),
+            _ => Vec::new(),
+        };
+        if ip.is_none() {
+            // The first address a CNI network gave, without its prefix.
+            ip = cni_ips
+                .first()
+                .map(|a| a.split('/').next().unwrap_or(a).to_string());
+        }
+        let ips = cni_ips.join(",");
         if let Some(ip) = &ip {
             pairs.push(("ip", ip));
+        }
+        if !ips.is_empty() {
+            pairs.push(("ips", &ips));
         }
         pairs.extend(labels.iter().map(|(k, v)| (k.as_str(), *v)));
         let mut reply = Reply::new();

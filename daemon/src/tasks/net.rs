@@ -13,6 +13,15 @@
 //!   `net` file says what it is attached to, written before anything is
 //!   made, so that whatever a crash left is found and unmade.
 //!
+//! - `net=cni:NAME`: the network `NAME` of `--cni-conf-dir`, its plugins
+//!   run by `nanoctr cni-exec` (`net/cni.rs`): a namespace file in the
+//!   state dir's `.cni/ID/`, filled by ADD as the runtime's
+//!   `createRuntime` hook (so the runtime, not the daemon, waits for the
+//!   plugins, and the runtime's create fails with their message), emptied
+//!   by DEL, a child of the daemon, when the container goes: that DEL
+//!   removes the dir, so a dir that is there is an attachment not yet
+//!   ended, which recovery ends. CHECK is `state ID check`.
+//!
 //! NAT and published ports are the nftables table `ip nanoctr`, a pure
 //! function of the containers on bridges: made whole by one `nft -f -`
 //! transaction each time one comes or goes, and at start-up, so no rule
@@ -24,10 +33,14 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
 use crate::bundle::config::{Netns, Network};
+use crate::bundle::json;
 use crate::net::bridge;
+use crate::net::cni;
 use crate::net::ipam::Subnet;
 use crate::server::effects::NetRequest;
-use crate::server::{Daemon, Effects};
+use crate::server::lifecycle::Verb;
+use crate::server::{Daemon, Effects, Outcome};
+use crate::slab::Ref;
 use crate::wire::net::{NetMode, Publish};
 use crate::wire::proto::{Code, Error};
 use crate::wire::Spec;
@@ -41,6 +54,16 @@ const NETNS: &str = "netns";
 const NET: &str = "net";
 const RESOLV: &str = "resolv.conf";
 const HOSTS: &str = "hosts";
+/// In the state dir: each `net=cni` container's attachment, `.cni/ID/`,
+/// with the network's name and the port mappings given to its plugins
+/// (`network`: `NAME\n[JSON]\n`), the namespace file, ADD's result, and
+/// what the last CHECK said.
+const CNI_DIR: &str = ".cni";
+const CNI_NETWORK: &str = "network";
+const CNI_CHECK_LOG: &str = "check.log";
+const CNI_ADD_ERROR: &str = "add.error";
+/// The interface a CNI network gives a container.
+const CNI_IFNAME: &str = "eth0";
 /// In the state dir: what `nft` and the hook say, kept to this size.
 const PROGRAM_LOG: &str = ".net.log";
 const PROGRAM_LOG_MAX: u64 = 64 * 1024;
@@ -86,6 +109,17 @@ pub(crate) struct NetPrograms {
     /// started (it is made again when it ends).
     nft: Option<u32>,
     dirty: bool,
+    /// CNI DELs in flight: `(pid, container id)`.
+    dels: Vec<(u32, String)>,
+    /// `state ID check`s in flight: `(pid, client, container id)`.
+    checks: Vec<(u32, Option<Ref>, String)>,
+}
+
+#[cfg(test)]
+impl NetPrograms {
+    pub(crate) fn checks_pids(&self) -> Vec<u32> {
+        self.checks.iter().map(|c| c.0).collect()
+    }
 }
 
 /// The filesystem of namespace files (`NSFS_MAGIC`).
@@ -98,6 +132,8 @@ pub(crate) struct NetPlan {
     pub ns: Option<NsPlan>,
     /// Files bound over the rootfs's: (destination, source).
     pub files: Vec<(&'static str, PathBuf)>,
+    /// The runtime's `createRuntime` hook: program and `args`.
+    pub hook: Option<(PathBuf, Vec<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +156,7 @@ impl NetPlan {
                 Some(NsPlan::Join(p)) => Netns::Join(p),
             },
             files,
+            hook: self.hook.as_ref().map(|(p, a)| (p.as_path(), a.as_slice())),
         }
     }
 }
@@ -136,7 +173,36 @@ pub(crate) fn plan(spec: &Spec) -> NetPlan {
     NetPlan {
         ns,
         files: Vec::new(),
+        hook: None,
     }
+}
+
+/// This program, which the runtime's hook and the daemon's children run
+/// as `cni-exec` (after an update of the file, the new one at its path).
+fn cni_program() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let text = exe.to_string_lossy();
+    Some(match text.strip_suffix(" (deleted)") {
+        Some(path) => PathBuf::from(path),
+        None => exe,
+    })
+}
+
+/// The `portMappings` capability for `publish`, as the CNI conventions
+/// spell it.
+fn port_mappings(publish: &[Publish]) -> String {
+    let maps: Vec<String> = publish
+        .iter()
+        .map(|p| {
+            format!(
+                "{{\"hostPort\": {}, \"containerPort\": {}, \"protocol\": \"{}\"}}",
+                p.host,
+                p.port,
+                p.proto.as_str()
+            )
+        })
+        .collect();
+    format!("[{}]", maps.join(", "))
 }
 
 impl<F: Effects> Daemon<F> {
@@ -146,15 +212,10 @@ impl<F: Effects> Daemon<F> {
         let net = &spec.net;
         match &net.mode {
             Some(NetMode::Ns(path)) => return is_netns(Path::new(path)),
-            Some(m @ NetMode::Cni(_)) => {
-                return Err(Error::new(
-                    Code::Invalid,
-                    format!("net={}: not in this build", m.word()),
-                ))
-            }
+            Some(NetMode::Cni(name)) => self.check_cni(spec, name)?,
             _ => {}
         }
-        if !net.publish.is_empty() && self.cfg.nft.is_none() {
+        if !net.publish.is_empty() && net.bridge().is_some() && self.cfg.nft.is_none() {
             return Err(Error::new(
                 Code::Invalid,
                 "publish= needs nft (nftables), which is not in PATH",
@@ -194,6 +255,205 @@ impl<F: Effects> Daemon<F> {
         Ok(())
     }
 
+    /// A CNI network must be there, with a plugin for the ports to publish,
+    /// and the container's last attachment ended.
+    fn check_cni(&self, spec: &Spec, name: &str) -> Result<(), Error> {
+        let dirs = [self.cfg.cni_conf_dir.as_path()];
+        let net = cni::load(&dirs, name)
+            .map_err(|e| Error::new(Code::Invalid, format!("net=cni:{name}: {e}")))?;
+        if cni_program().is_none() {
+            return Err(super::internal(
+                "net=cni: this program's own path is unknown",
+            ));
+        }
+        let maps = |p: &cni::Plugin| {
+            json::find(&p.conf, &["capabilities", "portMappings"])
+                .is_some_and(|r| &p.conf[r] == b"true")
+        };
+        if !spec.net.publish.is_empty() && !net.plugins.iter().any(maps) {
+            return Err(Error::new(
+                Code::Invalid,
+                format!(
+                    "publish= on net=cni:{name}: no plugin of {} has the portMappings capability (portmap)",
+                    net.file.display()
+                ),
+            ));
+        }
+        if self.net_programs.dels.iter().any(|d| d.1 == spec.id) {
+            return Err(Error::new(
+                Code::Busy,
+                format!(
+                    "net=cni: {}'s last network is being removed; try again",
+                    spec.id
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn cni_attachment(&self, id: &str) -> PathBuf {
+        self.state.root().join(CNI_DIR).join(id)
+    }
+
+    /// `cni-exec VERB`'s words (the first one its `argv[0]`) for container
+    /// `id` attached to `network` at `at`, with the port mappings `maps`.
+    fn cni_args(&self, verb: &str, id: &str, network: &str, at: &Path, maps: &str) -> Vec<String> {
+        let path = |p: PathBuf| p.to_string_lossy().into_owned();
+        let mut args: Vec<String> = ["nanoctr", cni::EXEC, verb, "--name", network, "--id", id]
+            .map(String::from)
+            .into();
+        args.extend(["--ifname".into(), CNI_IFNAME.into()]);
+        args.extend(["--netns".into(), path(at.join(NETNS))]);
+        args.extend(["--result".into(), path(at.join(cni::RESULT_FILE))]);
+        args.extend(["--conf-dir".into(), path(self.cfg.cni_conf_dir.clone())]);
+        if let Some(d) = &self.cfg.cni_bin_dir {
+            args.extend(["--bin-dir".into(), path(d.clone())]);
+        }
+        if !maps.is_empty() {
+            args.extend(["--cap".into(), format!("portMappings={maps}")]);
+        }
+        args
+    }
+
+    /// The network and port mappings an attachment was made with.
+    fn cni_made(at: &Path) -> Option<(String, String)> {
+        let text = std::fs::read_to_string(at.join(CNI_NETWORK)).ok()?;
+        let mut lines = text.lines();
+        let name = lines.next().filter(|n| cni::valid_name(n))?.to_string();
+        Some((name, lines.next().unwrap_or("").to_string()))
+    }
+
+    /// A namespace for `spec` on CNI network `network` (or the one it has,
+    /// when it is made again), and the hook that runs ADD.
+    fn cni_up(&mut self, spec: &Spec, network: &str, mut plan: NetPlan) -> Result<NetPlan, Error> {
+        let at = self.cni_attachment(&spec.id);
+        let failed = |e: std::io::Error| super::io_refusal("net=cni", &e);
+        let maps = match spec.net.publish.is_empty() {
+            true => String::new(),
+            false => port_mappings(&spec.net.publish),
+        };
+        match Self::cni_made(&at) {
+            // Made again (a restart, a new version): the same attachment.
+            Some((name, _)) if name == network && at.join(NETNS).exists() => {}
+            _ if std::fs::symlink_metadata(&at).is_ok() => {
+                self.cni_del(&spec.id);
+                return Err(Error::new(
+                    Code::Busy,
+                    format!(
+                        "net=cni: {}'s last network is being removed; try again",
+                        spec.id
+                    ),
+                ));
+            }
+            _ => {
+                let made = (|| {
+                    std::fs::create_dir_all(&at)?;
+                    let line = format!("{network}\n{maps}\n");
+                    self.fx.write_file(&at.join(CNI_NETWORK), line.as_bytes())?;
+                    self.fx.make_netns(&at.join(NETNS))
+                })();
+                if let Err(e) = made {
+                    let _ = std::fs::remove_dir_all(&at);
+                    return Err(failed(e));
+                }
+            }
+        }
+        let exe = cni_program().ok_or_else(|| super::internal("net=cni: no program path"))?;
+        let mut args = self.cni_args("add", &spec.id, network, &at, &maps);
+        let error = at.join(CNI_ADD_ERROR).to_string_lossy().into_owned();
+        args.extend(["--reuse".into(), "--error-file".into(), error]);
+        plan.ns = Some(NsPlan::Join(at.join(NETNS)));
+        plan.hook = Some((exe, args));
+        Ok(plan)
+    }
+
+    /// Starts the DEL that ends container `id`'s CNI attachment and
+    /// removes it; unless one runs already.
+    fn cni_del(&mut self, id: &str) {
+        if self.net_programs.dels.iter().any(|d| d.1 == id) {
+            return;
+        }
+        let at = self.cni_attachment(id);
+        let Some((network, maps)) = Self::cni_made(&at) else {
+            // Never given to a plugin: nothing but the dir to unmake.
+            let _ = crate::net::netns::remove(&at.join(NETNS));
+            let _ = std::fs::remove_dir_all(&at);
+            return;
+        };
+        let Some(exe) = cni_program() else {
+            return;
+        };
+        let mut args = self.cni_args("del", id, &network, &at, &maps);
+        args.extend(["--remove-dir".into(), at.to_string_lossy().into_owned()]);
+        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        if let Some(pid) = self.program(&exe, &words, b"", "cni del") {
+            self.net_programs.dels.push((pid, id.into()));
+        }
+    }
+
+    /// `state ID check`: CNI's CHECK of the container's attachment, in a
+    /// child; the answer when it ends.
+    pub(crate) fn net_check(&mut self, client: Ref, id: &str) -> Result<Outcome, Error> {
+        let r = self.admit(id, Verb::State)?;
+        let c = self
+            .containers
+            .get(r)
+            .ok_or_else(|| super::internal("container vanished"))?;
+        let Some(NetMode::Cni(_)) = &c.spec.net.mode else {
+            return Err(Error::new(
+                Code::Invalid,
+                format!(
+                    "state {id} check: {id} is not on a CNI network (net={})",
+                    c.spec.net.describe()
+                ),
+            ));
+        };
+        let at = self.cni_attachment(id);
+        let (network, maps) = Self::cni_made(&at)
+            .ok_or_else(|| Error::new(Code::State, format!("{id} has no CNI attachment")))?;
+        let exe = cni_program().ok_or_else(|| super::internal("net=cni: no program path"))?;
+        let args = self.cni_args("check", id, &network, &at, &maps);
+        let words: Vec<&str> = args[1..].iter().map(String::as_str).collect();
+        let log = at.join(CNI_CHECK_LOG);
+        let _ = std::fs::remove_file(&log);
+        let pid = self
+            .fx
+            .spawn_program(&exe, &words, b"", &log)
+            .map_err(|e| super::io_refusal("cni-exec", &e))?;
+        self.net_programs
+            .checks
+            .push((pid, Some(client), id.into()));
+        Ok(Outcome::Pending)
+    }
+
+    /// A failed create's error with what the CNI network's ADD said, when
+    /// it failed and the runtime's message does not say it already.
+    pub(crate) fn with_cni_error(&self, id: &str, error: Error) -> Error {
+        let file = self.cni_attachment(id).join(CNI_ADD_ERROR);
+        let Ok(said) = crate::files::read_bounded_text(&file, 4096, crate::files::Links::Refuse)
+        else {
+            return error;
+        };
+        let said = said.trim();
+        let plain = said.strip_prefix("nanoctr cni-exec: ").unwrap_or(said);
+        if said.is_empty() || error.message.contains(plain) {
+            return error;
+        }
+        let message = match error.message.is_empty() {
+            true => said.to_string(),
+            false => format!("{}: {said}", error.message),
+        };
+        Error::new(error.code, message)
+    }
+
+    /// The addresses a CNI network gave `id`, as its ADD result says.
+    pub(crate) fn cni_ips(&self, id: &str) -> Vec<String> {
+        let file = self.cni_attachment(id).join(cni::RESULT_FILE);
+        crate::files::read_bounded(&file, cni::MAX_BYTES as u64, crate::files::Links::Refuse)
+            .map(|r| cni::ips(&r))
+            .unwrap_or_default()
+    }
+
     /// Makes what `spec`'s network needs before the runtime's create, in
     /// the container's `dir`: its plan, and its place on a bridge. On
     /// failure the `net` file tells [`Daemon::net_down`] what to unmake.
@@ -203,6 +463,9 @@ impl<F: Effects> Daemon<F> {
         spec: &Spec,
     ) -> Result<(NetPlan, Option<OnBridge>), Error> {
         let mut plan = plan(spec);
+        if let Some(NetMode::Cni(network)) = &spec.net.mode {
+            return Ok((self.cni_up(spec, network, plan)?, None));
+        }
         let Some(bridge) = spec.net.bridge() else {
             return Ok((plan, None));
         };
@@ -254,6 +517,9 @@ impl<F: Effects> Daemon<F> {
     /// says, the address kept with `keep_address` (the same container made
     /// again); nothing if it has none.
     pub(crate) fn net_down(&mut self, id: &str, keep_address: bool) -> std::io::Result<bool> {
+        if !keep_address && std::fs::symlink_metadata(self.cni_attachment(id)).is_ok() {
+            self.cni_del(id);
+        }
         let dir = self.state.container(id);
         let Some(on) = OnBridge::read(&dir) else {
             return Ok(false);
@@ -373,6 +639,28 @@ impl<F: Effects> Daemon<F> {
     /// Whether `pid` was a network program; its end is logged if it
     /// failed, and a NAT table that changed meanwhile is made again.
     pub(crate) fn net_program_exited(&mut self, pid: u32, code: i32) -> bool {
+        if let Some(at) = self.net_programs.checks.iter().position(|p| p.0 == pid) {
+            let (_, client, id) = self.net_programs.checks.swap_remove(at);
+            let outcome = match code {
+                0 => Outcome::ok(&[("check", "ok")]),
+                _ => {
+                    let log = self.cni_attachment(&id).join(CNI_CHECK_LOG);
+                    let said = std::fs::read_to_string(&log).unwrap_or_default();
+                    let said = said
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("");
+                    Outcome::err(Error::new(
+                        Code::Runtime,
+                        format!("{id}: CNI check failed ({code}): {said}"),
+                    ))
+                }
+            };
+            self.answer(client, outcome);
+            return true;
+        }
+        self.net_programs.dels.retain(|d| d.0 != pid);
         let progs = &mut self.net_programs;
         let Some(at) = progs.running.iter().position(|p| p.0 == pid) else {
             return false;
@@ -404,6 +692,7 @@ impl<F: Effects> Daemon<F> {
     /// declares, which gets it back when it is made again), and the
     /// hosts files and NAT table made again.
     pub(crate) fn recover_net(&mut self) {
+        self.recover_cni();
         let on_bridge = self.containers.iter().any(|(_, c)| c.net.is_some());
         let Ok(dirs) = std::fs::read_dir(&self.cfg.net_dir) else {
             if on_bridge {
@@ -436,6 +725,31 @@ impl<F: Effects> Daemon<F> {
             crate::logger::info(&format!("network recovery freed {}", freed.join(", ")));
         }
         self.net_changed();
+    }
+}
+
+impl<F: Effects> Daemon<F> {
+    /// Recovery: CNI attachments of containers gone are ended (one a
+    /// declared container would join again, on the same network, stays).
+    fn recover_cni(&mut self) {
+        let Ok(dirs) = std::fs::read_dir(self.state.root().join(CNI_DIR)) else {
+            return;
+        };
+        let ids: Vec<String> = dirs
+            .filter_map(|d| d.ok()?.file_name().into_string().ok())
+            .collect();
+        for id in ids {
+            let known = self.find(&id).is_some();
+            let network = Self::cni_made(&self.cni_attachment(&id)).map(|m| m.0);
+            let declared = self.cfg.containers.iter().any(|d| {
+                d.spec.id == id
+                    && matches!((&d.spec.net.mode, &network), (Some(NetMode::Cni(n)), Some(m)) if n == m)
+            });
+            if !known && !declared {
+                crate::logger::info(&format!("network recovery: ending {id}'s CNI attachment"));
+                self.cni_del(&id);
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::bundle::json;
 use crate::server::container::OpKind;
 use crate::server::effects::Target;
 use crate::server::fake::{Effect, Fault, Rig};
@@ -926,11 +927,129 @@ fn a_failed_attach_leaves_nothing() {
     rig.d.fx.faults.push(Fault::Net);
     let b = rig.bundle.display().to_string();
     let e = rig.ask(&format!("create web {b} net=bridge"));
-    assert!(e.starts_with("ERR internal net=bridge: add veth"), "{e}");
+    assert!(e.starts_with("ERR internal net=bridge: "), "{e}");
+    assert!(e.contains("add veth: Device or resource busy"), "{e}");
     assert!(!rig.d.state.container("web").exists());
     assert!(rig.d.fx.shims.is_empty());
     let ipam =
         crate::net::ipam::Ipam::open(&rig.d.cfg.net_dir.join("nanoctr0"), rig.d.cfg.bridge_subnet)
             .unwrap();
     assert!(ipam.list().unwrap().is_empty());
+}
+
+#[test]
+fn a_cni_container_is_added_by_the_runtimes_hook_and_deleted_by_a_child() {
+    let mut rig = Rig::new("cni");
+    let conf = rig.d.state.root().join("../net.d");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("10-lan.conflist"),
+        r#"{"cniVersion": "1.0.0", "name": "lan", "plugins": [{"type": "bridge"},
+            {"type": "portmap", "capabilities": {"portMappings": true}}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("20-plain.conf"),
+        r#"{"cniVersion": "1.0.0", "name": "plain", "type": "bridge"}"#,
+    )
+    .unwrap();
+    rig.d.cfg.cni_conf_dir = conf;
+    let b = rig.bundle.display().to_string();
+
+    // Refused before anything is made: a network not there, ports to
+    // publish with no plugin for them.
+    let e = rig.ask(&format!("create web {b} net=cni:wan"));
+    assert!(
+        e.starts_with("ERR invalid net=cni:wan: network wan: not found"),
+        "{e}"
+    );
+    let e = rig.ask(&format!("create web {b} net=cni:plain publish=8080:80"));
+    assert!(
+        e.contains("no plugin of") && e.contains("portMappings"),
+        "{e}"
+    );
+    assert!(!rig.d.state.container("web").exists());
+
+    rig.send(&format!("create web {b} net=cni:lan publish=8080:80"));
+    rig.settle();
+    rig.d.fx.shim().created(7);
+    assert_eq!(rig.answer(), ["OK pid=7"]);
+    let at = rig.d.state.root().join(".cni/web");
+    assert_eq!(
+        std::fs::read_to_string(at.join("network")).unwrap(),
+        "lan\n[{\"hostPort\": 8080, \"containerPort\": 80, \"protocol\": \"tcp\"}]\n"
+    );
+    let dir = rig.d.state.container("web");
+    let config = std::fs::read(dir.join("bundle/config.json")).unwrap();
+    let text = String::from_utf8_lossy(&config).into_owned();
+    let netns = at.join("netns").display().to_string();
+    assert!(text.contains(&format!("\"path\": \"{netns}\"")), "{text}");
+    let r = json::find(&config, &["hooks", "createRuntime"]).unwrap();
+    let hook = String::from_utf8_lossy(&config[r]).into_owned();
+    for word in [
+        "\"cni-exec\", \"add\", \"--name\", \"lan\", \"--id\", \"web\"",
+        "\"--reuse\"",
+        "portMappings=[{",
+    ] {
+        assert!(hook.contains(word), "{word}: {hook}");
+    }
+
+    // The addresses ADD gave are in `state`.
+    std::fs::write(
+        at.join("cni-result.json"),
+        r#"{"cniVersion": "1.0.0", "ips": [{"address": "10.22.0.5/16"}, {"address": "fd22::5/64"}]}"#,
+    )
+    .unwrap();
+    assert_eq!(rig.state("web", "ip"), "10.22.0.5");
+    assert_eq!(rig.state("web", "ips"), "10.22.0.5/16,fd22::5/64");
+
+    // CHECK in a child; the answer when it ends.
+    rig.send("state web check");
+    rig.settle();
+    let check = programs(&rig).pop().unwrap().0;
+    assert!(
+        check.contains("cni-exec check --name lan --id web"),
+        "{check}"
+    );
+    let pid = *rig.d.net_programs.checks_pids().last().unwrap();
+    std::fs::write(
+        at.join("check.log"),
+        "nanoctr cni-exec: plugin bridge: no eth0\n",
+    )
+    .unwrap();
+    rig.d.child_exited(pid, 1);
+    let a = rig.answer();
+    assert_eq!(
+        a,
+        ["ERR runtime web: CNI check failed (1): nanoctr cni-exec: plugin bridge: no eth0"]
+    );
+
+    // Deleted: DEL in a child, which removes the attachment; the id
+    // cannot be made again until it has ended.
+    rig.send("delete web");
+    rig.settle();
+    rig.call_ends("delete --force web", 0);
+    rig.d.fx.shims[0].vanish();
+    assert_eq!(rig.answer(), ["OK"]);
+    let del = programs(&rig).pop().unwrap().0;
+    assert!(del.contains("cni-exec del --name lan --id web"), "{del}");
+    assert!(
+        del.contains(&format!("--remove-dir {}", at.display())),
+        "{del}"
+    );
+    assert!(del.contains("--cap portMappings=[{"), "{del}");
+    let e = rig.ask(&format!("create web {b} net=cni:lan"));
+    assert!(
+        e.starts_with("ERR busy net=cni: web's last network is being removed"),
+        "{e}"
+    );
+    let pid = *rig.d.net_programs_pids().last().unwrap();
+    std::fs::remove_dir_all(&at).unwrap();
+    rig.d.child_exited(pid, 0);
+    rig.send(&format!("create web {b} net=cni:lan"));
+    rig.settle();
+    rig.d.fx.shim().created(8);
+    assert_eq!(rig.answer(), ["OK pid=8"]);
+    let e = rig.ask("state web2 check");
+    assert!(e.starts_with("ERR not-found"), "{e}");
 }

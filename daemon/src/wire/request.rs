@@ -80,6 +80,8 @@ pub enum Request {
     },
     List,
     State(String),
+    /// `state ID check`: CNI's CHECK of its network.
+    StateCheck(String),
     Events(Filter),
     Metrics,
     Attach {
@@ -264,6 +266,7 @@ impl Request {
                 proc: check_proc(proc.first())?,
             },
             ("state", [id]) => Request::State(check_id(id)?),
+            ("state", [id, "check"]) => Request::StateCheck(check_id(id)?),
             ("kill", [id, opts @ ..]) if opts.len() < 3 => {
                 let (mut signal, mut target) = (None, None);
                 for opt in opts {

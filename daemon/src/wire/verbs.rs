@@ -89,7 +89,7 @@ pub const VERBS: &[(&str, &str, &str)] = &[
         "remove a stopped container; force kills it first",
     ),
     ("list", "list", "one line per container"),
-    ("state", "state ID", "one container in detail"),
+    ("state", "state ID [check]", "one container in detail; check: its CNI network's CHECK"),
     (
         "events",
         "events [since=SEQ] [id=ID] [type=TYPE]",
