@@ -8,13 +8,13 @@
 # (`--features nanoctr/split`, two programs) in target/split/ is shown too
 # when there is one.
 #
-# Budgets (x86_64, stable): nanoctr at most 992 KiB (image import is
-# about 230 KB of it), nanoctr-shim 16 KiB (as shipped, without section
-# headers: cross/build.sh); the split build's nanoctrd 744 KiB (goal 512
+# Budgets (x86_64, stable): nanoctr at most 1160 KiB (image import is
+# about 230 KB of it, networking, bridge and CNI, about 170 KB), nanoctr-shim 16 KiB (as shipped, without section
+# headers: cross/build.sh); the split build's nanoctrd 912 KiB (goal 512
 # KiB).
 #
 # With --firmware (the firmware build, dist/firmware/TARGET/), per target:
-# the install at most 640 KiB (goal 256 KiB), the shim 16 KiB, and how far
+# the install at most 800 KiB (goal 256 KiB), the shim 16 KiB, and how far
 # each is from its goal.
 #
 # Usage: cross/sizes.sh [--dist | --firmware] [TARGET...]   (default: the
@@ -88,7 +88,7 @@ budget() { # file goal limit
 	fi
 }
 if [ "$top" = dist/firmware ]; then
-	# Per target: the install (nanoctr + shim) at most 640 KiB, goal 256
+	# Per target: the install (nanoctr + shim) at most 800 KiB, goal 256
 	# KiB; the shim at most 16 KiB. The default features (zstd) are in:
 	# the install is all there is to cost. Image import (tar, gzip, zstd,
 	# sha256, the store) is about 210 KB of it.
@@ -100,9 +100,9 @@ if [ "$top" = dist/firmware ]; then
 		n=$(shipped "$d/nanoctr")
 		m=$(shipped "$d/nanoctr-shim")
 		i=$((n + m))
-		echo "$t: install $i bytes (nanoctr $n, shim $m); limit 655360, goal 262144: $((i - 262144)) over the goal"
-		if [ "$i" -gt 655360 ]; then
-			echo "sizes: $t: the install is over its 655360-byte budget" >&2
+		echo "$t: install $i bytes (nanoctr $n, shim $m); limit 819200, goal 262144: $((i - 262144)) over the goal"
+		if [ "$i" -gt 819200 ]; then
+			echo "sizes: $t: the install is over its 819200-byte budget" >&2
 			status=1
 		fi
 		budget "$d/nanoctr-shim" 16384 16384
@@ -110,7 +110,7 @@ if [ "$top" = dist/firmware ]; then
 	exit $status
 fi
 x86=$(dir_of x86_64-unknown-linux-musl)
-budget "$x86/nanoctr" 524288 1015808
+budget "$x86/nanoctr" 524288 1187840
 budget "$x86/nanoctr-shim" 16384 16384
-budget target/split/x86_64-unknown-linux-musl/release/nanoctrd 524288 761856
+budget target/split/x86_64-unknown-linux-musl/release/nanoctrd 524288 933888
 exit $status
