@@ -622,7 +622,7 @@ fn cni(runtime: Runtime) {
     d.eventually("web's CNI attachment ended", || {
         !d.state.join(".cni/web").exists()
     });
-    assert_eq!(leases(&scratch), [db_ip.clone()]);
+    assert_eq!(leases(&scratch), std::slice::from_ref(&db_ip));
     let nat = r.on_host(&["iptables-save", "-t", "nat"]).unwrap();
     assert!(!nat.contains("8090"), "{nat}");
 
